@@ -1,0 +1,73 @@
+"""One settings object per process, read from `SCHOOLHEALTH_*` variables.
+
+Built in the entry point (`services.cli`) and passed explicitly; nothing reads the environment or
+connects anywhere at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every knob of schoolhealth. `schoolhealth stack env` prints them for a shell."""
+
+    model_config = SettingsConfigDict(env_prefix="SCHOOLHEALTH_", extra="ignore")
+
+    # Where the local stack keeps jars, data directories and logs (git-ignored).
+    state_dir: Path = PROJECT_ROOT / ".stack"
+
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    kafka_heap_mb: int = 512
+
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 15432
+    pg_database: str = "schoolhealth"
+    # The migration owner; the worker and the API connect as less privileged roles.
+    pg_admin_user: str = "schoolhealth_owner"
+    pg_admin_password: SecretStr = SecretStr("owner-local-only")
+    pg_app_user: str = "schoolhealth_app"
+    pg_app_password: SecretStr = SecretStr("app-local-only")
+    pg_grafana_user: str = "schoolhealth_grafana"
+    pg_grafana_password: SecretStr = SecretStr("grafana-local-only")
+
+    # HMAC secret for student keys. The default is for the local synthetic stack only.
+    student_key_secret: SecretStr = SecretStr("local-synthetic-only-secret")
+
+    topic_partitions: int = Field(default=4, ge=1)
+    worker_batch_size: int = Field(default=2000, ge=1)
+    worker_batch_seconds: float = Field(default=0.2, gt=0)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 18080
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.kafka_host}:{self.kafka_port}"
+
+    def pg_dsn(self, role: str = "app") -> str:
+        """A libpq connection string for one of the project's roles: admin, app or grafana."""
+        user, password = {
+            "admin": (self.pg_admin_user, self.pg_admin_password),
+            "app": (self.pg_app_user, self.pg_app_password),
+            "grafana": (self.pg_grafana_user, self.pg_grafana_password),
+        }[role]
+        return (
+            f"host={self.pg_host} port={self.pg_port} dbname={self.pg_database} "
+            f"user={user} password={password.get_secret_value()}"
+        )
+
+    def as_environment(self) -> dict[str, str]:
+        """The settings as `SCHOOLHEALTH_*` variables, secrets included (for a local shell)."""
+        result: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+            result[f"SCHOOLHEALTH_{name.upper()}"] = text
+        return result

@@ -1,0 +1,69 @@
+"""docker-compose.yml cannot run here; check that it agrees with the repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_the_stack_services_are_there_with_pinned_images() -> None:
+    services = _compose()["services"]
+    assert {"kafka", "timescaledb", "grafana", "migrate", "worker", "api"} <= set(services)
+    for name, service in services.items():
+        image = service.get("image")
+        if image is None:
+            assert "build" in service, f"{name} has neither image nor build"
+            continue
+        tag = image.rpartition(":")[2]
+        assert ":" in image and tag not in ("", "latest"), f"{name}: image {image} is not pinned"
+    assert services["kafka"]["image"].startswith("apache/kafka:4.")
+    assert services["timescaledb"]["image"].startswith("timescale/timescaledb-ha:pg17")
+
+
+def test_infrastructure_services_have_health_checks() -> None:
+    services = _compose()["services"]
+    for name in ("kafka", "timescaledb", "api", "grafana"):
+        assert "test" in services[name]["healthcheck"], name
+
+
+def test_mounted_paths_exist_in_the_repository() -> None:
+    for name, service in _compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+    provisioning = ROOT / "dashboards" / "provisioning"
+    assert (provisioning / "datasources").is_dir()
+    assert (provisioning / "dashboards").is_dir()
+
+
+def test_published_ports_bind_to_loopback_only() -> None:
+    for name, service in _compose()["services"].items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on all interfaces"
+
+
+def test_app_services_run_commands_the_cli_has() -> None:
+    from typer.main import get_command
+
+    from services.cli import app
+
+    commands = set(get_command(app).commands)  # type: ignore[attr-defined]
+    for name in ("migrate", "worker", "api"):
+        command = _compose()["services"][name]["command"][0]
+        assert command in commands, f"{name} runs `schoolhealth {command}`, which does not exist"
+
+
+def test_grafana_datasource_uses_the_read_only_role() -> None:
+    datasource = yaml.safe_load(
+        (ROOT / "dashboards/provisioning/datasources/schoolhealth.yaml").read_text()
+    )["datasources"][0]
+    assert datasource["user"] == "${SCHOOLHEALTH_PG_GRAFANA_USER}"
+    assert datasource["jsonData"]["timescaledb"] is True
