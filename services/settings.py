@@ -42,11 +42,20 @@ class Settings(BaseSettings):
     student_key_secret: SecretStr = SecretStr("local-synthetic-only-secret")
 
     topic_partitions: int = Field(default=4, ge=1)
+    # Prepended to every topic name and the consumer group (tests use it to stay apart).
+    topic_prefix: str = ""
     worker_batch_size: int = Field(default=2000, ge=1)
     worker_batch_seconds: float = Field(default=0.2, gt=0)
 
     api_host: str = "127.0.0.1"
     api_port: int = 18080
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def consumer_group(self) -> str:
+        return f"{self.topic_prefix}schoolhealth-worker"
 
     @property
     def kafka_bootstrap(self) -> str:

@@ -1,0 +1,463 @@
+"""Growth classification: WHO 2007 z-scores and the Chinese school screening standards.
+
+Two families of reference are applied side by side, because national Chinese surveillance
+reports WS/T 586 / WS/T 456 while international comparison uses WHO z-scores:
+
+* **WHO Growth Reference 2007** (de Onis et al., Bull WHO 2007;85:660-667), computed the way
+  WHO's own `anthroplus` package does: age in decimal months (days / 30.4375), L, M and S
+  linearly interpolated between ``floor(age)`` and ``floor(age) + 1``, valid for
+  60 <= age <= 228 months (the 60-month row is the WHO 2006 standard's and only serves ages
+  60..61), the restricted adjustment beyond +-3 SD for BMI-for-age only (tested on the
+  unrounded z), outputs rounded to 2 decimals, implausible when |zbfa| > 5 or |zhfa| > 6.
+  Categories use strict inequalities on the rounded z, as AnthroPlus' prevalence output does.
+* **WS/T 586-2018** (overweight/obesity, BMI >= cut-off) and **WS/T 456-2014** (wasting,
+  BMI <= cut-off; stunting, height <= cut-off), in half-year age groups ``[from, to)``.
+  BMI and height are compared at the tables' precision: rounded half-up to one decimal
+  (so 16.949 compares as 16.9 and 16.95 as 17.0). The stunting table comes from a single
+  unverified transcription; the result's `reference` says so.
+
+Ages outside a reference's range never produce a number: the indicator is
+``"not_applicable"`` and `GrowthResult.not_applicable_reasons` says why.
+"""
+
+from __future__ import annotations
+
+import calendar
+import csv
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
+from importlib import resources
+from typing import Literal, TypeVar
+
+from models.types import SEXES, Sex
+
+RULE_VERSION = "growth-1"
+REFERENCE = "WHO2007;WS/T586-2018;WS/T456-2014;WS/T456-2014-stunting-UNVERIFIED"
+
+DAYS_PER_MONTH = 30.4375
+WHO_MIN_AGE_MONTHS = 60
+WHO_MAX_AGE_MONTHS = 228
+
+# Measurement ranges outside which the input is a unit or entry error (metres for
+# centimetres, grams for kilograms), not a child.
+HEIGHT_RANGE_CM = (50.0, 250.0)
+WEIGHT_RANGE_KG = (5.0, 300.0)
+
+# WS/T 586 lists its last row as "18.0~" with no upper bound; we close it at 19.0 years,
+# the end of that year of age and of the WHO reference (228 months).
+WST586_AGE_RANGE_YEARS = (6.0, 19.0)
+WST456_AGE_RANGE_YEARS = (6.0, 18.0)
+
+Indicator = Literal["bmi", "height"]
+WhoCategory = Literal[
+    "severe_thinness", "thinness", "normal", "overweight", "obesity", "not_applicable"
+]
+Wst586Category = Literal["normal", "overweight", "obesity", "not_applicable"]
+WastingCategory = Literal["normal", "mild", "moderate_severe", "not_applicable"]
+StuntingCategory = Literal["normal", "stunting", "not_applicable"]
+
+_REFERENCE_PACKAGE = "models.reference"
+_TENTH = Decimal("0.1")
+
+
+class OutOfRange(ValueError):
+    """An age outside the range a growth reference covers."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LMS:
+    """Box-Cox power (L), median (M) and coefficient of variation (S) at one age."""
+
+    l: float  # noqa: E741  (the LMS method's own name for the parameter)
+    m: float
+    s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GrowthResult:
+    """Every growth classification of one measurement, with the reasons for any gaps."""
+
+    sex: Sex
+    age_months: float
+    bmi: float
+    bmi_display: float
+    """BMI rounded half-up to 1 decimal: the value compared with the WS/T tables."""
+    bmi_for_age_z: float | None
+    height_for_age_z: float | None
+    who_category: WhoCategory
+    wst586: Wst586Category
+    wst456_wasting: WastingCategory
+    wst456_stunting: StuntingCategory
+    not_applicable_reasons: tuple[str, ...]
+    flags: tuple[str, ...]
+    reference: str = REFERENCE
+    rule_version: str = RULE_VERSION
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _OverweightRow:
+    sex: Sex
+    age_from: float
+    age_to: float
+    overweight_ge: Decimal
+    obesity_ge: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _WastingRow:
+    sex: Sex
+    age_from: float
+    age_to: float
+    moderate_severe_le: Decimal
+    mild_le: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _StuntingRow:
+    sex: Sex
+    age_from: float
+    age_to: float
+    height_le: Decimal
+
+
+_Row = TypeVar("_Row", _OverweightRow, _WastingRow, _StuntingRow)
+
+
+def age_in_months(birth_date: date, measured_on: date) -> float:
+    """Decimal age in months as WHO AnthroPlus computes it: days / 30.4375."""
+    days = (measured_on - birth_date).days
+    if days < 0:
+        raise ValueError(f"measured_on {measured_on} is before birth_date {birth_date}")
+    return days / DAYS_PER_MONTH
+
+
+def completed_months(birth_date: date, measured_on: date) -> int:
+    """Completed calendar months of age (实足月龄), for the WS/T half-year age groups.
+
+    Decimal months put a child one day short of their sixth birthday group whenever the
+    interval holds one leap day; the Chinese standards group by calendar age instead. A
+    birthday on the 29th-31st is reached on the last day of a shorter month.
+    """
+    months = (measured_on.year - birth_date.year) * 12 + measured_on.month - birth_date.month
+    month_length = calendar.monthrange(measured_on.year, measured_on.month)[1]
+    if measured_on.day < min(birth_date.day, month_length):
+        months -= 1
+    if months < 0:
+        raise ValueError(f"measured_on {measured_on} is before birth_date {birth_date}")
+    return months
+
+
+def who_lms(indicator: Indicator, sex: Sex, age_months: float) -> LMS:
+    """WHO 2007 L, M, S for BMI- or height-for-age, interpolated linearly in decimal months.
+
+    Raises `OutOfRange` outside 60 <= age_months <= 228.
+    """
+    _check_sex(sex)
+    if not (
+        math.isfinite(age_months) and WHO_MIN_AGE_MONTHS <= age_months <= WHO_MAX_AGE_MONTHS
+    ):
+        raise OutOfRange(
+            f"age {age_months:.2f} months is outside the WHO 2007 reference "
+            f"({WHO_MIN_AGE_MONTHS}..{WHO_MAX_AGE_MONTHS} months)"
+        )
+    table = _who_table(indicator)
+    low_age = math.floor(age_months)
+    low = table[sex, low_age]
+    fraction = age_months - low_age
+    if fraction == 0:
+        return low
+    high = table[sex, low_age + 1]
+    return LMS(
+        l=low.l + fraction * (high.l - low.l),
+        m=low.m + fraction * (high.m - low.m),
+        s=low.s + fraction * (high.s - low.s),
+    )
+
+
+def lms_z(lms: LMS, value: float, *, restricted: bool = False) -> float:
+    """The unrounded z-score of `value`; `restricted` applies WHO's adjustment beyond +-3 SD.
+
+    WHO restricts only the weight-based indicators: beyond +-3 SD the LMS curves of the
+    reference are stretched, so WHO measures the distance in units of the 2-to-3 SD gap.
+    """
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"measurement must be a positive number, got {value!r}")
+    if lms.l == 0:
+        z = math.log(value / lms.m) / lms.s
+    else:
+        z = ((value / lms.m) ** lms.l - 1) / (lms.l * lms.s)
+    if restricted and z > 3:
+        sd3 = _sd_curve(lms, 3)
+        return 3 + (value - sd3) / (sd3 - _sd_curve(lms, 2))
+    if restricted and z < -3:
+        sd3neg = _sd_curve(lms, -3)
+        return -3 + (value - sd3neg) / (_sd_curve(lms, -2) - sd3neg)
+    return z
+
+
+def value_at_z(lms: LMS, z: float, *, restricted: bool = False) -> float:
+    """The measurement whose z-score is `z`: the inverse of the LMS formula.
+
+    With ``restricted=True`` it inverts `lms_z(..., restricted=True)` instead, so values
+    generated beyond +-3 SD come back with the z they were drawn at.
+    """
+    if not math.isfinite(z):
+        raise ValueError(f"z must be finite, got {z!r}")
+    if restricted and z > 3:
+        sd3 = _sd_curve(lms, 3)
+        return sd3 + (z - 3) * (sd3 - _sd_curve(lms, 2))
+    if restricted and z < -3:
+        sd3neg = _sd_curve(lms, -3)
+        value = sd3neg + (z + 3) * (_sd_curve(lms, -2) - sd3neg)
+        if value <= 0:
+            raise ValueError(f"z {z} lies below zero on the restricted scale")
+        return value
+    return _sd_curve(lms, z)
+
+
+def classify_growth(
+    *,
+    sex: Sex,
+    age_months: float,
+    height_cm: float,
+    weight_kg: float,
+    calendar_months: int | None = None,
+) -> GrowthResult:
+    """Classify one height and weight measurement against WHO 2007, WS/T 586 and WS/T 456.
+
+    `age_months` is the decimal age (days / 30.4375) used by WHO. `calendar_months` is the
+    completed calendar age (`completed_months`) used for the WS/T half-year groups; when
+    absent, ``age_months / 12`` is used. Invalid measurements raise ValueError; ages outside a
+    reference give ``"not_applicable"`` with a reason.
+    """
+    _check_sex(sex)
+    if not (math.isfinite(age_months) and age_months >= 0):
+        raise ValueError(f"age_months must be a finite number >= 0, got {age_months!r}")
+    _check_range("height_cm", height_cm, HEIGHT_RANGE_CM, "cm")
+    _check_range("weight_kg", weight_kg, WEIGHT_RANGE_KG, "kg")
+    if calendar_months is not None and calendar_months < 0:
+        raise ValueError(f"calendar_months must be >= 0, got {calendar_months}")
+
+    bmi = weight_kg / (height_cm / 100) ** 2
+    bmi_tenths = _round_tenth(bmi)
+    height_tenths = _round_tenth(height_cm)
+    age_years = age_months / 12 if calendar_months is None else calendar_months / 12
+    reasons: list[str] = []
+    flags: list[str] = []
+
+    bmi_z: float | None = None
+    height_z: float | None = None
+    who_category: WhoCategory = "not_applicable"
+    try:
+        bmi_lms = who_lms("bmi", sex, age_months)
+        height_lms = who_lms("height", sex, age_months)
+    except OutOfRange as error:
+        reasons.append(f"WHO 2007: {error}")
+    else:
+        bmi_z = _round_z(lms_z(bmi_lms, bmi, restricted=True))
+        height_z = _round_z(lms_z(height_lms, height_cm))
+        who_category = who_bmi_category(bmi_z)
+        if abs(bmi_z) > 5:
+            flags.append("implausible_bmi_for_age_z")
+        if abs(height_z) > 6:
+            flags.append("implausible_height_for_age_z")
+
+    wst586: Wst586Category = "not_applicable"
+    overweight = _find_row(_overweight_table(), sex, age_years)
+    if overweight is None:
+        reasons.append(
+            f"WS/T 586-2018: age {age_years:.2f} years is outside "
+            f"{_years_range(WST586_AGE_RANGE_YEARS)}"
+        )
+    elif bmi_tenths >= overweight.obesity_ge:
+        wst586 = "obesity"
+    elif bmi_tenths >= overweight.overweight_ge:
+        wst586 = "overweight"
+    else:
+        wst586 = "normal"
+
+    wasting_category: WastingCategory = "not_applicable"
+    wasting = _find_row(_wasting_table(), sex, age_years)
+    if wasting is None:
+        reasons.append(
+            f"WS/T 456-2014 wasting: age {age_years:.2f} years is outside "
+            f"{_years_range(WST456_AGE_RANGE_YEARS)}"
+        )
+    elif bmi_tenths <= wasting.moderate_severe_le:
+        wasting_category = "moderate_severe"
+    elif bmi_tenths <= wasting.mild_le:
+        wasting_category = "mild"
+    else:
+        wasting_category = "normal"
+
+    stunting_category: StuntingCategory = "not_applicable"
+    stunting = _find_row(_stunting_table(), sex, age_years)
+    if stunting is None:
+        if 17.5 <= age_years < WST456_AGE_RANGE_YEARS[1]:
+            reasons.append(
+                "WS/T 456-2014 stunting: the unverified table as found has no 17.5~ row"
+            )
+        else:
+            reasons.append(
+                f"WS/T 456-2014 stunting: age {age_years:.2f} years is outside "
+                f"{_years_range((WST456_AGE_RANGE_YEARS[0], 17.5))} (unverified table)"
+            )
+    elif height_tenths <= stunting.height_le:
+        stunting_category = "stunting"
+    else:
+        stunting_category = "normal"
+
+    return GrowthResult(
+        sex=sex,
+        age_months=age_months,
+        bmi=bmi,
+        bmi_display=float(bmi_tenths),
+        bmi_for_age_z=bmi_z,
+        height_for_age_z=height_z,
+        who_category=who_category,
+        wst586=wst586,
+        wst456_wasting=wasting_category,
+        wst456_stunting=stunting_category,
+        not_applicable_reasons=tuple(reasons),
+        flags=tuple(flags),
+    )
+
+
+def who_bmi_category(bmi_for_age_z: float) -> WhoCategory:
+    """WHO 2007 BMI-for-age class of a (rounded) z-score; strict inequalities as AnthroPlus."""
+    if bmi_for_age_z < -3:
+        return "severe_thinness"
+    if bmi_for_age_z < -2:
+        return "thinness"
+    if bmi_for_age_z > 2:
+        return "obesity"
+    if bmi_for_age_z > 1:
+        return "overweight"
+    return "normal"
+
+
+def _sd_curve(lms: LMS, z: float) -> float:
+    if lms.l == 0:
+        return lms.m * math.exp(lms.s * z)
+    base = 1 + lms.l * lms.s * z
+    if base <= 0:
+        raise ValueError(f"z {z} is outside the domain of this LMS curve")
+    return lms.m * base ** (1 / lms.l)
+
+
+def _round_z(z: float) -> float:
+    # Adding 0.0 turns a rounded -0.0 into 0.0.
+    return round(z, 2) + 0.0
+
+
+def _round_tenth(value: float) -> Decimal:
+    # repr gives the shortest decimal that round-trips, i.e. the number as the user wrote it.
+    return Decimal(repr(value)).quantize(_TENTH, rounding=ROUND_HALF_UP)
+
+
+def _check_sex(sex: str) -> None:
+    if sex not in SEXES:
+        raise ValueError(f"sex must be 'male' or 'female', got {sex!r}")
+
+
+def _check_range(name: str, value: float, bounds: tuple[float, float], unit: str) -> None:
+    low, high = bounds
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"{name} {value!r} is outside {low:g}..{high:g} {unit}")
+
+
+def _years_range(bounds: tuple[float, float]) -> str:
+    return f"{bounds[0]:.1f}..<{bounds[1]:.1f} years"
+
+
+def _find_row(rows: tuple[_Row, ...], sex: Sex, age_years: float) -> _Row | None:
+    for row in rows:
+        if row.sex == sex and row.age_from <= age_years < row.age_to:
+            return row
+    return None
+
+
+def _read_csv(name: str) -> Iterator[dict[str, str]]:
+    with resources.files(_REFERENCE_PACKAGE).joinpath(name).open(encoding="utf-8") as handle:
+        yield from csv.DictReader(handle)
+
+
+def _sex(value: str) -> Sex:
+    if value == "male":
+        return "male"
+    if value == "female":
+        return "female"
+    raise ValueError(f"unexpected sex {value!r} in reference table")
+
+
+@cache
+def _who_table(indicator: Indicator) -> dict[tuple[Sex, int], LMS]:
+    name = {
+        "bmi": "who2007_bmi_for_age_lms.csv",
+        "height": "who2007_height_for_age_lms.csv",
+    }[indicator]
+    table = {
+        (_sex(row["sex"]), int(row["age_months"])): LMS(
+            l=float(row["L"]), m=float(row["M"]), s=float(row["S"])
+        )
+        for row in _read_csv(name)
+    }
+    for row in _read_csv("who2006_lms_60_months.csv"):
+        if row["indicator"] == indicator:
+            table[_sex(row["sex"]), int(row["age_months"])] = LMS(
+                l=float(row["L"]), m=float(row["M"]), s=float(row["S"])
+            )
+    return table
+
+
+@cache
+def _overweight_table() -> tuple[_OverweightRow, ...]:
+    return tuple(
+        _OverweightRow(
+            sex=_sex(row["sex"]),
+            age_from=float(row["age_from_years"]),
+            age_to=float(row["age_to_years_exclusive"] or WST586_AGE_RANGE_YEARS[1]),
+            overweight_ge=Decimal(row["overweight_bmi_ge"]),
+            obesity_ge=Decimal(row["obesity_bmi_ge"]),
+        )
+        for row in _read_csv("ws_t_586_2018_bmi_overweight_obesity.csv")
+    )
+
+
+@cache
+def _wasting_table() -> tuple[_WastingRow, ...]:
+    return tuple(
+        _WastingRow(
+            sex=_sex(row["sex"]),
+            age_from=float(row["age_from_years"]),
+            age_to=float(row["age_to_years_exclusive"]),
+            moderate_severe_le=Decimal(row["moderate_severe_wasting_bmi_le"]),
+            mild_le=Decimal(row["mild_wasting_bmi_le"]),
+        )
+        for row in _read_csv("ws_t_456_2014_bmi_wasting.csv")
+    )
+
+
+@cache
+def _stunting_table() -> tuple[_StuntingRow, ...]:
+    # As found, the table runs 6.0..17.0 and then "18.0", with no 17.5 row. WS/T 456 covers
+    # ages below 18, so the "18.0" row (possibly a mislabelled 17.5) is not used, and ages
+    # 17.5..18 get no stunting result until the table is checked against the standard.
+    rows = []
+    for row in _read_csv("ws_t_456_2014_stunting_height_UNVERIFIED.csv"):
+        age_from = float(row["age_label_as_found"])
+        if age_from >= 17.5:
+            continue
+        rows.append(
+            _StuntingRow(
+                sex=_sex(row["sex"]),
+                age_from=age_from,
+                age_to=age_from + 0.5,
+                height_le=Decimal(row["stunting_height_cm_le"]),
+            )
+        )
+    return tuple(rows)

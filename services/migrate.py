@@ -1,0 +1,79 @@
+"""Schema migrations: numbered SQL files in `services/migrations/`, applied once each, in order.
+
+They run as the owner role, each in its own transaction, under an advisory lock so that several
+workers starting together apply them once. A file that changed after it was applied is an error:
+migrations are append-only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+
+from services.settings import Settings
+
+_LOCK_ID = 0x5C400_1  # arbitrary, constant: "schoolhealth migrations"
+
+
+class MigrationError(RuntimeError):
+    """A migration failed or an applied migration was edited."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Migration:
+    version: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def available_migrations() -> list[Migration]:
+    folder = resources.files("services.migrations")
+    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    return [Migration(version=f.name.removesuffix(".sql"), sql=f.read_text()) for f in files]
+
+
+def migrate(settings: Settings, dsn: str | None = None) -> list[str]:
+    """Apply pending migrations; return the versions applied now."""
+    applied_now: list[str] = []
+    with psycopg.connect(dsn or settings.pg_dsn("admin"), autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS public.schema_migrations ("
+                " version text PRIMARY KEY, checksum text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = dict(conn.execute("SELECT version, checksum FROM public.schema_migrations").fetchall())
+            for migration in available_migrations():
+                if migration.version in done:
+                    if done[migration.version] != migration.checksum:
+                        raise MigrationError(
+                            f"migration {migration.version} was edited after it was applied; "
+                            "add a new migration instead"
+                        )
+                    continue
+                try:
+                    with conn.transaction():
+                        for name, value in (
+                            ("schoolhealth.app_role", settings.pg_app_user),
+                            ("schoolhealth.grafana_role", settings.pg_grafana_user),
+                            ("schoolhealth.owner_role", settings.pg_admin_user),
+                        ):
+                            conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+                        conn.execute(migration.sql.encode())
+                        conn.execute(
+                            "INSERT INTO public.schema_migrations (version, checksum) VALUES (%s, %s)",
+                            (migration.version, migration.checksum),
+                        )
+                except psycopg.Error as error:
+                    raise MigrationError(f"migration {migration.version} failed: {error}") from error
+                applied_now.append(migration.version)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
+    return applied_now

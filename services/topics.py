@@ -1,0 +1,38 @@
+"""Creating the Kafka topics explicitly (the broker has auto-creation off)."""
+
+from __future__ import annotations
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from models.topics import TOPICS
+from services.settings import Settings
+
+
+def create_topics(settings: Settings) -> dict[str, int]:
+    """Create every topic that does not exist yet; return {name: partitions} of all of them."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=30000)
+    try:
+        existing = set(admin.list_topics())
+        wanted = {
+            settings.topic(spec.name): NewTopic(
+                settings.topic(spec.name),
+                spec.partitions or settings.topic_partitions,
+                1,
+                topic_configs={
+                    "retention.ms": str(spec.retention_days * 86_400_000),
+                    "max.message.bytes": str(10 * 1024 * 1024),
+                },
+            )
+            for spec in TOPICS
+        }
+        missing = [topic for name, topic in wanted.items() if name not in existing]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another process created them in between: fine
+        described = admin.describe_topics(list(wanted))
+        return {topic["name"]: len(topic["partitions"]) for topic in described}
+    finally:
+        admin.close()

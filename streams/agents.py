@@ -1,0 +1,36 @@
+"""The ingest agent: wiring only. Decoding, validation and classification live in `models/`,
+the archive writes in `services.ingest`; the agent hands them micro-batches."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+
+import faust
+
+from models.topics import DEAD_LETTERS, INPUT_TOPICS
+from services.ingest import Ingestor, RawMessage
+from services.settings import Settings
+
+
+def register_agents(app: faust.App, settings: Settings, ingestor: Ingestor) -> None:
+    """Subscribe one agent to all input topics and feed `ingestor` batches of raw messages."""
+    inputs = app.topic(*(settings.topic(name) for name in INPUT_TOPICS), value_type=bytes, key_type=bytes)
+    dead_letters = app.topic(settings.topic(DEAD_LETTERS), value_type=bytes, key_type=bytes)
+
+    async def send_dead_letter(key: bytes | None, value: bytes) -> None:
+        # Wait for the broker's acknowledgement: the batch is acked only after its dead letters are safe.
+        await (await dead_letters.send(key=key, value=value))
+
+    ingestor.send_dead_letter = send_dead_letter
+
+    @app.agent(inputs, name="ingest")
+    async def ingest(stream: AsyncIterable[faust.types.EventT]) -> None:
+        # take_events acks the batch's offsets only when the loop body has finished with it.
+        async for events in stream.take_events(settings.worker_batch_size,  # type: ignore[attr-defined]
+                                               within=settings.worker_batch_seconds):
+            await ingestor.handle([
+                RawMessage(topic=event.message.topic, partition=event.message.partition,
+                           offset=event.message.offset, value=event.value)
+                for event in events
+            ])
+

@@ -1,0 +1,33 @@
+"""The faust application, built from settings (nothing is created at import time).
+
+At-least-once processing: faust's exactly-once mode is not trustworthy (duplicates at rebalance),
+so the archive writes are idempotent instead. The web server is off: its table endpoints would
+serve data. Topics are created by `schoolhealth topics create`, never declared by faust.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from services.settings import Settings
+
+
+def create_app(settings: Settings) -> faust.App:
+    return faust.App(
+        settings.consumer_group,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        web_enabled=False,
+        processing_guarantee="at_least_once",
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        store="memory://",
+        autodiscover=False,
+        datadir=str(settings.state_dir / "faust" / settings.consumer_group),
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        producer_max_request_size=10 * 1024 * 1024,
+        consumer_max_fetch_size=8 * 1024 * 1024,
+        value_serializer="raw",
+        key_serializer="raw",
+    )
