@@ -53,9 +53,7 @@ WST586_AGE_RANGE_YEARS = (6.0, 19.0)
 WST456_AGE_RANGE_YEARS = (6.0, 18.0)
 
 Indicator = Literal["bmi", "height"]
-WhoCategory = Literal[
-    "severe_thinness", "thinness", "normal", "overweight", "obesity", "not_applicable"
-]
+WhoCategory = Literal["severe_thinness", "thinness", "normal", "overweight", "obesity", "not_applicable"]
 Wst586Category = Literal["normal", "overweight", "obesity", "not_applicable"]
 WastingCategory = Literal["normal", "mild", "moderate_severe", "not_applicable"]
 StuntingCategory = Literal["normal", "stunting", "not_applicable"]
@@ -157,9 +155,7 @@ def who_lms(indicator: Indicator, sex: Sex, age_months: float) -> LMS:
     Raises `OutOfRange` outside 60 <= age_months <= 228.
     """
     _check_sex(sex)
-    if not (
-        math.isfinite(age_months) and WHO_MIN_AGE_MONTHS <= age_months <= WHO_MAX_AGE_MONTHS
-    ):
+    if not (math.isfinite(age_months) and WHO_MIN_AGE_MONTHS <= age_months <= WHO_MAX_AGE_MONTHS):
         raise OutOfRange(
             f"age {age_months:.2f} months is outside the WHO 2007 reference "
             f"({WHO_MIN_AGE_MONTHS}..{WHO_MAX_AGE_MONTHS} months)"
@@ -186,10 +182,7 @@ def lms_z(lms: LMS, value: float, *, restricted: bool = False) -> float:
     """
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"measurement must be a positive number, got {value!r}")
-    if lms.l == 0:
-        z = math.log(value / lms.m) / lms.s
-    else:
-        z = ((value / lms.m) ** lms.l - 1) / (lms.l * lms.s)
+    z = _raw_z(lms, value)
     if restricted and z > 3:
         sd3 = _sd_curve(lms, 3)
         return 3 + (value - sd3) / (sd3 - _sd_curve(lms, 2))
@@ -269,10 +262,7 @@ def classify_growth(
     wst586: Wst586Category = "not_applicable"
     overweight = _find_row(_overweight_table(), sex, age_years)
     if overweight is None:
-        reasons.append(
-            f"WS/T 586-2018: age {age_years:.2f} years is outside "
-            f"{_years_range(WST586_AGE_RANGE_YEARS)}"
-        )
+        reasons.append(f"WS/T 586-2018: age {age_years:.2f} years is outside {_years_range(WST586_AGE_RANGE_YEARS)}")
     elif bmi_tenths >= overweight.obesity_ge:
         wst586 = "obesity"
     elif bmi_tenths >= overweight.overweight_ge:
@@ -284,8 +274,7 @@ def classify_growth(
     wasting = _find_row(_wasting_table(), sex, age_years)
     if wasting is None:
         reasons.append(
-            f"WS/T 456-2014 wasting: age {age_years:.2f} years is outside "
-            f"{_years_range(WST456_AGE_RANGE_YEARS)}"
+            f"WS/T 456-2014 wasting: age {age_years:.2f} years is outside {_years_range(WST456_AGE_RANGE_YEARS)}"
         )
     elif bmi_tenths <= wasting.moderate_severe_le:
         wasting_category = "moderate_severe"
@@ -298,9 +287,7 @@ def classify_growth(
     stunting = _find_row(_stunting_table(), sex, age_years)
     if stunting is None:
         if 17.5 <= age_years < WST456_AGE_RANGE_YEARS[1]:
-            reasons.append(
-                "WS/T 456-2014 stunting: the unverified table as found has no 17.5~ row"
-            )
+            reasons.append("WS/T 456-2014 stunting: the unverified table as found has no 17.5~ row")
         else:
             reasons.append(
                 f"WS/T 456-2014 stunting: age {age_years:.2f} years is outside "
@@ -340,13 +327,19 @@ def who_bmi_category(bmi_for_age_z: float) -> WhoCategory:
     return "normal"
 
 
+def _raw_z(lms: LMS, value: float) -> float:
+    if lms.l == 0:
+        return math.log(value / lms.m) / lms.s
+    return (math.pow(value / lms.m, lms.l) - 1) / (lms.l * lms.s)
+
+
 def _sd_curve(lms: LMS, z: float) -> float:
     if lms.l == 0:
         return lms.m * math.exp(lms.s * z)
     base = 1 + lms.l * lms.s * z
     if base <= 0:
         raise ValueError(f"z {z} is outside the domain of this LMS curve")
-    return lms.m * base ** (1 / lms.l)
+    return lms.m * math.pow(base, 1 / lms.l)
 
 
 def _round_z(z: float) -> float:
@@ -401,9 +394,7 @@ def _who_table(indicator: Indicator) -> dict[tuple[Sex, int], LMS]:
         "height": "who2007_height_for_age_lms.csv",
     }[indicator]
     table = {
-        (_sex(row["sex"]), int(row["age_months"])): LMS(
-            l=float(row["L"]), m=float(row["M"]), s=float(row["S"])
-        )
+        (_sex(row["sex"]), int(row["age_months"])): LMS(l=float(row["L"]), m=float(row["M"]), s=float(row["S"]))
         for row in _read_csv(name)
     }
     for row in _read_csv("who2006_lms_60_months.csv"):

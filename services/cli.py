@@ -115,6 +115,63 @@ def classify(kind: Annotated[str, typer.Argument(help="growth, vision or survey"
         raise typer.Exit(1)
 
 
+db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+
+
+@db_app.command("init")
+def db_init() -> None:
+    """Create roles and database with SCHOOLHEALTH_PG_SUPERUSER_DSN (docker-compose), then migrate."""
+    import os
+
+    from services.migrate import migrate
+    from services.stack import bootstrap_database
+
+    settings = _settings()
+    superuser_dsn = os.environ.get("SCHOOLHEALTH_PG_SUPERUSER_DSN")
+    if not superuser_dsn:
+        raise _fail("set SCHOOLHEALTH_PG_SUPERUSER_DSN to a superuser connection string")
+    import psycopg
+
+    with psycopg.connect(superuser_dsn) as conn:
+        available = conn.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone() is not None
+    bootstrap_database(settings, superuser_dsn, timescaledb=available)
+    applied = migrate(settings)
+    console.print(f"database ready; migrations applied now: {', '.join(applied) or 'none'}")
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Apply pending schema migrations (the worker also does this at start)."""
+    from services.migrate import MigrationError, migrate
+
+    try:
+        applied = migrate(_settings())
+    except MigrationError as error:
+        raise _fail(str(error)) from error
+    console.print(f"migrations applied now: {', '.join(applied) or 'none (up to date)'}")
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create the Kafka topics with explicit partition counts (auto-creation is off)."""
+    from services.topics import create_topics
+
+    for name, partitions in sorted(create_topics(_settings()).items()):
+        typer.echo(f"{name}: {partitions} partition(s)")
+
+
+@app.command("worker")
+def worker(loglevel: Annotated[str, typer.Option(help="faust log level")] = "warning") -> None:
+    """Run one stream worker (migrations, topics, then the ingest agent); start one per core."""
+    from services.worker import run_worker
+
+    run_worker(_settings(), loglevel=loglevel)
+
+
 def main() -> None:
     app()
 

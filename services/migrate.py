@@ -34,7 +34,7 @@ class Migration:
 
 def available_migrations() -> list[Migration]:
     folder = resources.files("services.migrations")
-    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [Migration(version=f.name.removesuffix(".sql"), sql=f.read_text()) for f in files]
 
 
@@ -49,7 +49,8 @@ def migrate(settings: Settings, dsn: str | None = None) -> list[str]:
                 " version text PRIMARY KEY, checksum text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            done = dict(conn.execute("SELECT version, checksum FROM public.schema_migrations").fetchall())
+            rows = conn.execute("SELECT version, checksum FROM public.schema_migrations").fetchall()
+            done: dict[str, str] = dict(rows)
             for migration in available_migrations():
                 if migration.version in done:
                     if done[migration.version] != migration.checksum:

@@ -443,6 +443,10 @@ def bootstrap_database(settings: Settings, superuser_dsn: str, *, timescaledb: b
         for role in (s.pg_admin_user, s.pg_app_user, s.pg_grafana_user):
             conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
                 sql.Identifier(s.pg_database), sql.Identifier(role)))
+        # The writers stage micro-batches in temporary tables; Grafana's role gets no TEMP.
+        for role in (s.pg_admin_user, s.pg_app_user):
+            conn.execute(sql.SQL("GRANT TEMPORARY ON DATABASE {} TO {}").format(
+                sql.Identifier(s.pg_database), sql.Identifier(role)))
         if timescaledb:
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
 

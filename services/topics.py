@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -28,10 +30,9 @@ def create_topics(settings: Settings) -> dict[str, int]:
         }
         missing = [topic for name, topic in wanted.items() if name not in existing]
         if missing:
-            try:
+            # Another process may create them in between: that is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process created them in between: fine
         described = admin.describe_topics(list(wanted))
         return {topic["name"]: len(topic["partitions"]) for topic in described}
     finally:

@@ -3,6 +3,9 @@ the archive writes in `services.ingest`; the agent hands them micro-batches."""
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 from collections.abc import AsyncIterable
 
 import faust
@@ -10,6 +13,8 @@ import faust
 from models.topics import DEAD_LETTERS, INPUT_TOPICS
 from services.ingest import Ingestor, RawMessage
 from services.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def register_agents(app: faust.App, settings: Settings, ingestor: Ingestor) -> None:
@@ -24,13 +29,20 @@ def register_agents(app: faust.App, settings: Settings, ingestor: Ingestor) -> N
     ingestor.send_dead_letter = send_dead_letter
 
     @app.agent(inputs, name="ingest")
-    async def ingest(stream: AsyncIterable[faust.types.EventT]) -> None:
+    async def ingest(stream: AsyncIterable[faust.types.EventT[bytes]]) -> None:
         # take_events acks the batch's offsets only when the loop body has finished with it.
         async for events in stream.take_events(settings.worker_batch_size,  # type: ignore[attr-defined]
                                                within=settings.worker_batch_seconds):
-            await ingestor.handle([
-                RawMessage(topic=event.message.topic, partition=event.message.partition,
-                           offset=event.message.offset, value=event.value)
-                for event in events
-            ])
+            try:
+                await ingestor.handle([
+                    RawMessage(topic=event.message.topic, partition=event.message.partition,
+                               offset=event.message.offset, value=event.value)
+                    for event in events
+                ])
+            except Exception:
+                # A bug, not bad input (bad input is dead-lettered): stop the whole worker without
+                # acking this batch, so a supervisor restarts it instead of a silent, idle process.
+                log.exception("ingest failed; stopping the worker so the batch is redelivered")
+                os.kill(os.getpid(), signal.SIGTERM)
+                raise
 

@@ -13,6 +13,7 @@ from services.settings import Settings
 
 
 def create_app(settings: Settings) -> faust.App:
+    (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)
     return faust.App(
         settings.consumer_group,
         broker=f"kafka://{settings.kafka_bootstrap}",

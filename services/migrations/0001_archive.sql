@@ -172,7 +172,11 @@ CREATE TABLE ops.dead_letters (
     reason        text NOT NULL,
     school_id     text,
     screener      text,
+    -- The original bytes, cut at 1 MiB (an oversize message is itself a reason to reject);
+    -- payload_size and payload_sha256 describe the whole original.
     payload       bytea NOT NULL,
+    payload_size  integer NOT NULL,
+    payload_sha256 text NOT NULL,
     received_at   timestamptz NOT NULL DEFAULT now(),
     UNIQUE (topic, kafka_partition, kafka_offset, item_index)
 );

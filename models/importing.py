@@ -1,0 +1,671 @@
+"""Pure conversion of bulk-import rows (CSV, or XLSX read as text) into events.
+
+The importer adapter reads a file and hands each row here as ``csv.DictReader`` gives it. This
+module checks the header, parses the cells of one row, derives ``student_key`` (the student
+number stops here) and builds the event through the same contract as the Kafka path, so a row
+is accepted exactly when the event it becomes would be.
+
+Event ids are derived from the row's content, so importing the same file twice yields the same
+ids and the archive keeps one copy. The id uses ``student_key`` rather than the raw student
+number: a UUIDv5 is an unkeyed hash, and structured student numbers could be recovered from it
+by enumeration.
+
+Rejections name the CSV column. Reasons do not repeat a name, student number or birth date, so
+an import report can be logged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from types import MappingProxyType
+from typing import Any, Final, Literal, TypeAlias, TypeVar, get_args
+
+from pydantic import BaseModel, ValidationError
+
+from models.contracts import (
+    AGE_MONTHS_MAX,
+    IDENTIFIER_MAX_LENGTH,
+    IDENTIFIER_PATTERN,
+    BmiScreening,
+    Event,
+    HealthRecord,
+    PsychSurvey,
+    VisionScreening,
+    field_errors,
+)
+from models.identity import event_id_for, student_key
+from models.types import SchoolId, Sex, StudentKey
+
+__all__ = [
+    "COLUMNS",
+    "DAYS_PER_MONTH",
+    "EVENT_KINDS",
+    "Action",
+    "EventKind",
+    "FileKind",
+    "HeaderRejected",
+    "RosterEntry",
+    "RowRejected",
+    "School",
+    "Stage",
+    "UrbanRural",
+    "age_in_months",
+    "check_header",
+    "parse_roster_row",
+    "parse_school_row",
+    "roster_to_event",
+    "row_to_event",
+]
+
+FileKind: TypeAlias = Literal["schools", "roster", "records", "vision", "bmi", "survey"]
+EventKind: TypeAlias = Literal["records", "vision", "bmi", "survey"]
+EVENT_KINDS: Final[tuple[EventKind, ...]] = get_args(EventKind)
+Action: TypeAlias = Literal["register", "update", "transfer", "leave"]
+UrbanRural: TypeAlias = Literal["urban", "rural"]
+Stage: TypeAlias = Literal["primary", "junior", "nine_year"]
+
+#: The exact header of each import file.
+COLUMNS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "schools": (
+            "school_id", "name", "county_id", "county_name", "urban_rural", "stage", "boarding",
+            "enrollment", "school_doctors",
+        ),
+        "roster": (
+            "school_id", "student_number", "name", "sex", "birth_date", "grade", "enrolled_on",
+            "boarding", "left_behind", "disability",
+        ),
+        "records": (
+            "school_id", "student_number", "sex", "birth_date", "county_id", "grade", "action",
+            "effective_on", "to_school_id", "boarding", "left_behind", "disability",
+        ),
+        "vision": (
+            "school_id", "student_number", "sex", "birth_date", "measured_on", "ucva_right",
+            "ucva_left", "se_right", "se_left", "wears_glasses", "screener",
+        ),
+        "bmi": (
+            "school_id", "student_number", "sex", "birth_date", "measured_on", "height_cm",
+            "weight_kg", "screener",
+        ),
+        "survey": (
+            "school_id", "student_number", "sex", "birth_date", "answered_on", "instrument",
+            "instrument_version", "answers",
+        ),
+    }
+)
+
+#: WHO AnthroPlus: decimal months are days / 30.4375.
+DAYS_PER_MONTH: Final = 30.4375
+
+# Cells whose content identifies a person: reasons describe them but never repeat them.
+_PERSONAL_COLUMNS: Final = frozenset({"student_number", "name", "birth_date"})
+
+_TRUE: Final = frozenset({"true", "1", "yes", "是"})
+_FALSE: Final = frozenset({"false", "0", "no", "否"})
+_SEXES: Final[Mapping[str, Sex]] = {"male": "male", "female": "female", "男": "male", "女": "female"}
+_ACTIONS: Final[Mapping[str, Action]] = {action: action for action in get_args(Action)}
+_URBAN_RURAL: Final[Mapping[str, UrbanRural]] = {value: value for value in get_args(UrbanRural)}
+_STAGES: Final[Mapping[str, Stage]] = {value: value for value in get_args(Stage)}
+
+# ISO dates, the 2015/3/7 and 2015.3.7 forms spreadsheets produce, 2015年3月7日, 20150307, and the
+# "2015-03-07 00:00:00" that a date cell of an XLSX file becomes as text.
+_DATE = re.compile(
+    r"(\d{4})(?:[-/.年](\d{1,2})[-/.月](\d{1,2})日?|(\d{2})(\d{2}))"
+    r"(?:[ T]00:00(?::00(?:\.0+)?)?)?"
+)
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+_ECHOABLE = re.compile(r"[!-~]{1,40}", re.ASCII)
+_DIGIT_RUN = re.compile(r"\d{7}", re.ASCII)
+
+
+class RowRejected(ValueError):
+    """One row that cannot become an event or a record; ``field`` is the CSV column."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class HeaderRejected(ValueError):
+    """A file whose header is not exactly the expected columns: nothing in it is imported."""
+
+    def __init__(
+        self, kind: str, *, missing: tuple[str, ...] = (), unexpected: tuple[str, ...] = (),
+        reason: str | None = None,
+    ) -> None:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(missing))
+        if unexpected:
+            parts.append("unexpected " + ", ".join(repr(name) for name in unexpected))
+        if reason:
+            parts.append(reason)
+        self.kind = kind
+        self.missing = missing
+        self.unexpected = unexpected
+        self.reason = "; ".join(parts)
+        super().__init__(f"{kind} file header: {self.reason}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class School:
+    """One row of schools.csv."""
+
+    school_id: SchoolId
+    name: str
+    county_id: str
+    county_name: str
+    urban_rural: UrbanRural
+    stage: Stage
+    boarding: bool
+    enrollment: int | None
+    school_doctors: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RosterEntry:
+    """One pupil of roster.csv. Holds the name and number, so it stays at the edge."""
+
+    student_key: StudentKey
+    school_id: SchoolId
+    student_number: str = field(repr=False)
+    name: str = field(repr=False)
+    sex: Sex
+    birth_date: date
+    grade: int
+    enrolled_on: date
+    boarding: bool
+    left_behind: bool
+    disability: bool
+
+
+def check_header(kind: str, fieldnames: Sequence[str] | None) -> None:
+    """Raise ``HeaderRejected`` unless ``fieldnames`` are exactly ``COLUMNS[kind]``.
+
+    ``fieldnames`` is ``csv.DictReader.fieldnames`` (None for an empty file). Order does not
+    matter; a missing, unexpected or repeated column does.
+    """
+    expected = COLUMNS.get(kind)
+    if expected is None:
+        raise ValueError(f"unknown import kind {kind!r}; expected one of {', '.join(COLUMNS)}")
+    if fieldnames is None:
+        raise HeaderRejected(kind, reason="the file is empty")
+    names: list[object] = list(fieldnames)
+    if not all(isinstance(name, str) for name in names):
+        raise HeaderRejected(kind, reason="the header must be a row of column names")
+    header = [str(name) for name in names]
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    missing = tuple(name for name in expected if name not in header)
+    unexpected = tuple(dict.fromkeys(name for name in header if name not in expected))
+    hint = None
+    if any(name.startswith("\ufeff") for name in header):
+        hint = "the first column starts with a byte-order mark: read the file as utf-8-sig"
+    elif any(name != name.strip() for name in header):
+        hint = "a column name has surrounding spaces"
+    if repeated:
+        hint = "; ".join(filter(None, [hint, "repeated " + ", ".join(repeated)]))
+    if missing or unexpected or repeated:
+        raise HeaderRejected(kind, missing=missing, unexpected=unexpected, reason=hint)
+
+
+def _check_row(kind: str, row: Mapping[str, str]) -> None:
+    # csv.DictReader files cells beyond the header under the key None.
+    keys: Collection[object] = row.keys()
+    if None in keys:
+        raise RowRejected("row", "more cells than the header has columns")
+    if len(row) != len(COLUMNS[kind]) or not all(name in row for name in COLUMNS[kind]):
+        check_header(kind, list(row))
+
+
+_T = TypeVar("_T")
+
+
+class _Cells:
+    """Typed access to the cells of one row; every failure names its column."""
+
+    __slots__ = ("_row",)
+
+    def __init__(self, row: Mapping[str, str]) -> None:
+        self._row = row
+
+    def _raw(self, column: str) -> str:
+        value: object = self._row.get(column)
+        if value is None:
+            return ""
+        # openpyxl hands over numbers and datetimes; their text forms parse below.
+        text = value if isinstance(value, str) else str(value)
+        return text.strip()
+
+    def _shown(self, column: str, value: str) -> str:
+        # Echo a bad cell only if it cannot be a name or an ID or phone number.
+        if column in _PERSONAL_COLUMNS or not _ECHOABLE.fullmatch(value) or _DIGIT_RUN.search(value):
+            return f"the value ({len(value)} characters)"
+        return repr(value)
+
+    def optional(self, column: str, parse: Callable[[str, str], _T]) -> _T | None:
+        text = self._raw(column)
+        return None if not text else parse(column, text)
+
+    def required(self, column: str, parse: Callable[[str, str], _T]) -> _T:
+        text = self._raw(column)
+        if not text:
+            raise RowRejected(column, "blank; a value is required")
+        return parse(column, text)
+
+    def text(self, column: str, text: str) -> str:
+        return text
+
+    def identifier(self, column: str, text: str) -> str:
+        if len(text) > IDENTIFIER_MAX_LENGTH or not _IDENTIFIER.fullmatch(text):
+            raise RowRejected(
+                column,
+                f"{self._shown(column, text)} is not a code of letters, digits and . _ : - "
+                f"of at most {IDENTIFIER_MAX_LENGTH} characters (not a name or an ID number)",
+            )
+        return text
+
+    def date(self, column: str, text: str) -> date:
+        match = _DATE.fullmatch(text)
+        if match is not None:
+            year, month, day, compact_month, compact_day = match.groups()
+            try:
+                return date(int(year), int(month or compact_month), int(day or compact_day))
+            except ValueError:
+                pass
+        raise RowRejected(column, f"{self._shown(column, text)} is not a date (YYYY-MM-DD)")
+
+    def number(self, column: str, text: str) -> float:
+        if not _NUMBER.fullmatch(text):
+            raise RowRejected(column, f"{self._shown(column, text)} is not a number")
+        return float(text)
+
+    def integer(self, column: str, text: str) -> int:
+        value = self.number(column, text)
+        # A spreadsheet turns 3 into "3.0".
+        if not value.is_integer():
+            raise RowRejected(column, f"{self._shown(column, text)} is not a whole number")
+        return int(value)
+
+    def boolean(self, column: str, text: str) -> bool:
+        lowered = text.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise RowRejected(
+            column, f"{self._shown(column, text)} is not a yes/no value (true/false, 1/0, yes/no, 是/否)"
+        )
+
+    def sex(self, column: str, text: str) -> Sex:
+        sex = _SEXES.get(text.lower())
+        if sex is None:
+            raise RowRejected(column, f"{self._shown(column, text)} is not male/female (男/女)")
+        return sex
+
+    def lookup(self, table: Mapping[str, _T]) -> Callable[[str, str], _T]:
+        def parse(column: str, text: str) -> _T:
+            value = table.get(text.lower())
+            if value is None:
+                raise RowRejected(
+                    column, f"{self._shown(column, text)} is not one of {', '.join(table)}"
+                )
+            return value
+
+        return parse
+
+
+def age_in_months(birth_date: date, on: date) -> float:
+    """Decimal months from ``birth_date`` to ``on``: days / 30.4375 (WHO AnthroPlus)."""
+    return (on - birth_date).days / DAYS_PER_MONTH
+
+
+def _age_months(birth_date: date, measured_on: date, measured_column: str) -> float:
+    age = age_in_months(birth_date, measured_on)
+    if age <= 0:
+        raise RowRejected(measured_column, f"{measured_on.isoformat()}: measured before birth")
+    if age >= AGE_MONTHS_MAX:
+        raise RowRejected(
+            "birth_date",
+            f"age {int(age // 12)} years on {measured_column} is implausible for a pupil",
+        )
+    return age
+
+
+def _key(cells: _Cells, secret: bytes) -> StudentKey:
+    number = cells.required("student_number", cells.text)
+    try:
+        return student_key(secret, number)
+    except ValueError as exc:
+        raise RowRejected("student_number", str(exc)) from None
+
+
+def _require_aware(now: datetime) -> None:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+# Contract fields that are not columns of their own.
+_COLUMN_OF_FIELD: Final[Mapping[str, str]] = {
+    "student_key": "student_number",
+    "age_months": "birth_date",
+    "occurred_at": "now",
+    "schema": "row",
+    "event": "row",
+}
+
+
+def _build(model: type[BaseModel], values: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = field_errors(exc, model)
+        first = problems[0]
+        reason = first.message
+        for other in problems[1:3]:
+            reason += f"; also {_COLUMN_OF_FIELD.get(other.field, other.field)}: {other.message}"
+        raise RowRejected(_COLUMN_OF_FIELD.get(first.field, first.field), reason) from None
+
+
+def _common(
+    cells: _Cells, *, secret: bytes, submitted_by: str, now: datetime
+) -> dict[str, Any]:
+    return {
+        "occurred_at": now,
+        "school_id": cells.required("school_id", cells.identifier),
+        "student_key": _key(cells, secret),
+        "submitted_by": submitted_by,
+    }
+
+
+def _health_record(
+    *,
+    common: dict[str, Any],
+    action: Action,
+    effective_on: date,
+    county_id: str,
+    sex: Sex,
+    birth_date: date,
+    grade: int,
+    boarding: bool,
+    left_behind: bool,
+    disability: bool,
+    to_school_id: str | None,
+) -> HealthRecord:
+    # The roster's "register" and a records.csv "register" row with the same content are the same
+    # event, so both derive the id as the "records" kind does.
+    event_id = event_id_for(
+        "records", common["school_id"], common["student_key"], effective_on.isoformat(), action,
+        county_id, sex, birth_date.isoformat(), str(grade), _flag(boarding), _flag(left_behind),
+        _flag(disability), to_school_id or "",
+    )
+    record: HealthRecord = _build(
+        HealthRecord,
+        {
+            **common,
+            "event_id": event_id,
+            "action": action,
+            "effective_on": effective_on,
+            "county_id": county_id,
+            "sex": sex,
+            "birth_date": birth_date,
+            "grade": grade,
+            "boarding": boarding,
+            "left_behind": left_behind,
+            "disability": disability,
+            "to_school_id": to_school_id,
+        },
+    )
+    return record
+
+
+def _records_row(cells: _Cells, common: dict[str, Any]) -> HealthRecord:
+    return _health_record(
+        common=common,
+        action=cells.required("action", cells.lookup(_ACTIONS)),
+        effective_on=cells.required("effective_on", cells.date),
+        county_id=cells.required("county_id", cells.identifier),
+        sex=cells.required("sex", cells.sex),
+        birth_date=cells.required("birth_date", cells.date),
+        grade=cells.required("grade", cells.integer),
+        boarding=cells.required("boarding", cells.boolean),
+        left_behind=cells.required("left_behind", cells.boolean),
+        disability=cells.required("disability", cells.boolean),
+        to_school_id=cells.optional("to_school_id", cells.identifier),
+    )
+
+
+def _ucva(cells: _Cells, column: str) -> float:
+    value = cells.required(column, cells.number)
+    if 0 < value <= 2.0:
+        raise RowRejected(
+            column, f"{value!r} looks like decimal acuity; expected 5-point notation 3.0..5.3"
+        )
+    return value
+
+
+def _vision_row(cells: _Cells, common: dict[str, Any]) -> VisionScreening:
+    sex = cells.required("sex", cells.sex)
+    birth_date = cells.required("birth_date", cells.date)
+    measured_on = cells.required("measured_on", cells.date)
+    age = _age_months(birth_date, measured_on, "measured_on")
+    ucva_right = _ucva(cells, "ucva_right")
+    ucva_left = _ucva(cells, "ucva_left")
+    se_right = cells.optional("se_right", cells.number)
+    se_left = cells.optional("se_left", cells.number)
+    wears_glasses = cells.required("wears_glasses", cells.boolean)
+    event_id = event_id_for(
+        "vision", common["school_id"], common["student_key"], measured_on.isoformat(),
+        repr(ucva_right), repr(ucva_left), "" if se_right is None else repr(se_right),
+        "" if se_left is None else repr(se_left), _flag(wears_glasses),
+    )
+    event: VisionScreening = _build(
+        VisionScreening,
+        {
+            **common,
+            "event_id": event_id,
+            "measured_on": measured_on,
+            "sex": sex,
+            "age_months": age,
+            "ucva_right": ucva_right,
+            "ucva_left": ucva_left,
+            "se_right": se_right,
+            "se_left": se_left,
+            "wears_glasses": wears_glasses,
+            "screener": cells.required("screener", cells.identifier),
+        },
+    )
+    return event
+
+
+def _bmi_row(cells: _Cells, common: dict[str, Any]) -> BmiScreening:
+    sex = cells.required("sex", cells.sex)
+    birth_date = cells.required("birth_date", cells.date)
+    measured_on = cells.required("measured_on", cells.date)
+    age = _age_months(birth_date, measured_on, "measured_on")
+    height_cm = cells.required("height_cm", cells.number)
+    weight_kg = cells.required("weight_kg", cells.number)
+    event_id = event_id_for(
+        "bmi", common["school_id"], common["student_key"], measured_on.isoformat(),
+        repr(height_cm), repr(weight_kg),
+    )
+    event: BmiScreening = _build(
+        BmiScreening,
+        {
+            **common,
+            "event_id": event_id,
+            "measured_on": measured_on,
+            "sex": sex,
+            "age_months": age,
+            "height_cm": height_cm,
+            "weight_kg": weight_kg,
+            "screener": cells.required("screener", cells.identifier),
+        },
+    )
+    return event
+
+
+def _answers(column: str, text: str) -> tuple[int, ...]:
+    items = [item.strip() for item in text.split(";")]
+    if items and not items[-1]:
+        items.pop()  # a trailing semicolon
+    answers = []
+    for position, item in enumerate(items, start=1):
+        if not re.fullmatch(r"[+-]?\d+", item, re.ASCII):
+            raise RowRejected(
+                column, f"item {position}: {item!r} is not a whole number (expected e.g. 0;1;3)"
+            )
+        answers.append(int(item))
+    return tuple(answers)
+
+
+def _survey_row(cells: _Cells, common: dict[str, Any]) -> PsychSurvey:
+    sex = cells.required("sex", cells.sex)
+    birth_date = cells.required("birth_date", cells.date)
+    answered_on = cells.required("answered_on", cells.date)
+    age = _age_months(birth_date, answered_on, "answered_on")
+    instrument = cells.required("instrument", cells.identifier).lower()
+    instrument_version = cells.optional("instrument_version", cells.identifier) or "1"
+    answers = cells.required("answers", _answers)
+    event_id = event_id_for(
+        "survey", common["school_id"], common["student_key"], answered_on.isoformat(),
+        instrument, instrument_version, ";".join(str(answer) for answer in answers),
+    )
+    event: PsychSurvey = _build(
+        PsychSurvey,
+        {
+            **common,
+            "event_id": event_id,
+            "answered_on": answered_on,
+            "sex": sex,
+            "age_months": age,
+            "instrument": instrument,
+            "instrument_version": instrument_version,
+            "answers": answers,
+        },
+    )
+    return event
+
+
+_ROW_BUILDERS: Final[Mapping[str, Callable[[_Cells, dict[str, Any]], Event]]] = {
+    "records": _records_row,
+    "vision": _vision_row,
+    "bmi": _bmi_row,
+    "survey": _survey_row,
+}
+
+
+def row_to_event(
+    kind: EventKind, row: Mapping[str, str], *, secret: bytes, submitted_by: str, now: datetime
+) -> Event:
+    """Convert one row of records.csv, vision.csv, bmi.csv or survey.csv into its event.
+
+    ``now`` (timezone-aware) becomes ``occurred_at``; dates after it are rejected. The event id
+    is derived from the row's content, so re-importing a file gives the same ids. Raises
+    ``RowRejected`` naming the column, or ``HeaderRejected`` if the row's columns are wrong.
+    """
+    builder = _ROW_BUILDERS.get(kind)
+    if builder is None:
+        raise ValueError(f"unknown event kind {kind!r}; expected one of {', '.join(EVENT_KINDS)}")
+    _require_aware(now)
+    _check_row(kind, row)
+    cells = _Cells(row)
+    return builder(cells, _common(cells, secret=secret, submitted_by=submitted_by, now=now))
+
+
+def _non_negative(cells: _Cells) -> Callable[[str, str], int]:
+    def parse(column: str, text: str) -> int:
+        value = cells.integer(column, text)
+        if value < 0:
+            raise RowRejected(column, f"{value} is negative")
+        return value
+
+    return parse
+
+
+def parse_school_row(row: Mapping[str, str]) -> School:
+    """Parse one row of schools.csv. ``enrollment`` and ``school_doctors`` may be blank."""
+    _check_row("schools", row)
+    cells = _Cells(row)
+    return School(
+        school_id=SchoolId(cells.required("school_id", cells.identifier)),
+        name=cells.required("name", cells.text),
+        county_id=cells.required("county_id", cells.identifier),
+        county_name=cells.required("county_name", cells.text),
+        urban_rural=cells.required("urban_rural", cells.lookup(_URBAN_RURAL)),
+        stage=cells.required("stage", cells.lookup(_STAGES)),
+        boarding=cells.required("boarding", cells.boolean),
+        enrollment=cells.optional("enrollment", _non_negative(cells)),
+        school_doctors=cells.optional("school_doctors", _non_negative(cells)),
+    )
+
+
+def parse_roster_row(row: Mapping[str, str], *, secret: bytes) -> RosterEntry:
+    """Parse one row of roster.csv, deriving ``student_key`` from the student number.
+
+    The entry keeps the name and number for the school's own lists; it never goes to Kafka.
+    """
+    _check_row("roster", row)
+    cells = _Cells(row)
+    key = _key(cells, secret)
+    number = cells.required("student_number", cells.text).upper()
+    birth_date = cells.required("birth_date", cells.date)
+    enrolled_on = cells.required("enrolled_on", cells.date)
+    age = age_in_months(birth_date, enrolled_on)
+    if age <= 0:
+        raise RowRejected("birth_date", "not before enrolled_on")
+    if age >= AGE_MONTHS_MAX:
+        raise RowRejected("birth_date", f"age {int(age // 12)} years on enrolled_on is implausible")
+    grade = cells.required("grade", cells.integer)
+    if not 1 <= grade <= 9:
+        raise RowRejected("grade", f"{grade} outside 1..9")
+    return RosterEntry(
+        student_key=key,
+        school_id=SchoolId(cells.required("school_id", cells.identifier)),
+        student_number=number,
+        name=cells.required("name", cells.text),
+        sex=cells.required("sex", cells.sex),
+        birth_date=birth_date,
+        grade=grade,
+        enrolled_on=enrolled_on,
+        boarding=cells.required("boarding", cells.boolean),
+        left_behind=cells.required("left_behind", cells.boolean),
+        disability=cells.required("disability", cells.boolean),
+    )
+
+
+def roster_to_event(
+    entry: RosterEntry, *, county_id: str, submitted_by: str, now: datetime
+) -> HealthRecord:
+    """The ``register`` health-record event for a roster entry, effective on ``enrolled_on``.
+
+    ``county_id`` comes from the school (roster.csv has no county column). Its id equals that of
+    a records.csv ``register`` row with the same content. Raises ``RowRejected``.
+    """
+    _require_aware(now)
+    return _health_record(
+        common={
+            "occurred_at": now,
+            "school_id": entry.school_id,
+            "student_key": entry.student_key,
+            "submitted_by": submitted_by,
+        },
+        action="register",
+        effective_on=entry.enrolled_on,
+        county_id=county_id,
+        sex=entry.sex,
+        birth_date=entry.birth_date,
+        grade=entry.grade,
+        boarding=entry.boarding,
+        left_behind=entry.left_behind,
+        disability=entry.disability,
+        to_school_id=None,
+    )

@@ -1,0 +1,163 @@
+"""From one Kafka message's bytes to classified events and reasoned rejections.
+
+This is the whole of the worker's per-message logic, as a pure function: decode and validate the
+message (one event or a batch envelope), check that each event belongs on the topic it came from,
+and classify it by the standards. Anything that fails becomes a `Rejection` carrying its reason
+and the original bytes, so the caller can dead-letter it; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from models.contracts import (
+    BmiScreening,
+    DecodedMessage,
+    Event,
+    EventRejected,
+    HealthRecord,
+    PsychSurvey,
+    VisionScreening,
+    decode_message,
+)
+from models.growth import GrowthResult, classify_growth
+from models.surveys import SurveyResult, get_instrument
+from models.vision import VisionResult, classify_vision
+
+WHOLE_MESSAGE = -1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClassifiedVision:
+    event: VisionScreening
+    result: VisionResult
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClassifiedGrowth:
+    event: BmiScreening
+    result: GrowthResult
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClassifiedSurvey:
+    event: PsychSurvey
+    result: SurveyResult
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rejection:
+    """Why a message, or one event inside a batch (`item_index` ≥ 0), was not accepted."""
+
+    code: str
+    reason: str
+    item_index: int
+    payload: bytes
+    school_id: str | None = None
+    screener: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class ProcessedMessages:
+    """Accumulates what a micro-batch of messages held, grouped by archive table."""
+
+    records: list[HealthRecord] = field(default_factory=list)
+    vision: list[ClassifiedVision] = field(default_factory=list)
+    growth: list[ClassifiedGrowth] = field(default_factory=list)
+    surveys: list[ClassifiedSurvey] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return len(self.records) + len(self.vision) + len(self.growth) + len(self.surveys)
+
+
+def _family(event: Event) -> str:
+    return str(event.schema_.family)
+
+
+def _inner_payload(payload: bytes, index: int) -> bytes:
+    """The JSON of one member of a batch envelope, for its dead letter."""
+    try:
+        member = json.loads(payload)["events"][index]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return payload
+    return json.dumps(member, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _best_effort_origin(payload: bytes) -> tuple[str | None, str | None]:
+    """School and screener of a rejected event, when its JSON still says them (for data quality)."""
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    school, screener = data.get("school_id"), data.get("screener")
+    return (school if isinstance(school, str) and len(school) <= 64 else None,
+            screener if isinstance(screener, str) and len(screener) <= 64 else None)
+
+
+def classify_event(event: Event, out: ProcessedMessages) -> None:
+    """Classify one valid event into `out`; raises ValueError when a standard cannot judge it."""
+    if isinstance(event, BmiScreening):
+        growth = classify_growth(sex=event.sex, age_months=event.age_months,
+                                 height_cm=event.height_cm, weight_kg=event.weight_kg)
+        out.growth.append(ClassifiedGrowth(event=event, result=growth))
+    elif isinstance(event, VisionScreening):
+        vision = classify_vision(age_years=event.age_months / 12.0, ucva_right=event.ucva_right,
+                                 ucva_left=event.ucva_left, se_right=event.se_right,
+                                 se_left=event.se_left, wears_glasses=event.wears_glasses)
+        out.vision.append(ClassifiedVision(event=event, result=vision))
+    elif isinstance(event, PsychSurvey):
+        instrument = get_instrument(event.instrument, event.instrument_version)
+        out.surveys.append(ClassifiedSurvey(event=event, result=instrument.score(event.answers)))
+    elif isinstance(event, HealthRecord):
+        out.records.append(event)
+    else:  # pragma: no cover - the Event union is closed
+        raise TypeError(f"unhandled event type {type(event).__name__}")
+
+
+def process_message(payload: bytes, *, expected_family: str | None, out: ProcessedMessages) -> None:
+    """Decode, check and classify one Kafka message into `out` (accepted and rejected alike).
+
+    `expected_family` is the family the topic carries; an event of another family is rejected
+    with code `wrong_topic`, because it would otherwise bypass its topic's ordering and consumers.
+    """
+    try:
+        decoded: DecodedMessage = decode_message(payload)
+    except EventRejected as whole:
+        school, screener = _best_effort_origin(payload[:70_000])
+        out.rejected.append(Rejection(code=whole.code, reason=whole.reason, item_index=WHOLE_MESSAGE,
+                                      payload=payload, school_id=school, screener=screener))
+        return
+    single = not decoded.is_batch
+    for index, member_rejection in decoded.rejected:
+        member = _inner_payload(payload, index)
+        school, screener = _best_effort_origin(member)
+        out.rejected.append(Rejection(code=member_rejection.code, reason=member_rejection.reason, item_index=index,
+                                      payload=member, school_id=school, screener=screener))
+    rejected_indexes = {index for index, _ in decoded.rejected}
+    position = 0
+    for event in decoded.events:
+        # Events come back in order, skipping the rejected members: recover each one's index.
+        while position in rejected_indexes:
+            position += 1
+        index = WHOLE_MESSAGE if single else position
+        position += 1
+        screener = getattr(event, "screener", None)
+        if expected_family is not None and _family(event) != expected_family:
+            out.rejected.append(Rejection(
+                code="wrong_topic",
+                reason=f"a {_family(event)} event on the topic for {expected_family} events",
+                item_index=index, payload=payload if single else _inner_payload(payload, index),
+                school_id=event.school_id, screener=screener))
+            continue
+        try:
+            classify_event(event, out)
+        except ValueError as error:
+            out.rejected.append(Rejection(
+                code="unclassifiable", reason=f"{_family(event)}: {error}", item_index=index,
+                payload=payload if single else _inner_payload(payload, index),
+                school_id=event.school_id, screener=screener))

@@ -1,0 +1,255 @@
+"""The health archive writer: micro-batches into PostgreSQL, idempotently.
+
+Each batch is one transaction: binary COPY into temporary staging tables, then
+`INSERT ... SELECT ... ON CONFLICT DO NOTHING` into the archive, so a batch delivered twice (the
+worker crashed after writing but before its Kafka offsets were committed) stores nothing twice.
+The caller acknowledges the batch's offsets only after `write` returns.
+
+If PostgreSQL is unreachable the writer waits and retries the same batch, with backoff, forever:
+offsets stay uncommitted meanwhile, so nothing is lost and the worker does not crash-loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from models.contracts import HealthRecord
+from models.pipeline import ClassifiedGrowth, ClassifiedSurvey, ClassifiedVision, ProcessedMessages
+
+log = logging.getLogger(__name__)
+
+# Instruments whose rules read single items (PHQ item 9): only these keep item answers.
+ITEM_LEVEL_INSTRUMENTS = frozenset({"phq-a", "phq-9"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetter:
+    topic: str
+    partition: int
+    offset: int
+    item_index: int
+    code: str
+    reason: str
+    school_id: str | None
+    screener: str | None
+    payload: bytes
+    payload_size: int
+    payload_sha256: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Table:
+    target: str
+    stage: str
+    columns: tuple[tuple[str, str], ...]  # (name, PostgreSQL type for binary COPY)
+    conflict: str
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+    @property
+    def types(self) -> list[str]:
+        return [type_ for _, type_ in self.columns]
+
+
+_EVENT_COLUMNS = (
+    ("event_id", "uuid"), ("occurred_at", "timestamptz"), ("student_key", "text"),
+    ("school_id", "text"), ("submitted_by", "text"), ("supersedes", "uuid"),
+)
+
+VISION = _Table(
+    target="archive.vision_screenings", stage="stage_vision", conflict="(event_id, measured_on)",
+    columns=(*_EVENT_COLUMNS, ("measured_on", "date"), ("sex", "text"), ("age_months", "float4"),
+             ("ucva_right", "float8"), ("ucva_left", "float8"), ("se_right", "float8"),
+             ("se_left", "float8"), ("wears_glasses", "bool"), ("screener", "text"),
+             ("impairment_right", "text"), ("impairment_left", "text"), ("impairment_student", "text"),
+             ("screening_myopia", "bool"), ("myopia_grade", "text"), ("reasons", "text[]"),
+             ("rule_version", "text"), ("reference", "text")),
+)
+GROWTH = _Table(
+    target="archive.growth_screenings", stage="stage_growth", conflict="(event_id, measured_on)",
+    columns=(*_EVENT_COLUMNS, ("measured_on", "date"), ("sex", "text"), ("age_months", "float4"),
+             ("height_cm", "float8"), ("weight_kg", "float8"), ("screener", "text"), ("bmi", "float4"),
+             ("bmi_for_age_z", "float4"), ("height_for_age_z", "float4"), ("who_category", "text"),
+             ("wst586", "text"), ("wst456_wasting", "text"), ("wst456_stunting", "text"),
+             ("flags", "text[]"), ("not_applicable_reasons", "text[]"), ("rule_version", "text"),
+             ("reference", "text")),
+)
+SURVEY = _Table(
+    target="archive.survey_results", stage="stage_survey", conflict="(event_id, answered_on)",
+    columns=(*_EVENT_COLUMNS, ("answered_on", "date"), ("sex", "text"), ("age_months", "float4"),
+             ("instrument", "text"), ("instrument_version", "text"), ("total", "int2"),
+             ("max_total", "int2"), ("band", "text"), ("positive_screen", "bool"), ("literate", "bool"),
+             ("dimension_scores", "jsonb"), ("safety_flags", "text[]"), ("item_answers", "int2[]"),
+             ("rule_version", "text"), ("reference", "text")),
+)
+HISTORY = _Table(
+    target="archive.student_history", stage="stage_history", conflict="(event_id)",
+    columns=(*_EVENT_COLUMNS, ("action", "text"), ("effective_on", "date"), ("county_id", "text"),
+             ("grade", "int2"), ("to_school_id", "text"), ("boarding", "bool"), ("left_behind", "bool"),
+             ("disability", "bool"), ("sex", "text"), ("birth_date", "date")),
+)
+_TABLES = (VISION, GROWTH, SURVEY, HISTORY)
+
+
+def _event_values(event: Any) -> tuple[Any, ...]:
+    return (event.event_id, event.occurred_at, event.student_key, event.school_id,
+            event.submitted_by, event.supersedes)
+
+
+def vision_row(item: ClassifiedVision) -> tuple[Any, ...]:
+    event, result = item.event, item.result
+    return (*_event_values(event), event.measured_on, event.sex, event.age_months, event.ucva_right,
+            event.ucva_left, event.se_right, event.se_left, event.wears_glasses, event.screener,
+            result.right_grade, result.left_grade, result.student_grade, result.screening_myopia,
+            result.myopia_grade, list(result.reasons), result.rule_version, result.reference)
+
+
+def growth_row(item: ClassifiedGrowth) -> tuple[Any, ...]:
+    event, result = item.event, item.result
+    return (*_event_values(event), event.measured_on, event.sex, event.age_months, event.height_cm,
+            event.weight_kg, event.screener, result.bmi, result.bmi_for_age_z, result.height_for_age_z,
+            result.who_category, result.wst586, result.wst456_wasting, result.wst456_stunting,
+            list(result.flags), list(result.not_applicable_reasons), result.rule_version, result.reference)
+
+
+def survey_row(item: ClassifiedSurvey) -> tuple[Any, ...]:
+    event, result = item.event, item.result
+    dimensions = json.dumps(dict(result.dimension_scores)) if result.dimension_scores else None
+    answers = list(event.answers) if event.instrument in ITEM_LEVEL_INSTRUMENTS else None
+    return (*_event_values(event), event.answered_on, event.sex, event.age_months, event.instrument,
+            event.instrument_version, result.total, result.max_total, result.band, result.positive_screen,
+            result.literate, dimensions, list(result.safety_flags), answers, result.rule_version,
+            result.reference)
+
+
+def history_row(event: HealthRecord) -> tuple[Any, ...]:
+    return (*_event_values(event), event.action, event.effective_on, event.county_id, event.grade,
+            event.to_school_id, event.boarding, event.left_behind, event.disability, event.sex,
+            event.birth_date)
+
+
+# The newest health-record event per student (by occurred_at) sets the current status; an older
+# event arriving late only joins the history.
+_UPSERT_STUDENTS = """
+INSERT INTO archive.students AS s
+    (student_key, school_id, county_id, sex, birth_date, grade, boarding, left_behind, disability,
+     status, as_of, last_event_id)
+SELECT DISTINCT ON (student_key)
+    student_key, CASE WHEN action = 'transfer' THEN to_school_id ELSE school_id END, county_id, sex,
+    birth_date, grade, boarding, left_behind, disability,
+    CASE WHEN action = 'leave' THEN 'left' ELSE 'active' END, occurred_at, event_id
+FROM stage_history
+ORDER BY student_key, occurred_at DESC, event_id DESC
+ON CONFLICT (student_key) DO UPDATE SET
+    school_id = EXCLUDED.school_id, county_id = EXCLUDED.county_id, sex = EXCLUDED.sex,
+    birth_date = EXCLUDED.birth_date, grade = EXCLUDED.grade, boarding = EXCLUDED.boarding,
+    left_behind = EXCLUDED.left_behind, disability = EXCLUDED.disability, status = EXCLUDED.status,
+    as_of = EXCLUDED.as_of, last_event_id = EXCLUDED.last_event_id
+WHERE s.as_of < EXCLUDED.as_of OR (s.as_of = EXCLUDED.as_of AND s.last_event_id < EXCLUDED.last_event_id)
+"""
+
+_INSERT_DEAD_LETTER = """
+INSERT INTO ops.dead_letters (topic, kafka_partition, kafka_offset, item_index, code, reason,
+                              school_id, screener, payload, payload_size, payload_sha256)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (topic, kafka_partition, kafka_offset, item_index) DO NOTHING
+"""
+
+
+class ArchiveWriter:
+    """Writes classified micro-batches and dead letters; one connection, reconnecting as needed."""
+
+    def __init__(self, dsn: str, *, max_backoff: float = 5.0,
+                 sleep: Callable[[float], Any] = asyncio.sleep) -> None:
+        self._dsn = dsn
+        self._connection: psycopg.AsyncConnection[Any] | None = None
+        self._max_backoff = max_backoff
+        self._sleep = sleep
+        self.retries = 0
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        if self._connection is None or self._connection.closed:
+            connection = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=5)
+            for table in _TABLES:
+                # Rows vanish at commit: a staging table only ever holds the batch in flight.
+                await connection.execute(sql.SQL(
+                    "CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS"
+                ).format(sql.Identifier(table.stage), sql.SQL(", ").join(
+                    sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(type_)) for name, type_ in table.columns)))
+            await connection.commit()
+            self._connection = connection
+        return self._connection
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def write(self, batch: ProcessedMessages, dead_letters: Sequence[DeadLetter]) -> None:
+        """Write the batch in one transaction, retrying until PostgreSQL takes it."""
+        backoff = 0.2
+        while True:
+            try:
+                connection = await self._connect()
+                async with connection.transaction():
+                    await self._write(connection, batch, dead_letters)
+                return
+            except psycopg.OperationalError as error:
+                self.retries += 1
+                # The message names the server problem only; batches carry no identifiers to log.
+                log.warning("archive unavailable (%s); retrying the batch in %.1fs",
+                            str(error).splitlines()[0] if str(error) else type(error).__name__, backoff)
+                await self.close_quietly()
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+
+    async def close_quietly(self) -> None:
+        try:
+            await self.close()
+        except psycopg.Error:
+            self._connection = None
+
+    async def _write(self, connection: psycopg.AsyncConnection[Any], batch: ProcessedMessages,
+                     dead_letters: Sequence[DeadLetter]) -> None:
+        for table, rows in (
+            (VISION, [vision_row(item) for item in batch.vision]),
+            (GROWTH, [growth_row(item) for item in batch.growth]),
+            (SURVEY, [survey_row(item) for item in batch.surveys]),
+            (HISTORY, [history_row(event) for event in batch.records]),
+        ):
+            if not rows:
+                continue
+            await self._copy(connection, table, rows)
+        if batch.records:
+            await connection.execute(_UPSERT_STUDENTS)
+        if dead_letters:
+            async with connection.cursor() as cursor:
+                await cursor.executemany(_INSERT_DEAD_LETTER, [
+                    (d.topic, d.partition, d.offset, d.item_index, d.code, d.reason, d.school_id,
+                     d.screener, d.payload, d.payload_size, d.payload_sha256) for d in dead_letters
+                ])
+
+    async def _copy(self, connection: psycopg.AsyncConnection[Any], table: _Table,
+                    rows: list[tuple[Any, ...]]) -> None:
+        columns = sql.SQL(", ").join(sql.Identifier(name) for name in table.names)
+        async with connection.cursor() as cursor:
+            async with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+                    sql.Identifier(table.stage), columns)) as copy:
+                copy.set_types(table.types)
+                for row in rows:
+                    await copy.write_row(row)
+            # History staging also carries sex and birth date, for the students upsert only.
+            target_columns = [n for n in table.names if table is not HISTORY or n not in ("sex", "birth_date")]
+            target = sql.SQL(", ").join(sql.Identifier(name) for name in target_columns)
+            await cursor.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT {} DO NOTHING").format(
+                sql.SQL(table.target), target, target, sql.Identifier(table.stage), sql.SQL(table.conflict)))

@@ -1,0 +1,34 @@
+"""`schoolhealth worker`: migrations, topics, then the faust app with the ingest agent."""
+
+from __future__ import annotations
+
+import logging
+
+from services.archive import ArchiveWriter
+from services.ingest import Ingestor
+from services.migrate import migrate
+from services.settings import Settings
+from services.topics import create_topics
+
+
+def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
+    """Run one worker process until SIGTERM/SIGINT (a consumer-group member; start one per core)."""
+    from faust import Worker
+
+    from streams.agents import register_agents
+    from streams.app import create_app
+
+    migrate(settings)
+    create_topics(settings)
+    app = create_app(settings)
+    writer = ArchiveWriter(settings.pg_dsn("app"))
+    ingestor = Ingestor(settings, writer)
+    register_agents(app, settings, ingestor)
+
+    async def close_archive(sender: object, *args: object, **kwargs: object) -> None:
+        await writer.close_quietly()
+
+    app.on_before_shutdown.connect(close_archive)  # type: ignore[arg-type]  # mode's signal stub is narrower
+
+    logging.getLogger("services").setLevel(logging.INFO)
+    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -1,0 +1,98 @@
+"""Integration fixtures: a fresh database and topic prefix per test, and real worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from services.migrate import migrate
+from services.settings import Settings
+from services.stack import Postgres, bootstrap_database
+from services.topics import create_topics
+
+
+@pytest.fixture
+def isolated(stack: Settings, unique: str) -> Iterator[Settings]:
+    """Settings for a database and topics of this test alone, migrated and created."""
+    settings = stack.model_copy(update={"pg_database": f"schoolhealth_t_{unique}", "topic_prefix": f"t{unique}."})
+    superuser = Postgres(stack)._superuser_dsn()
+    bootstrap_database(settings, superuser, timescaledb=False)
+    migrate(settings)
+    create_topics(settings)
+    yield settings
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(settings.pg_database)))
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    return {**os.environ, **settings.as_environment()}
+
+
+class WorkerProcess:
+    """A real `schoolhealth worker` process; its output goes to a log file for the failure report."""
+
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.log = log
+        self._out = log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "worker"],
+            env=worker_environment(settings), stdout=self._out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+        self.process.wait(timeout=60)
+        self._out.close()
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+@pytest.fixture
+def start_worker(isolated: Settings, tmp_path: Path) -> Iterator[Callable[[], WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start() -> WorkerProcess:
+        worker = WorkerProcess(isolated, tmp_path / f"worker-{len(started)}.log")
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill(signal.SIGTERM)
+
+
+def wait_for(predicate: Callable[[], bool], *, timeout: float, what: str,
+             workers: list[WorkerProcess] | None = None) -> None:
+    """Poll `predicate`; fail with the workers' logs on timeout or as soon as every worker died."""
+    deadline = time.monotonic() + timeout
+    problem = f"timed out after {timeout:.0f}s"
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if workers and not any(worker.alive() for worker in workers):
+            problem = "every worker exited"
+            break
+        time.sleep(0.25)
+    detail = "".join(f"\n--- {w.log}\n{w.log.read_text(errors='replace')[-3000:]}" for w in workers or [])
+    raise AssertionError(f"{problem} waiting for {what}{detail}")
+
+
+def count(settings: Settings, query: str) -> int:
+    try:
+        with psycopg.connect(settings.pg_dsn("admin"), connect_timeout=3) as conn:
+            row = conn.execute(query).fetchone()
+    except psycopg.OperationalError:
+        return -1
+    return int(row[0]) if row else 0
