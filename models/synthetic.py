@@ -1,18 +1,140 @@
-"""A deterministic synthetic province: schools, pupils and four years of screenings.
+"""A deterministic synthetic province: schools, pupils and their screenings over school years.
 
-DOCSTRING-PLACEHOLDER
+`generate` streams the rows of the six import files (`models.importing.COLUMNS`) plus "truth"
+rows, as CSV-ready strings. It is for load tests, demos and for scoring screening models: the
+truth rows hold the probabilities the generator itself used to draw each next outcome.
+
+**Determinism and memory.** Every draw comes from a numpy ``Generator`` seeded with
+``(seed, purpose, county, school)``; nothing depends on wall time, hashing or dict order, so a
+spec always gives byte-identical rows, and counties can be generated apart and concatenated
+(`generate_blocks(counties=...)`). One school is simulated at a time (its pupils as numpy
+arrays; a school is capped at 6,000 on enrolment), so peak memory does not grow with the
+province. Deliberately bad rows use a stream of their own: the bad-record rate never changes
+the pupils.
+
+**Nothing is real.** Names are random syllables. Student numbers are ``G`` + 18 digits like a
+national student number but start with ``99``, which GB/T 2260 assigns to no province; county
+ids are ``99cccc`` and school ids ``99ccccssss``.
+
+Assumptions, and the baseline of `STANDARDS.md` §6 (`epi_baselines.csv`, `henan_scale.csv`)
+each one reproduces. [A] marks an assumption with no source behind the number.
+
+Province and schools
+  * One county per ~93,700 pupils (Henan: 14.71 M compulsory pupils in ~157 county-level
+    units), at most 157; county sizes lognormal (sigma 0.3) apportioned exactly to `students`.
+    County types in Henan's proportions, 54 districts : 21 cities : 82 counties, with 88 %,
+    55 % and 22 % of their schools urban [A].
+  * Schools are drawn until the county's pupils are placed: primary/junior/nine-year shares
+    62/24/14 % urban and 74/15/11 % rural [A]; enrolment lognormal (sigma 0.55) with medians
+    1,100/1,500/1,600 urban and 230/800/450 rural [A], clipped to 25..6,000. That puts ~65 %
+    of pupils in primary grades (Henan 2023: 9.63 of 14.71 M) and many rural schools under 100.
+  * Boarding schools: 3/20/10 % urban, 18/72/50 % rural [A]; in them 15 %, 45 % and 80 % of
+    grades 1-3, 4-6 and 7-9 board [A].
+  * School doctors: a school of 600+ pupils or a boarding school must have health staff at
+    600:1 (《学校卫生工作条例》 and the 2021 staffing rule); 82 % urban and 55 % rural of
+    those have them [A], so about a quarter of the schools that need one have none; 10 % of
+    the other schools have one.
+
+Pupils
+  * ``students`` is the enrolment at the start of the first school year. Grade sizes follow
+    national births of each cohort (NBS, rounded); each later year brings a new entry grade
+    (grade 1, or grade 7 in a junior school: junior grades are 7..9), Poisson, scaled by
+    births and by 1.02/yr urban, 0.97/yr rural for urbanisation [A]. The top grade leaves in
+    July (a ``leave`` record); 1.5 %/yr transfer to another school of the county and 0.3 %/yr
+    leave [A]. A transferred pupil leaves the panel: the receiving school does not register
+    them.
+  * 47 % girls (sex ratio at birth ~113). Born 1 September .. 31 August six years before
+    grade 1 (the 31 August rule), 5 % a year older [A]: ages 6-7 in grade 1, 14-16 in grade 9.
+  * Left-behind 17 % rural, 4 % urban, 3 %/yr change (an ``update`` record) [A]; disability
+    1.5 %.
+  * Each pupil's latent history is simulated from the first screening of grade 1, so pupils
+    first seen in grade 5 bring four years of myopia progression and growth.
+
+Dates: the growth and vision screening starts between 10 September and 20 November, one grade
+a weekday; PHQ-A and GAD-7 every term (October-December, April-June); hl-student once a year
+(May-June). Questionnaires start at ``survey_from_grade`` (4, about age 9); PHQ-A's four
+supplementary items are asked from grade 7 (13 answers, 9 below).
+
+Vision (myopia rows: age 6 14.5 %, primary 36 %, junior 71.6 %, grade 1 12.9-15.7 %, grade 6
+59 %, junior 1 64.9 %, junior 3 77 %)
+  * Latent worse-eye non-cycloplegic SE. At the first screening of grade 1 a pupil is myopic
+    with logit -2.15 + 0.25 urban + 0.15 girl + 0.55 u, u ~ N(0, 1) being unobserved near work
+    and little outdoor time; the others have a hyperopic reserve of N(0.9 - 0.25 u - 0.1 urban,
+    0.5) D, at least -0.3.
+  * Each year a non-myope turns myopic with p = sigmoid(alpha_grade - 1.1 SE + 0.25 urban +
+    0.15 girl + 0.55 u + e), e ~ N(0, 0.5) unobserved, and otherwise loses 0.15 + 0.08 u D
+    (staying above -0.3). New myopes fall to -0.5 D minus Exp(0.35); myopes progress
+    0.5 + 0.15 urban + 0.15 u - 0.05 (grade - 5) D a year, faster when young and urban.
+    alpha_grade is calibrated to the grade gradient above; the stage and age-6 shares follow.
+  * Screening: SE per eye to 0.25 D with N(0, 0.2) noise, the fellow eye + |N(0, 0.3)|; UCVA
+    logMAR 0.12 + 0.28 |SE| + N(0, 0.08) for myopic eyes, about 5.0-5.1 otherwise; 6 % have
+    reduced acuity without myopia (amblyopia, hyperopia, astigmatism) [A]. The screened class
+    equals the latent one: a myope's worse eye has SE <= -0.50 and UCVA <= 4.9, a non-myope's
+    eyes SE >= -0.25. Glasses: sigmoid(0.2 + 0.9 (|SE| - 1)) of myopes, 1 % of others [A].
+
+Growth (overweight 11.1 %, obesity 7.9 % at 6-17 by the 2015-19 surveillance; CNSSCH 2019
+7-17: 14.1 % and 10.5 %; boys' obesity 1.5-2x girls', peak at 9-12 years)
+  * WHO 2007 BMI-for-age z = -0.6 boys / -0.8 girls + 1.7 if in an obesogenic environment
+    (unobserved; 27 % of boys, 13 % of girls) + 0.08 urban + 0.8 exp(-((age - 10.5) / 3)^2)
+    + 0.02 per calendar year from 2022 + a per-pupil slope N(0, 0.05) per grade + an AR(1)
+    deviation (0.8 a year, SD 0.75). Classified by WS/T 586 this gives overweight ~12 % and
+    obesity ~8-9 %, boys' obesity ~1.5x girls', highest at 9-12.
+  * Height-for-age z N(0.35 urban / 0.05 rural, 0.9), + N(0, 0.12) a year [A]. Height and BMI
+    come from `who_lms` (60..228 months) through `value_at_z` (restricted beyond +-3), here
+    vectorised; weight = BMI x measured height squared, to 0.1 kg.
+  * Screening: height + N(0, 0.3) cm, rounded by the screener's habit, 70 % to 0.1 cm, 20 % to
+    0.5 and 10 % to whole centimetres (digit preference) [A]. Where that rounding would move a
+    pupil across the WS/T 586 overweight cut-off, the weight moves by 0.1 kg instead, so the
+    screened class is the drawn one.
+
+Questionnaires (PHQ-9 >= 10 in 20-25 %; item 9; health literacy 27.8 -> 31.9 % 2022-24)
+  * Depression latent = trait N(0, 0.7) - 0.45 + 0.25 girl + 0.12 rural + 0.3 left-behind +
+    0.1 boarder + 0.35 disability + 0.03 (grade - 6) + an AR(1) state per term (0.55, SD 0.7).
+    Anxiety alike, correlated with it (trait 0.6, shocks 0.5). Items are graded-response
+    (discrimination 1.8), which gives PHQ-A >= 10 in ~20-25 % and GAD-7 >= 10 in ~10-12 %.
+  * Item 9 (discrimination 2.2) has its threshold solved so that ``self_harm_share`` of PHQ-A
+    answers are above 0: 3 % by default, as the brief asks; STANDARDS.md §6 suggests 5-10 % as
+    a cautious default, hence the parameter. Items 10-13: past-year depression and difficulty
+    rise with the latent; item 12 (ideation) is "yes" for 35 % of those with item 9 above 0,
+    item 13 (attempt) for 20 % of those, 2 % of other item-9 positives, 0.2 % of the rest [A].
+  * Health literacy latent = trait N(0, 0.8) + 0.3 + 0.06 a year from 2022 + 0.12 (grade - 6)
+    + 0.25 urban - 0.15 left-behind - 0.2 disability + N(0, 0.5) each year; 25 items on the
+    hl-student scales, literate at >= 80 % of the full score. That gives ~25-35 %, rising about
+    2 points a year, urban above rural, as the national and central-region series.
+
+Truth rows: for each pupil staying at the school, after the school year's rows, the
+probabilities of next period's outcomes, which the generator then draws from:
+  * ``p_myopia_onset_next_year``: the onset p above; blank when already myopic.
+  * ``p_overweight_next_year``: overweight or obese by WS/T 586 at next year's screening,
+    1 - Phi((c - m) / s) with m and s next year's expected BMI z and shock SD and c the z of
+    the cut-off minus 0.05 (BMI is compared rounded half-up) at that day's age.
+  * ``p_depression_positive_next_term``, ``p_anxiety_positive_next_term``,
+    ``p_self_harm_next_term``: PHQ-A >= 10, GAD-7 >= 10 and item 9 > 0 at next autumn's
+    survey, the exact item-sum distribution integrated over the next latent (Gauss-Hermite,
+    tabulated); blank when next year's grade is not surveyed.
+  * ``p_health_literate_next_year``: literate at next year's hl-student.
+They depend on observable history (SE and acuity, the BMI z track, earlier answers through the
+latent state, age, sex, urban/rural, left-behind, boarding, disability) and on unobserved
+parts (near work, obesogenic environment, traits, shocks), so the truth's AUC on the next
+outcomes is the ceiling for a model trained on the records. The last school year's truth rows
+predict outcomes that are not generated.
+
+Bad records: each vision, bmi and survey row is, with probability ``bad_record_rate``, replaced
+by a defective one, unmarked: height in metres or times ten, acuity 6.1 or decimal notation,
+an answer outside its scale, a date before birth, a blank weight, screener or answer list.
+`GeneratorStats` counts them by kind and defect; `models.importing` rejects each of them.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache, lru_cache
 from importlib import resources
-from itertools import repeat
+from itertools import pairwise, repeat
 from types import MappingProxyType
 from typing import Final
 
@@ -28,10 +150,13 @@ __all__ = [
     "HEADERS",
     "KINDS",
     "TRUTH_COLUMNS",
+    "Block",
     "GeneratorStats",
     "ProvinceSpec",
     "SyntheticRow",
+    "county_count",
     "generate",
+    "generate_blocks",
     "generate_values",
 ]
 
@@ -39,6 +164,7 @@ Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 Values = tuple[str, ...]
+Block = tuple[str, Iterable[Values]]
 
 #: The generator's true next-period probabilities, one row per pupil and school year.
 TRUTH_COLUMNS: Final[tuple[str, ...]] = (
@@ -104,10 +230,10 @@ _BOARDER: Final = ((3, 0.15), (6, 0.45), (9, 0.80))  # (up to grade, share) in a
 
 # --- Vision -------------------------------------------------------------------------------------
 # Onset hazard, logit scale, for the transition out of grade g (index g - 1), before covariates.
-_MYOPIA_ONSET_ALPHA: Final = (-2.05, -1.75, -1.65, -1.35, -1.3, -1.55, -1.4, -1.15, -1.15)
-_MYOPIA_GRADE1_ALPHA: Final = -2.2  # prevalence at the first screening of grade 1
+_MYOPIA_ONSET_ALPHA: Final = (-2.0, -1.7, -1.6, -1.3, -1.25, -1.45, -1.35, -1.1, -1.1)
+_MYOPIA_GRADE1_ALPHA: Final = -2.15  # prevalence at the first screening of grade 1
 _MYOPIA_SE_BETA: Final = -1.1  # per dioptre of (worse-eye) SE before onset
-_MYOPIA_URBAN: Final = 0.35
+_MYOPIA_URBAN: Final = 0.25
 _MYOPIA_FEMALE: Final = 0.15
 _MYOPIA_PROPENSITY: Final = 0.55  # per SD of near work / little outdoor time (unobserved)
 _MYOPIA_NOISE_SD: Final = 0.5  # year-specific unobserved shock
@@ -133,7 +259,7 @@ _DEP_STATE_SD: Final = 0.7
 _DEP_RHO: Final = 0.55  # term to term
 _DEP_BASE: Final = -0.45
 _ANX_BASE: Final = -0.5
-_HL_BASE: Final = 0.25
+_HL_BASE: Final = 0.3
 _HL_TRAIT_SD: Final = 0.8
 _HL_NOISE_SD: Final = 0.5
 _HL_TREND_PER_YEAR: Final = 0.06
@@ -167,7 +293,7 @@ class ProvinceSpec:
         if self.students < 1:
             raise ValueError(f"students must be at least 1, got {self.students}")
         years = self.school_years
-        if not years or any(later != earlier + 1 for earlier, later in zip(years, years[1:], strict=False)):
+        if not years or any(later != earlier + 1 for earlier, later in pairwise(years)):
             raise ValueError(f"school_years must be consecutive and increasing, got {years}")
         if min(years) < 2010 or max(years) > 2035:
             raise ValueError(f"school_years must lie in 2010..2035, got {years}")
@@ -210,6 +336,18 @@ class GeneratorStats:
         """All deliberately bad rows."""
         return sum(self.bad_records.values())
 
+    def merge(self, other: GeneratorStats) -> None:
+        """Add `other`'s counts (a part of the province generated elsewhere) to these."""
+        self.counties += other.counties
+        self.schools += other.schools
+        self.students += other.students
+        for kind, count in other.rows.items():
+            self.rows[kind] = self.rows.get(kind, 0) + count
+        for kind, count in other.bad_records.items():
+            self.bad_records[kind] = self.bad_records.get(kind, 0) + count
+        for defect, count in other.defects.items():
+            self.defects[defect] = self.defects.get(defect, 0) + count
+
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready copy."""
         return {
@@ -231,31 +369,55 @@ def generate(spec: ProvinceSpec, stats: GeneratorStats | None = None) -> Iterato
     and the truth rows. Memory stays constant: one school is simulated at a time. Counts are
     added to `stats` if given.
     """
-    headers = HEADERS
-    for kind, values in generate_values(spec, stats):
-        yield SyntheticRow(kind=kind, row=dict(zip(headers[kind], values, strict=True)))
+    for kind, rows in generate_blocks(spec, stats):
+        header = HEADERS[kind]
+        for values in rows:
+            yield SyntheticRow(kind=kind, row=dict(zip(header, values, strict=True)))
 
 
 def generate_values(spec: ProvinceSpec, stats: GeneratorStats | None = None) -> Iterator[tuple[str, Values]]:
-    """The rows of `generate` as ``(kind, values)`` with values in ``HEADERS[kind]`` order.
+    """The rows of `generate` as ``(kind, values)``, values in ``HEADERS[kind]`` order."""
+    for kind, rows in generate_blocks(spec, stats):
+        yield from zip(repeat(kind), rows, strict=False)
 
-    The same stream without a dict per row, for bulk writers.
+
+def county_count(spec: ProvinceSpec) -> int:
+    """How many counties `spec` generates: its `counties`, or one per ~93,700 pupils (1..157)."""
+    return spec.counties or min(_MAX_COUNTIES, max(1, round(spec.students / _STUDENTS_PER_COUNTY)))
+
+
+def generate_blocks(
+    spec: ProvinceSpec, stats: GeneratorStats | None = None, *, counties: range | None = None
+) -> Iterator[Block]:
+    """The rows of `generate` in runs of one kind: ``(kind, rows)``, for bulk writers.
+
+    Each run's values are in ``HEADERS[kind]`` order. Runs are lazy: consume one before asking
+    for the next. `counties` (indices below `county_count`) restricts the stream to those
+    counties; the rows are the same as in the whole stream, so counties generated separately
+    and concatenated in order give the whole province.
     """
     stats = GeneratorStats() if stats is None else stats
     model = _model(spec.self_harm_share)
     province = np.random.default_rng([spec.seed, 0])
-    n_counties = spec.counties or min(_MAX_COUNTIES, max(1, round(spec.students / _STUDENTS_PER_COUNTY)))
+    n_counties = county_count(spec)
     county_students = _apportion(spec.students, province.lognormal(0.0, 0.3, n_counties))
     type_draws = province.random(n_counties)
+    wanted = range(n_counties) if counties is None else counties
+    last = max(wanted, default=-1)
     school_ordinal = 0
     for county_index, target in enumerate(county_students):
+        if county_index > last:
+            break
         county = _make_county(spec, county_index, int(target), float(type_draws[county_index]), school_ordinal)
+        # Student numbers embed a province-wide school ordinal, so earlier counties are laid out
+        # (cheaply, schools only) even when skipped.
         school_ordinal += len(county.schools)
+        if county_index not in wanted:
+            continue
         stats.counties += 1
         stats.schools += len(county.schools)
         stats.rows["schools"] += len(county.schools)
-        for school in county.schools:
-            yield "schools", school.values
+        yield "schools", [school.values for school in county.schools]
         for school in county.schools:
             yield from _SchoolRun(spec, model, county, school, stats).rows()
 
@@ -380,6 +542,20 @@ def _flag(value: bool) -> str:
     return "1" if value else "0"
 
 
+_FLAG_TEXTS: Final = np.array(["0", "1"], dtype=object)
+_GRADE_TEXTS: Final = np.array([str(grade) for grade in range(20)], dtype=object)
+
+
+def _grade_texts(grades: Ints) -> list[str]:
+    result: list[str] = _GRADE_TEXTS[grades].tolist()
+    return result
+
+
+def _flags(values: Bools) -> list[str]:
+    result: list[str] = _FLAG_TEXTS[values.astype(np.int64)].tolist()
+    return result
+
+
 def _births(year: int) -> float:
     return _BIRTHS[min(max(year, min(_BIRTHS)), max(_BIRTHS))]
 
@@ -428,6 +604,8 @@ def _sd_curve(l_: Floats, m: Floats, s: Floats, z: Floats) -> Floats:
 
 def _value_at_z(l_: Floats, m: Floats, s: Floats, z: Floats) -> Floats:
     """`growth.value_at_z(..., restricted=True)`, vectorised."""
+    if not (np.abs(z) > 3).any():
+        return _sd_curve(l_, m, s, z)
     sd3 = _sd_curve(l_, m, s, np.full_like(z, 3.0))
     sd2 = _sd_curve(l_, m, s, np.full_like(z, 2.0))
     sd3neg = _sd_curve(l_, m, s, np.full_like(z, -3.0))
@@ -442,7 +620,9 @@ def _value_at_z(l_: Floats, m: Floats, s: Floats, z: Floats) -> Floats:
 def _z_of_value(l_: Floats, m: Floats, s: Floats, value: Floats) -> Floats:
     """`growth.lms_z(..., restricted=True)`, vectorised."""
     safe_l = np.where(l_ == 0, 1.0, l_)
-    raw = np.where(l_ == 0, np.log(value / m) / s, (np.power(value / m, safe_l) - 1) / (safe_l * s))
+    raw: Floats = np.where(l_ == 0, np.log(value / m) / s, (np.power(value / m, safe_l) - 1) / (safe_l * s))
+    if not (raw > 3).any():
+        return raw
     sd3 = _sd_curve(l_, m, s, np.full_like(value, 3.0))
     sd2 = _sd_curve(l_, m, s, np.full_like(value, 2.0))
     result: Floats = np.where(raw > 3, 3 + (value - sd3) / (sd3 - sd2), raw)
@@ -475,7 +655,8 @@ def _normal_cdf(x: Floats) -> Floats:
 
 
 def _sigmoid(x: Floats) -> Floats:
-    result: Floats = 1.0 / (1.0 + np.exp(-np.clip(x, -40.0, 40.0)))
+    # exp(-x) overflows only below x = -709; an infinite threshold (no such category) gives 0.
+    result: Floats = 1.0 / (1.0 + np.exp(-np.maximum(x, -700.0)))
     return result
 
 
@@ -503,8 +684,8 @@ class _ItemBank:
     def total_at_least(self, latent: Floats, cutoff: int) -> Floats:
         """P(sum of answers >= cutoff | latent), by exact convolution of the items."""
         cumulative = self.cumulative(latent)
-        ones = np.ones(cumulative.shape[:2] + (1,))
-        zeros = np.zeros(cumulative.shape[:2] + (1,))
+        ones = np.ones((*cumulative.shape[:2], 1))
+        zeros = np.zeros((*cumulative.shape[:2], 1))
         categories = np.concatenate([ones, cumulative], axis=2) - np.concatenate([cumulative, zeros], axis=2)
         n_items = categories.shape[1]
         top = categories.shape[2] - 1
@@ -513,7 +694,8 @@ class _ItemBank:
         for item in range(n_items):
             following = np.zeros_like(distribution)
             for score in range(top + 1):
-                following[:, score:] += distribution[:, : distribution.shape[1] - score] * categories[:, item, score : score + 1]
+                weight = categories[:, item, score : score + 1]
+                following[:, score:] += distribution[:, : distribution.shape[1] - score] * weight
             distribution = following
         result: Floats = distribution[:, cutoff:].sum(axis=1)
         return result
@@ -554,7 +736,6 @@ class _Model:
     p_anxiety: _Curve
     p_self_harm: _Curve
     p_literate: _Curve
-    phq_supplementary: int
     bmi: _LmsTable
     height: _LmsTable
 
@@ -608,7 +789,6 @@ def _model(self_harm_share: float) -> _Model:
         p_anxiety=_smoothed(gad.total_at_least(_GRID, gad_cutoff), innovation),
         p_self_harm=_smoothed(item9, innovation),
         p_literate=_smoothed(hl.total_at_least(_GRID, hl_cutoff), _HL_NOISE_SD),
-        phq_supplementary=len(phq_instrument.item_scales) - phq_instrument.scored_items,
         bmi=_lms_table("bmi"),
         height=_lms_table("height"),
     )
@@ -663,23 +843,26 @@ class _Cohort:
         self.anx_state = np.zeros(0)
         self.hl_trait = np.zeros(0)
         self.hl_noise = np.zeros(0)
-        self.numbers: list[str] = []
-        self.names: list[str] = []
-        self.sexes: list[str] = []
-        self.births: list[str] = []
+        self.birth_parts = np.zeros((0, 3), dtype=np.int64)  # year, month, day
+        # Object arrays of str: fancy indexing gives a school-year's column without a Python loop.
+        self.numbers = np.zeros(0, dtype=object)
+        self.names = np.zeros(0, dtype=object)
+        self.sexes = np.zeros(0, dtype=object)
+        self.births = np.zeros(0, dtype=object)
 
     def extend(self, other: _Cohort) -> None:
         for name in (
             "female", "birth", "entry", "left_behind", "disability", "boarder", "active", "near_work", "se", "aniso",
             "myopic", "reduced_vision", "glasses", "obesogenic", "bmi_slope", "bmi_dev", "height_z", "dep_trait",
-            "dep_state", "anx_trait", "anx_state", "hl_trait", "hl_noise",
+            "dep_state", "anx_trait", "anx_state", "hl_trait", "hl_noise", "birth_parts", "numbers", "names", "sexes",
+            "births",
         ):
             setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
-        self.numbers += other.numbers
-        self.names += other.names
-        self.sexes += other.sexes
-        self.births += other.births
         self.n += other.n
+
+    def identity(self, idx: Ints) -> tuple[list[str], list[str], list[str]]:
+        """Student numbers, sexes and birth dates of `idx`, as lists of str."""
+        return self.numbers[idx].tolist(), self.sexes[idx].tolist(), self.births[idx].tolist()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -700,13 +883,16 @@ def _iso(ordinal: int) -> str:
 
 
 def _isos(ordinals: Ints) -> list[str]:
-    return [_iso(value) for value in ordinals.tolist()]
+    unique, inverse = np.unique(ordinals, return_inverse=True)
+    texts = np.array([_iso(value) for value in unique.tolist()], dtype=object)
+    result: list[str] = texts[inverse].tolist()
+    return result
 
 
 @lru_cache(maxsize=4096)
 def _school_days(first_day: int) -> Ints:
     """The first 9 weekdays from `first_day` on: one grade is screened a day."""
-    days = []
+    days: list[int] = []
     day = first_day
     while len(days) < 9:
         if (day - 1) % 7 < 5:  # date.fromordinal(1) is a Monday
@@ -725,9 +911,9 @@ def _ymd(ordinals: Ints) -> tuple[Ints, Ints, Ints]:
 _MONTH_DAYS: Final = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 
 
-def _completed_months(birth: Ints, on: Ints) -> Ints:
-    """`growth.completed_months`, vectorised over date ordinals."""
-    by, bm, bd = _ymd(birth)
+def _completed_months(birth_parts: Ints, on: Ints) -> Ints:
+    """`growth.completed_months`, vectorised: birth (year, month, day) rows, `on` date ordinals."""
+    by, bm, bd = birth_parts[:, 0], birth_parts[:, 1], birth_parts[:, 2]
     oy, om, od = _ymd(on)
     months = (oy - by) * 12 + om - bm
     leap = ((oy % 4 == 0) & (oy % 100 != 0)) | (oy % 400 == 0)
@@ -748,13 +934,38 @@ def _answers_text(answers: Ints) -> list[str]:
     return [text[start : start + width] for start in range(0, n * width, width)]
 
 
-def _fixed(values: Floats, digits: int) -> list[str]:
-    pattern = f"{{:.{digits}f}}"
-    return [pattern.format(value) for value in values.tolist()]
+# Formatting floats one by one dominates the cost of a row; values on a fixed grid (tenths,
+# quarter dioptres, probabilities to 4 decimals) are looked up in tables of their texts instead.
+_TENTHS_MAX: Final = 4000
+_TENTHS: Final = np.array([f"{tenths / 10:.1f}" for tenths in range(_TENTHS_MAX + 1)], dtype=object)
+_QUARTERS_LOW: Final = -200
+_QUARTERS: Final = np.array([f"{quarters / 4:.2f}" for quarters in range(_QUARTERS_LOW, 101)], dtype=object)
+_TEN_THOUSANDTHS: Final = np.array([f"{k / 10_000:.4f}" for k in range(10_001)] + [""], dtype=object)
+
+
+def _tenths(values: Floats) -> list[str]:
+    """Texts of values already rounded to one decimal, 0.0..400.0."""
+    index = np.rint(values * 10).astype(np.int64)
+    if index.size and (index.min() < 0 or index.max() > _TENTHS_MAX):
+        return [f"{value:.1f}" for value in values.tolist()]
+    result: list[str] = _TENTHS[index].tolist()
+    return result
+
+
+def _quarters(values: Floats) -> list[str]:
+    """Texts (2 decimals) of values already rounded to a quarter, -50.00..25.00."""
+    index = np.rint(values * 4).astype(np.int64) - _QUARTERS_LOW
+    if index.size and (index.min() < 0 or index.max() >= len(_QUARTERS)):
+        return [f"{value:.2f}" for value in values.tolist()]
+    result: list[str] = _QUARTERS[index].tolist()
+    return result
 
 
 def _probabilities(values: Floats) -> list[str]:
-    return ["" if math.isnan(value) else f"{value:.4f}" for value in values.tolist()]
+    """Four decimals; NaN (no outcome to come) is a blank cell."""
+    index = np.where(np.isnan(values), 10_001, np.rint(np.nan_to_num(values) * 10_000)).astype(np.int64)
+    result: list[str] = _TEN_THOUSANDTHS[np.clip(index, 0, 10_001)].tolist()
+    return result
 
 
 class _SchoolRun:
@@ -767,6 +978,8 @@ class _SchoolRun:
         self.school = school
         self.stats = stats
         self.rng = np.random.default_rng([spec.seed, 2, county.index, school.index])
+        # Defects have a stream of their own, so the bad-record rate never changes the pupils.
+        self.defects = np.random.default_rng([spec.seed, 3, county.index, school.index])
         self.cohort = _Cohort()
         self.low_grade, self.high_grade = _GRADES[school.stage]
         self.urban = 1.0 if school.urban else 0.0
@@ -797,19 +1010,24 @@ class _SchoolRun:
 
     # -- admission
 
-    def _admit(self, size: int, grade: int, year: int) -> Ints:
-        """Add `size` pupils who are in `grade` in school year `year`, with their simulated past."""
+    def _admit(self, sizes: Mapping[int, int], year: int) -> Ints:
+        """Add pupils who are in school year `year`, `sizes[grade]` of each grade, with their past.
+
+        Every pupil's latent history is simulated from the first screening of grade 1 on, so a
+        pupil first seen in grade 5 arrives with four years of myopia progression and growth.
+        """
         rng = self.rng
         new = _Cohort()
+        size = sum(sizes.values())
         new.n = size
-        entry = year - grade + 1
+        entry = np.repeat(np.array([year - grade + 1 for grade in sizes], dtype=np.int64), list(sizes.values()))
         new.female = rng.random(size) < _FEMALE_SHARE
         # Born 1 Sept (entry - 7) .. 31 Aug (entry - 6): six by 31 August of the year of grade 1.
-        first = date(entry - 7, 9, 1).toordinal()
-        span = date(entry - 6, 9, 1).toordinal() - first
+        first = np.array([date(int(e) - 7, 9, 1).toordinal() for e in entry.tolist()], dtype=np.int64)
+        leap = np.array([date(int(e) - 6, 9, 1).toordinal() for e in entry.tolist()], dtype=np.int64) - first
         late = rng.random(size) < _LATE_ENTRY
-        new.birth = first + rng.integers(0, span, size) - late * 365
-        new.entry = np.full(size, entry, dtype=np.int64)
+        new.birth = first + (rng.random(size) * leap).astype(np.int64) - late * 365
+        new.entry = entry
         new.left_behind = rng.random(size) < _LEFT_BEHIND[self.setting]
         new.disability = rng.random(size) < _DISABILITY
         new.boarder = np.zeros(size, dtype=np.bool_)
@@ -841,31 +1059,39 @@ class _SchoolRun:
         new.se = np.where(new.myopic, -0.5 - rng.exponential(0.4, size), reserve)
 
         seq0 = self.cohort.n
-        name_rng = rng
-        surnames = name_rng.zipf(1.6, size) % len(_SURNAMES)
-        given = name_rng.integers(0, len(_GIVEN), (size, 2))
-        one_syllable = name_rng.random(size) < 0.3
-        new.names = [
-            _SURNAMES[s] + _GIVEN[g0] + ("" if one else _GIVEN[g1])
-            for s, (g0, g1), one in zip(surnames.tolist(), given.tolist(), one_syllable.tolist(), strict=True)
-        ]
-        births = new.birth.tolist()
-        new.births = [_iso(value) for value in births]
-        new.sexes = sex.tolist()
+        surnames = (rng.zipf(1.6, size) - 1) % len(_SURNAMES)
+        given = rng.integers(0, len(_GIVEN), (size, 2))
+        one_syllable = rng.random(size) < 0.3
+        new.names = np.array(
+            [
+                _SURNAMES[s] + _GIVEN[g0] + ("" if one else _GIVEN[g1])
+                for s, (g0, g1), one in zip(surnames.tolist(), given.tolist(), one_syllable.tolist(), strict=True)
+            ],
+            dtype=object,
+        )
+        born = [date.fromordinal(value) for value in new.birth.tolist()]
+        new.birth_parts = np.array([(d.year, d.month, d.day) for d in born], dtype=np.int64).reshape(-1, 3)
+        new.births = np.array([d.isoformat() for d in born], dtype=object)
+        new.sexes = sex.astype(object)
+        # "G" + 18 digits like a national student number, but behind the province code 99, which
+        # GB/T 2260 does not assign: school ordinal, birth year, sequence, a check digit.
         ordinal = self.school.ordinal
-        new.numbers = []
-        for k, born in enumerate(new.births):
-            body = f"99{ordinal:06d}{born[:4]}{seq0 + k + 1:05d}"
-            check = sum(int(digit) * (3 if position % 2 else 1) for position, digit in enumerate(body)) % 10
-            new.numbers.append(f"G{body}{check}")
+        new.numbers = np.array(
+            [
+                f"G99{ordinal:06d}{d.year:04d}{seq:05d}{(ordinal * 7 + d.year * 3 + seq) % 10}"
+                for seq, d in enumerate(born, start=seq0 + 1)
+            ],
+            dtype=object,
+        )
 
         self.cohort.extend(new)
         idx = np.arange(seq0, seq0 + size, dtype=np.int64)
         self.stats.students += size
         self._set_boarders(idx, year)
-        for past in range(entry, year):
-            self._term_step(idx)
-            self._step(idx, past)
+        for past in range(int(entry.min()), year):
+            before = idx[new.entry <= past]
+            self._term_step(before)
+            self._step(before, past, with_risk=False)
         return idx
 
     def _set_boarders(self, idx: Ints, year: int) -> None:
@@ -881,7 +1107,7 @@ class _SchoolRun:
         c = self.cohort
         mean: Floats = (
             _DEP_BASE + c.dep_trait[idx] + 0.25 * c.female[idx] + 0.12 * (1 - self.urban) + 0.3 * c.left_behind[idx]
-            + 0.1 * c.boarder[idx] + 0.35 * c.disability[idx] + 0.05 * (grade - 6)
+            + 0.1 * c.boarder[idx] + 0.35 * c.disability[idx] + 0.03 * (grade - 6)
         )
         return mean
 
@@ -896,7 +1122,7 @@ class _SchoolRun:
     def _hl_mean(self, idx: Ints, grade: Ints, year: int) -> Floats:
         c = self.cohort
         mean: Floats = (
-            _HL_BASE + c.hl_trait[idx] + _HL_TREND_PER_YEAR * (year - 2022) + 0.12 * (grade - 6) + 0.35 * self.urban
+            _HL_BASE + c.hl_trait[idx] + _HL_TREND_PER_YEAR * (year - 2022) + 0.12 * (grade - 6) + 0.25 * self.urban
             - 0.15 * c.left_behind[idx] - 0.2 * c.disability[idx]
         )
         return mean
@@ -931,7 +1157,7 @@ class _SchoolRun:
         BMI is compared rounded half-up to one decimal, so it is the cut-off minus 0.05.
         """
         c = self.cohort
-        group = np.clip(_completed_months(c.birth[idx], days) // 6 - 12, 0, 25)
+        group = np.clip(_completed_months(c.birth_parts[idx], days) // 6 - 12, 0, 25)
         threshold: Floats = _overweight_cutoffs()[c.female[idx].astype(np.int64), group] - 0.05
         return threshold
 
@@ -940,8 +1166,12 @@ class _SchoolRun:
         lms = self.model.bmi.at(self.cohort.female[idx], age_months)
         return _z_of_value(*lms, self._overweight_threshold(idx, days))
 
-    def _step(self, idx: Ints, year: int) -> _Risk:
-        """Draw every latent state of school year `year + 1` and return the true probabilities."""
+    def _step(self, idx: Ints, year: int, *, with_risk: bool = True) -> _Risk | None:
+        """Draw every latent state of school year `year + 1` and return the true probabilities.
+
+        The probabilities are those of the very draws made here; `with_risk` False (the simulated
+        past before a pupil's first row) skips computing them.
+        """
         c, rng, model, n = self.cohort, self.rng, self.model, len(idx)
         grade = self._grade(idx, year)
         next_grade = grade + 1
@@ -968,24 +1198,26 @@ class _SchoolRun:
         )
         c.myopic[idx] = myopic | onset
 
-        # BMI-for-age z: pupil mean + AR(1) deviation.
-        days, age_months = self._measurement_ages(idx, year + 1)
-        mean_next = self._bmi_mean(idx, next_grade, age_months / 12, year + 1)
-        expected = mean_next + _BMI_RHO * c.bmi_dev[idx]
+        # Expected values of next period's latents, before this step's shocks are drawn.
         spread = _BMI_SD * math.sqrt(1 - _BMI_RHO**2)
+        if with_risk:
+            days, age_months = self._measurement_ages(idx, year + 1)
+            bmi_expected = self._bmi_mean(idx, next_grade, age_months / 12, year + 1) + _BMI_RHO * c.bmi_dev[idx]
+            dep_expected = self._dep_mean(idx, next_grade) + _DEP_RHO * c.dep_state[idx]
+            anx_expected = self._anx_mean(idx, next_grade) + _DEP_RHO * c.anx_state[idx]
+            hl_expected = self._hl_mean(idx, next_grade, year + 1)
+
+        # BMI-for-age z: pupil mean + AR(1) deviation; height-for-age z tracks with small shocks.
         c.bmi_dev[idx] = _BMI_RHO * c.bmi_dev[idx] + rng.normal(0.0, spread, n)
-        p_overweight = 1.0 - _normal_cdf((self._overweight_z(idx, days, age_months) - expected) / spread)
         c.height_z[idx] += rng.normal(0.0, 0.12, n)
-
         # Mood: the autumn term of next year.
-        innovation = _state_innovation_sd()
-        dep_expected = self._dep_mean(idx, next_grade) + _DEP_RHO * c.dep_state[idx]
-        anx_expected = self._anx_mean(idx, next_grade) + _DEP_RHO * c.anx_state[idx]
         self._term_step(idx)
-
-        # Health literacy next year.
-        hl_expected = self._hl_mean(idx, next_grade, year + 1)
+        # Health literacy next year: this year's trait and trend plus a fresh shock.
         c.hl_noise[idx] = rng.normal(0.0, _HL_NOISE_SD, n)
+        if not with_risk:
+            return None
+
+        p_overweight = 1.0 - _normal_cdf((self._overweight_z(idx, days, age_months) - bmi_expected) / spread)
 
         surveyed = next_grade >= self.spec.survey_from_grade
         blank = np.full(n, np.nan)
@@ -1000,15 +1232,14 @@ class _SchoolRun:
 
     # -- rows
 
-    def rows(self) -> Iterator[tuple[str, Values]]:
+    def rows(self) -> Iterator[Block]:
         spec, school = self.spec, self.school
         years = spec.school_years
         first_year = years[0]
         grades = range(self.low_grade, self.high_grade + 1)
         weights = np.array([_births(first_year - grade + 1 - 6) for grade in grades])
         sizes = _apportion(school.enrollment, weights)
-        admitted = [self._admit(size, grade, first_year) for grade, size in zip(grades, sizes, strict=True) if size]
-        idx = np.concatenate(admitted) if admitted else np.zeros(0, dtype=np.int64)
+        idx = self._admit({grade: size for grade, size in zip(grades, sizes, strict=True) if size}, first_year)
         yield from self._enrolment_rows(idx, first_year)
         expected_intake = school.enrollment * weights[0] / weights.sum()
         trend = 1.02 if school.urban else 0.97
@@ -1017,7 +1248,7 @@ class _SchoolRun:
                 birth_factor = _births(year - self.low_grade + 1 - 6) / _births(first_year - self.low_grade + 1 - 6)
                 intake = int(self.rng.poisson(expected_intake * birth_factor * trend ** (year - first_year)))
                 if intake:
-                    yield from self._enrolment_rows(self._admit(intake, self.low_grade, year), year)
+                    yield from self._enrolment_rows(self._admit({self.low_grade: intake}, year), year)
             idx = np.flatnonzero(self.cohort.active)
             if not len(idx):
                 continue
@@ -1029,45 +1260,37 @@ class _SchoolRun:
     def _count(self, kind: str, n: int) -> None:
         self.stats.rows[kind] += n
 
-    def _enrolment_rows(self, idx: Ints, year: int) -> Iterator[tuple[str, Values]]:
+    def _enrolment_rows(self, idx: Ints, year: int) -> Iterator[Block]:
         c, school = self.cohort, self.school
         enrolled = _iso(date(year, 9, 1).toordinal())
-        grades = [str(g) for g in self._grade(idx, year).tolist()]
-        numbers = [c.numbers[i] for i in idx.tolist()]
-        sexes = [c.sexes[i] for i in idx.tolist()]
-        births = [c.births[i] for i in idx.tolist()]
-        boarders = [_flag(v) for v in c.boarder[idx].tolist()]
-        left = [_flag(v) for v in c.left_behind[idx].tolist()]
-        disabled = [_flag(v) for v in c.disability[idx].tolist()]
+        grades = _grade_texts(self._grade(idx, year))
+        numbers, sexes, births = c.identity(idx)
+        boarders = _flags(c.boarder[idx])
+        left = _flags(c.left_behind[idx])
+        disabled = _flags(c.disability[idx])
         n = len(idx)
         self._count("roster", n)
         self._count("records", n)
-        yield from zip(
-            repeat("roster"),
-            zip(
-                repeat(school.school_id, n), numbers, [c.names[i] for i in idx.tolist()], sexes, births, grades,
-                repeat(enrolled), boarders, left, disabled,
-            ),
+        yield "roster", zip(
+            repeat(school.school_id, n), numbers, c.names[idx].tolist(), sexes, births, grades,
+            repeat(enrolled, n), boarders, left, disabled, strict=True,
         )
-        yield from zip(
-            repeat("records"),
-            zip(
-                repeat(school.school_id, n), numbers, sexes, births, repeat(self.county.county_id), grades,
-                repeat("register"), repeat(enrolled), repeat(""), boarders, left, disabled,
-            ),
+        yield "records", zip(
+            repeat(school.school_id, n), numbers, sexes, births, repeat(self.county.county_id, n), grades,
+            repeat("register", n), repeat(enrolled, n), repeat("", n), boarders, left, disabled, strict=True,
         )
 
     def _bad(self, kind: str, n: int) -> list[int]:
         if self.spec.bad_record_rate <= 0:
             return []
-        bad = np.flatnonzero(self.rng.random(n) < self.spec.bad_record_rate).tolist()
+        bad = np.flatnonzero(self.defects.random(n) < self.spec.bad_record_rate).tolist()
         self.stats.bad_records[kind] += len(bad)
         return bad
 
     def _defect(self, name: str) -> None:
         self.stats.defects[name] = self.stats.defects.get(name, 0) + 1
 
-    def _bmi_rows(self, idx: Ints, year: int) -> Iterator[tuple[str, Values]]:
+    def _bmi_rows(self, idx: Ints, year: int) -> Iterator[Block]:
         c, model, rng, n = self.cohort, self.model, self.rng, len(idx)
         grade = self._grade(idx, year)
         days, age_months = self._measurement_ages(idx, year)
@@ -1090,15 +1313,13 @@ class _SchoolRun:
         weight = np.where(low, np.ceil((threshold + 1e-6) * square * 10) / 10, weight)
         weight = np.where(high, np.floor((threshold - 1e-6) * square * 10) / 10, weight)
 
-        numbers = [c.numbers[i] for i in idx.tolist()]
-        sexes = [c.sexes[i] for i in idx.tolist()]
-        births = [c.births[i] for i in idx.tolist()]
+        numbers, sexes, births = c.identity(idx)
         dates = _isos(days)
-        heights = _fixed(measured_height, 1)
-        weights = _fixed(weight, 1)
+        heights = _tenths(measured_height)
+        weights = _tenths(weight)
         screeners = [self.school.screeners[k] for k in screener.tolist()]
         for i in self._bad("bmi", n):
-            defect = int(rng.integers(0, 4))
+            defect = int(self.defects.integers(0, 4))
             if defect == 0:
                 heights[i] = f"{measured_height[i] / 100:.2f}"
                 self._defect("bmi_height_in_metres")
@@ -1106,18 +1327,17 @@ class _SchoolRun:
                 heights[i] = f"{measured_height[i] * 10:.1f}"
                 self._defect("bmi_height_impossible")
             elif defect == 2:
-                dates[i] = _iso(int(c.birth[idx[i]]) - int(rng.integers(1, 400)))
+                dates[i] = _iso(int(c.birth[idx[i]]) - int(self.defects.integers(1, 400)))
                 self._defect("bmi_measured_before_birth")
             else:
                 weights[i] = ""
                 self._defect("bmi_blank_weight")
         self._count("bmi", n)
-        yield from zip(
-            repeat("bmi"),
-            zip(repeat(self.school.school_id, n), numbers, sexes, births, dates, heights, weights, screeners),
+        yield "bmi", zip(
+            repeat(self.school.school_id, n), numbers, sexes, births, dates, heights, weights, screeners, strict=True
         )
 
-    def _vision_rows(self, idx: Ints, year: int) -> Iterator[tuple[str, Values]]:
+    def _vision_rows(self, idx: Ints, year: int) -> Iterator[Block]:
         c, rng, n = self.cohort, self.rng, len(idx)
         grade = self._grade(idx, year)
         days = self._class_days(self._screening_day(year), grade)
@@ -1145,16 +1365,14 @@ class _SchoolRun:
         se_left = np.where(right_is_worse, fellow, worse)
         wears = np.where(myopic, c.glasses[idx] < _sigmoid(0.2 + 0.9 * (np.abs(worse) - 1.0)), c.glasses[idx] < 0.01)
 
-        numbers = [c.numbers[i] for i in idx.tolist()]
-        sexes = [c.sexes[i] for i in idx.tolist()]
-        births = [c.births[i] for i in idx.tolist()]
+        numbers, sexes, births = c.identity(idx)
         dates = _isos(days)
-        right = _fixed(ucva_right, 1)
-        left = _fixed(ucva_left, 1)
+        right = _tenths(ucva_right)
+        left = _tenths(ucva_left)
         screener_index = (grade - self.low_grade + 1) % len(self.school.screeners)
         screeners = [self.school.screeners[k] for k in screener_index.tolist()]
         for i in self._bad("vision", n):
-            defect = int(rng.integers(0, 4))
+            defect = int(self.defects.integers(0, 4))
             if defect == 0:
                 right[i] = "6.1"
                 self._defect("vision_acuity_6_1")
@@ -1162,21 +1380,18 @@ class _SchoolRun:
                 left[i] = f"{10 ** (ucva_left[i] - 5):.1f}"
                 self._defect("vision_decimal_acuity")
             elif defect == 2:
-                dates[i] = _iso(int(c.birth[idx[i]]) - int(rng.integers(1, 400)))
+                dates[i] = _iso(int(c.birth[idx[i]]) - int(self.defects.integers(1, 400)))
                 self._defect("vision_measured_before_birth")
             else:
                 screeners[i] = ""
                 self._defect("vision_blank_screener")
         self._count("vision", n)
-        yield from zip(
-            repeat("vision"),
-            zip(
-                repeat(self.school.school_id, n), numbers, sexes, births, dates, right, left,
-                _fixed(se_right, 2), _fixed(se_left, 2), [_flag(v) for v in wears.tolist()], screeners,
-            ),
+        yield "vision", zip(
+            repeat(self.school.school_id, n), numbers, sexes, births, dates, right, left,
+            _quarters(se_right), _quarters(se_left), _flags(wears), screeners, strict=True,
         )
 
-    def _survey_rows(self, idx: Ints, year: int) -> Iterator[tuple[str, Values]]:
+    def _survey_rows(self, idx: Ints, year: int) -> Iterator[Block]:
         c, model, rng = self.cohort, self.model, self.rng
         grade_all = self._grade(idx, year)
         surveyed = grade_all >= self.spec.survey_from_grade
@@ -1215,17 +1430,15 @@ class _SchoolRun:
         long = _answers_text(extended)
         return [long[i] if is_junior else short[i] for i, is_junior in enumerate(junior.tolist())]
 
-    def _survey_block(self, idx: Ints, days: Ints, instrument: str, answers: list[str]) -> Iterator[tuple[str, Values]]:
-        c, rng, n = self.cohort, self.rng, len(idx)
-        numbers = [c.numbers[i] for i in idx.tolist()]
-        sexes = [c.sexes[i] for i in idx.tolist()]
-        births = [c.births[i] for i in idx.tolist()]
+    def _survey_block(self, idx: Ints, days: Ints, instrument: str, answers: list[str]) -> Iterator[Block]:
+        c, n = self.cohort, len(idx)
+        numbers, sexes, births = c.identity(idx)
         dates = _isos(days)
         for i in self._bad("survey", n):
-            defect = int(rng.integers(0, 3))
+            defect = int(self.defects.integers(0, 3))
             if defect == 0:
                 values = answers[i].split(";")
-                position = int(rng.integers(0, len(values)))
+                position = int(self.defects.integers(0, len(values)))
                 values[position] = "4" if instrument != "hl-student" else "3"
                 answers[i] = ";".join(values)
                 self._defect("survey_answer_out_of_scale")
@@ -1233,24 +1446,21 @@ class _SchoolRun:
                 answers[i] = ""
                 self._defect("survey_blank_answers")
             else:
-                dates[i] = _iso(int(c.birth[idx[i]]) - int(rng.integers(1, 400)))
+                dates[i] = _iso(int(c.birth[idx[i]]) - int(self.defects.integers(1, 400)))
                 self._defect("survey_answered_before_birth")
         self._count("survey", n)
-        yield from zip(
-            repeat("survey"),
-            zip(
-                repeat(self.school.school_id, n), numbers, sexes, births, dates, repeat(instrument), repeat("1"),
-                answers,
-            ),
+        yield "survey", zip(
+            repeat(self.school.school_id, n), numbers, sexes, births, dates, repeat(instrument, n), repeat("1", n),
+            answers, strict=True,
         )
 
-    def _year_end_rows(self, idx: Ints, year: int) -> Iterator[tuple[str, Values]]:
+    def _year_end_rows(self, idx: Ints, year: int) -> Iterator[Block]:
         c, rng, spec, school, n = self.cohort, self.rng, self.spec, self.school, len(idx)
         grade = self._grade(idx, year)
         graduating = grade >= self.high_grade
         draw = rng.random(n)
         transfer = ~graduating & (draw < spec.transfer_rate)
-        leave = graduating | (~graduating & (draw >= spec.transfer_rate) & (draw < spec.transfer_rate + spec.leave_rate))
+        leave = graduating | (~transfer & (draw < spec.transfer_rate + spec.leave_rate))
         others = [s.school_id for s in self.county.schools if s.school_id != school.school_id]
         if not others:
             leave |= transfer
@@ -1262,18 +1472,20 @@ class _SchoolRun:
         c.left_behind[idx[toggle]] = ~c.left_behind[idx[toggle]]
 
         changed = np.flatnonzero(transfer | leave | toggle)
-        rows = []
-        for i in changed.tolist():
-            pupil = int(idx[i])
-            action = "transfer" if transfer[i] else "leave" if leave[i] else "update"
-            destination = others[int(rng.integers(0, len(others)))] if transfer[i] else ""
-            rows.append((
-                school.school_id, c.numbers[pupil], c.sexes[pupil], c.births[pupil], self.county.county_id,
-                str(int(grade[i])), action, _iso(int(effective[i])), destination, _flag(bool(c.boarder[pupil])),
-                _flag(bool(c.left_behind[pupil])), _flag(bool(c.disability[pupil])),
-            ))
-        self._count("records", len(rows))
-        yield from zip(repeat("records"), rows)
+        pupils = idx[changed]
+        k = len(changed)
+        moving = transfer[changed]
+        actions = np.where(moving, "transfer", np.where(leave[changed], "leave", "update")).astype(object)
+        destinations = np.full(k, "", dtype=object)
+        if others:
+            destinations[moving] = np.array(others, dtype=object)[rng.integers(0, len(others), int(moving.sum()))]
+        numbers, sexes, births = c.identity(pupils)
+        self._count("records", k)
+        yield "records", zip(
+            repeat(school.school_id, k), numbers, sexes, births, repeat(self.county.county_id, k),
+            _grade_texts(grade[changed]), actions.tolist(), _isos(effective[changed]), destinations.tolist(),
+            _flags(c.boarder[pupils]), _flags(c.left_behind[pupils]), _flags(c.disability[pupils]), strict=True,
+        )
 
         staying = ~transfer & ~leave
         c.active[idx[~staying]] = False
@@ -1281,15 +1493,13 @@ class _SchoolRun:
         if not len(keep):
             return
         risk = self._step(keep, year)
+        assert risk is not None  # with_risk is on
         m = len(keep)
         self._count("truth", m)
-        yield from zip(
-            repeat("truth"),
-            zip(
-                repeat(school.school_id, m), [c.numbers[i] for i in keep.tolist()], repeat(str(year), m),
-                [str(g) for g in grade[staying].tolist()], _probabilities(risk.myopia_onset),
-                _probabilities(risk.overweight), _probabilities(risk.depression), _probabilities(risk.anxiety),
-                _probabilities(risk.self_harm), _probabilities(risk.literate),
-            ),
+        yield "truth", zip(
+            repeat(school.school_id, m), c.numbers[keep].tolist(), repeat(str(year), m),
+            _grade_texts(grade[staying]), _probabilities(risk.myopia_onset),
+            _probabilities(risk.overweight), _probabilities(risk.depression), _probabilities(risk.anxiety),
+            _probabilities(risk.self_harm), _probabilities(risk.literate), strict=True,
         )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -170,6 +171,92 @@ def worker(loglevel: Annotated[str, typer.Option(help="faust log level")] = "war
     from services.worker import run_worker
 
     run_worker(_settings(), loglevel=loglevel)
+
+
+@app.command("import")
+def import_command(
+    kind: Annotated[str, typer.Argument(help="schools, roster, records, vision, bmi or survey")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV (UTF-8) or XLSX")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="validate only; publish and store nothing")] = False,
+    report: Annotated[Path | None, typer.Option(help="where the per-row error report goes")] = None,
+) -> None:
+    """Validate a school doctor's file and publish its valid rows; rejected rows go to a report."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    from services.importer import KINDS, HeaderRejected, import_file
+
+    if kind not in KINDS:
+        raise _fail(f"unknown kind {kind!r}: expected one of {', '.join(KINDS)}", 2)
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} rows"),
+               TextColumn("{task.fields[rate]:,.0f} rows/s"), TaskProgressColumn(), TimeElapsedColumn())
+    import time
+
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(f"importing {kind}", total=None, rate=0.0)
+        started = time.monotonic()
+        counter = [0]
+
+        def on_row() -> None:
+            counter[0] += 1
+            if counter[0] % 500 == 0:
+                elapsed = max(time.monotonic() - started, 1e-6)
+                progress.update(task, completed=counter[0], rate=counter[0] / elapsed)
+
+        try:
+            summary = import_file(_settings(), kind, file, dry_run=dry_run, report_path=report, on_row=on_row)
+        except HeaderRejected as error:
+            raise _fail(f"{file}: {error}", 2) from error
+        progress.update(task, completed=summary.rows, total=summary.rows,
+                        rate=summary.rows / max(summary.seconds, 1e-6))
+    verb = "validated" if dry_run else "accepted"
+    console.print(f"{summary.rows:,} rows: {summary.accepted:,} {verb}, {len(summary.rejected):,} rejected"
+                  f" in {summary.seconds:.1f}s" + ("" if dry_run else f"; {summary.published_messages:,} messages"))
+    if summary.rejected:
+        console.print(f"rejected rows and reasons: {summary.report_path}")
+        raise typer.Exit(1)
+
+
+bench_app = typer.Typer(help="Benchmarks (results as JSON under bench/results/).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("pipeline")
+def bench_pipeline(
+    events: Annotated[int, typer.Option(help="events in the run")] = 100_000,
+    workers: Annotated[int, typer.Option(help="worker processes in the consumer group")] = 2,
+    out: Annotated[Path, typer.Option(help="JSON result file")] = Path("bench/results/pipeline.json"),
+) -> None:
+    """Raw aiokafka, bare faust, raw COPY and end-to-end rates on the same events, with ratios."""
+    from services.bench import run_pipeline_bench
+
+    with console.status(f"benchmarking {events:,} events with {workers} worker(s)"):
+        result = run_pipeline_bench(_settings(), events=events, workers=workers, out=out)
+    e2e = result["end_to_end"]
+    for name in ("raw_aiokafka_consume", "bare_faust_count", "classify_in_process"):
+        typer.echo(f"{name:>24}: {result[name]['events_per_second']:>10,.0f} events/s")
+    typer.echo(f"{'raw_binary_copy':>24}: {result['raw_binary_copy']['rows_per_second']:>10,.0f} rows/s")
+    cpu = ", ".join(f"{c:.0f}" for c in e2e["cpu_microseconds_per_event_per_process"])
+    rss = ", ".join(f"{m:.0f}" for m in e2e["worker_peak_rss_mib"])
+    typer.echo(f"{'end_to_end':>24}: {e2e['events_per_second']:>10,.0f} events/s "
+               f"({workers} workers, CPU µs/event/process {cpu}, peak RSS MiB {rss})")
+    for name, ratio in result["ratios"].items():
+        typer.echo(f"{name:>28}: {ratio:.2f}")
+    typer.echo(f"result: {out}")
+
+
+def _register_extensions() -> None:
+    """Areas with several commands keep them in their own module, each with `register(app)`."""
+    import importlib
+
+    for module in ("services.cli_alerts", "services.cli_screening", "services.cli_metrics"):
+        try:
+            importlib.import_module(module).register(app)
+        except ModuleNotFoundError as error:
+            if error.name != module:
+                raise
+
+
+_register_extensions()
 
 
 def main() -> None:

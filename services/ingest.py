@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from models.pipeline import ProcessedMessages, process_message
+from models.rules import encode_alert_message, evaluate_batch
 from models.topics import INPUT_TOPICS
 from services.archive import ArchiveWriter, DeadLetter
 from services.settings import Settings
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 DEAD_LETTER_PAYLOAD_MAX = 1024 * 1024
 
 SendDeadLetter = Callable[[bytes | None, bytes], Awaitable[None]]
+# Produces (key, value) alert messages and returns once the broker has acknowledged all of them.
+SendAlerts = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,7 +56,9 @@ class Ingestor:
         self._prefix = settings.topic_prefix
         self._writer = writer
         self.send_dead_letter = send_dead_letter
+        self.send_alerts: SendAlerts | None = None
         self.accepted = 0
+        self.alerts = 0
         self.rejected = 0
 
     def _family_of(self, topic: str) -> str | None:
@@ -82,6 +87,13 @@ class Ingestor:
             log.info("dead-lettered %d event(s): %s", len(dead_letters),
                      sorted({letter.code for letter in dead_letters}))
         await self._writer.write(batch, dead_letters)
+        # Alerts go out after the archive commit and before the offsets are acked: a crash in
+        # between redelivers the batch, and the alert service drops the repeated alert ids.
+        if self.send_alerts is not None:
+            alerts = evaluate_batch(batch)
+            if alerts:
+                await self.send_alerts([(alert.school_id.encode(), encode_alert_message(alert)) for alert in alerts])
+                self.alerts += len(alerts)
         self.accepted += batch.accepted
         self.rejected += len(dead_letters)
         return batch

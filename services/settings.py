@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     topic_prefix: str = ""
     worker_batch_size: int = Field(default=2000, ge=1)
     worker_batch_seconds: float = Field(default=0.2, gt=0)
+    # How often the worker's leader scores current students with the active screening models.
+    scoring_interval_seconds: float = Field(default=300.0, gt=0)
 
     api_host: str = "127.0.0.1"
     api_port: int = 18080

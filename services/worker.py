@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from services.archive import ArchiveWriter
 from services.ingest import Ingestor
@@ -17,6 +18,7 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
 
     from streams.agents import register_agents
     from streams.app import create_app
+    from streams.scoring import register_scoring
 
     migrate(settings)
     create_topics(settings)
@@ -24,11 +26,12 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     writer = ArchiveWriter(settings.pg_dsn("app"))
     ingestor = Ingestor(settings, writer)
     register_agents(app, settings, ingestor)
+    register_scoring(app, settings)
 
     async def close_archive(sender: object, *args: object, **kwargs: object) -> None:
         await writer.close_quietly()
 
     app.on_before_shutdown.connect(close_archive)  # type: ignore[arg-type]  # mode's signal stub is narrower
 
-    logging.getLogger("services").setLevel(logging.INFO)
+    logging.getLogger("services").setLevel(logging.DEBUG if os.environ.get("SCHOOLHEALTH_DEBUG") else logging.INFO)
     Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

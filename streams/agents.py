@@ -3,14 +3,15 @@ the archive writes in `services.ingest`; the agent hands them micro-batches."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Sequence
 
 import faust
 
-from models.topics import DEAD_LETTERS, INPUT_TOPICS
+from models.topics import DEAD_LETTERS, INPUT_TOPICS, INTERVENTION_ALERTS
 from services.ingest import Ingestor, RawMessage
 from services.settings import Settings
 
@@ -27,6 +28,14 @@ def register_agents(app: faust.App, settings: Settings, ingestor: Ingestor) -> N
         await (await dead_letters.send(key=key, value=value))
 
     ingestor.send_dead_letter = send_dead_letter
+    alerts = app.topic(settings.topic(INTERVENTION_ALERTS), value_type=bytes, key_type=bytes)
+
+    async def send_alerts(messages: Sequence[tuple[bytes, bytes]]) -> None:
+        # Enqueue all, then wait for every acknowledgement: one round trip, not one per alert.
+        pending = [await alerts.send(key=key, value=value) for key, value in messages]
+        await asyncio.gather(*pending)
+
+    ingestor.send_alerts = send_alerts
 
     @app.agent(inputs, name="ingest")
     async def ingest(stream: AsyncIterable[faust.types.EventT[bytes]]) -> None:

@@ -1,0 +1,522 @@
+"""Annual health indicators: versioned definitions, confidence intervals and disclosure control.
+
+A metric is a share of a unit of analysis (a student in a school year, or a school): a numerator
+over a denominator, each with written inclusion rules and the reference the rule comes from. The
+counting itself happens in SQL rollups (`services/migrations/0020_metrics.sql`); this module holds
+what is pure: the definitions as data, the school-year calendar, Wilson score intervals, the
+year-on-year difference, and small-cell suppression.
+
+Suppression works over a table of cells tied together by additive relations ("this total is the
+sum of those parts": sex within a school, schools within a county, counties within the province).
+A cell counting fewer than `threshold` students is suppressed (primary); then, until nothing
+changes, any relation with exactly one suppressed member gets a second one (complementary), and
+a linear-algebra check makes sure no suppressed cell is determined by the published cells and all
+the relations together. A suppressed cell then cannot be recovered by subtraction from totals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Final, Generic, Literal, TypeVar
+
+import numpy as np
+
+K = TypeVar("K", bound=Hashable)
+
+#: Fewer students than this in a cell and the cell is not published.
+SUPPRESSION_THRESHOLD: Final = 10
+#: Two-sided 95% normal quantile.
+Z95: Final = 1.959963984540054
+
+Unit = Literal["student", "school"]
+SuppressionKind = Literal["primary", "complementary"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricDefinition:
+    """One indicator, versioned: change any rule and the version changes with it."""
+
+    id: str
+    version: int
+    title: str
+    unit: Unit
+    numerator: str
+    denominator: str
+    inclusion: str
+    reference: str
+    #: The published table keeps, for each year, which version of each definition produced it.
+
+    @property
+    def versioned_id(self) -> str:
+        return f"{self.id}@{self.version}"
+
+
+_STUDENT_YEAR: Final = (
+    "Students enrolled at the census date (30 September of the school year) according to the "
+    "health records (archive.student_history: the latest record effective on or before that day is "
+    "not a leaving record), attributed to the school of that record. Only current (not superseded) "
+    "screenings of the school year count; a student screened more than once in the year counts "
+    "once, with the latest screening."
+)
+
+#: The indicator set, in publication order.
+METRICS: Final[tuple[MetricDefinition, ...]] = (
+    MetricDefinition(
+        id="health_literacy", version=1, title="Health literacy level", unit="student",
+        numerator="surveyed students whose health-literacy total is at least 80% of the full score",
+        denominator="students with a scored health-literacy survey (hl-student) in the year",
+        inclusion=_STUDENT_YEAR,
+        reference="China health literacy monitoring: literate at >= 80% of the full score",
+    ),
+    MetricDefinition(
+        id="myopia", version=1, title="Screening myopia rate", unit="student",
+        numerator="students with screening myopia (UCVA < 5.0 and SE <= -0.50 D in either eye)",
+        denominator="students with a vision screening that could be classified for myopia",
+        inclusion=_STUDENT_YEAR,
+        reference="NHC technical guideline for myopia prevention and control (2021, 2024)",
+    ),
+    MetricDefinition(
+        id="visual_impairment", version=1, title="Visual impairment rate", unit="student",
+        numerator="students whose worse eye has mild, moderate or severe low vision",
+        denominator="students with a vision screening graded for impairment",
+        inclusion=_STUDENT_YEAR + " Reported by grade as well as by the other breakdowns.",
+        reference="GB/T 11533-2011 standard logarithmic visual acuity chart grades",
+    ),
+    MetricDefinition(
+        id="overweight_wst586", version=1, title="Overweight rate (WS/T 586)", unit="student",
+        numerator="students classified overweight (not obese) by the WS/T 586-2018 BMI cut-offs",
+        denominator="students with a plausible growth screening classifiable by WS/T 586 (age 6-18)",
+        inclusion=_STUDENT_YEAR + " Measurements flagged implausible are excluded.",
+        reference="WS/T 586-2018 Screening for overweight and obesity among school-age children",
+    ),
+    MetricDefinition(
+        id="obesity_wst586", version=1, title="Obesity rate (WS/T 586)", unit="student",
+        numerator="students classified obese by the WS/T 586-2018 BMI cut-offs",
+        denominator="students with a plausible growth screening classifiable by WS/T 586 (age 6-18)",
+        inclusion=_STUDENT_YEAR + " Measurements flagged implausible are excluded.",
+        reference="WS/T 586-2018",
+    ),
+    MetricDefinition(
+        id="overweight_who", version=1, title="Overweight rate (WHO z-score)", unit="student",
+        numerator="students with BMI-for-age z > +1 and <= +2 (WHO 2007)",
+        denominator="students with a plausible growth screening and a BMI-for-age z-score (5-19 years)",
+        inclusion=_STUDENT_YEAR + " Measurements flagged implausible are excluded.",
+        reference="WHO 2007 growth reference for 5-19 years",
+    ),
+    MetricDefinition(
+        id="obesity_who", version=1, title="Obesity rate (WHO z-score)", unit="student",
+        numerator="students with BMI-for-age z > +2 (WHO 2007)",
+        denominator="students with a plausible growth screening and a BMI-for-age z-score (5-19 years)",
+        inclusion=_STUDENT_YEAR + " Measurements flagged implausible are excluded.",
+        reference="WHO 2007 growth reference for 5-19 years",
+    ),
+    MetricDefinition(
+        id="wasting", version=1, title="Wasting rate (WS/T 456)", unit="student",
+        numerator="students with mild or moderate-to-severe wasting by the WS/T 456-2014 BMI cut-offs",
+        denominator="students with a plausible growth screening classifiable by WS/T 456",
+        inclusion=_STUDENT_YEAR + " Measurements flagged implausible are excluded.",
+        reference="WS/T 456-2014 Screening standard for malnutrition of school-age children",
+    ),
+    MetricDefinition(
+        id="depression_positive", version=1, title="Positive depression screen rate", unit="student",
+        numerator="students whose PHQ-A total is at or above the instrument's positive cut-off",
+        denominator="students with a scored PHQ-A in the year (latest of the terms)",
+        inclusion=_STUDENT_YEAR,
+        reference="PHQ-A (PHQ-9 modified for adolescents), cut-off 10",
+    ),
+    MetricDefinition(
+        id="anxiety_positive", version=1, title="Positive anxiety screen rate", unit="student",
+        numerator="students whose GAD-7 total is at or above the instrument's positive cut-off",
+        denominator="students with a scored GAD-7 in the year (latest of the terms)",
+        inclusion=_STUDENT_YEAR,
+        reference="GAD-7, cut-off 10",
+    ),
+    MetricDefinition(
+        id="screening_coverage", version=1, title="Screening coverage", unit="student",
+        numerator="enrolled students with both a vision and a growth screening in the school year",
+        denominator=(
+            "students enrolled at the census date according to the health records (not "
+            "archive.schools.enrollment, the school's declared size, which the archive cannot break "
+            "down by sex, grade or group)"
+        ),
+        inclusion=_STUDENT_YEAR,
+        reference="National student physical health surveillance: annual screening of every student",
+    ),
+    MetricDefinition(
+        id="school_doctor", version=1, title="Schools required to have a school doctor that do",
+        unit="school",
+        numerator="required schools with at least one school doctor",
+        denominator="schools that are boarding schools or have more than 600 students enrolled",
+        inclusion=(
+            "Schools in archive.schools as they stand at publication (enrollment and staffing are "
+            "not kept by year). Counts schools, not students: no small-cell suppression."
+        ),
+        reference="School Health Work Regulations (学校卫生工作条例), art. 20",
+    ),
+)
+
+METRICS_BY_ID: Final[Mapping[str, MetricDefinition]] = {metric.id: metric for metric in METRICS}
+
+#: Breakdown -> its categories. "all" is the total every other breakdown adds up to.
+BREAKDOWNS: Final[Mapping[str, tuple[str, ...]]] = {
+    "all": ("all",),
+    "sex": ("male", "female"),
+    "stage": ("primary", "junior"),
+    "urban_rural": ("urban", "rural"),
+    "left_behind": ("yes", "no"),
+    "disability": ("yes", "no"),
+    "grade": tuple(str(grade) for grade in range(1, 10)),
+}
+
+
+def school_year_of(day: date) -> int:
+    """The school year a day belongs to: 1 September to 31 August, named by the year it starts."""
+    return day.year if day.month >= 9 else day.year - 1
+
+
+def school_year_bounds(year: int) -> tuple[date, date]:
+    """First and last day of school year `year` ("2025" is 2025-09-01 .. 2026-08-31)."""
+    return date(year, 9, 1), date(year + 1, 8, 31)
+
+
+def census_date(year: int) -> date:
+    """The day enrolment is counted for school year `year`."""
+    return date(year, 9, 30)
+
+
+def stage_of_grade(grade: int) -> str:
+    """Grades 1-6 are primary, 7-9 junior secondary (a nine-year school has both)."""
+    if not 1 <= grade <= 9:
+        raise ValueError(f"grade {grade} outside compulsory education (1-9)")
+    return "primary" if grade <= 6 else "junior"
+
+
+def wilson_interval(successes: int, total: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a proportion (Wilson 1927; Newcombe 1998, method 3)."""
+    if total <= 0:
+        raise ValueError("a proportion needs a positive denominator")
+    if not 0 <= successes <= total:
+        raise ValueError(f"{successes} successes out of {total}")
+    p = successes / total
+    z2 = z * z
+    centre = (p + z2 / (2 * total)) / (1 + z2 / total)
+    half = z * math.sqrt(p * (1 - p) / total + z2 / (4 * total * total)) / (1 + z2 / total)
+    # The closed form is exact at the ends; rounding must not push it past them.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == total else min(1.0, centre + half)
+    return low, high
+
+
+def difference_interval(k1: int, n1: int, k0: int, n0: int, z: float = Z95) -> tuple[float, float, float]:
+    """Change p1 - p0 with Newcombe's hybrid score interval (1998, method 10).
+
+    Treats the two years as independent samples; the same students are screened in consecutive
+    years, so the interval is conservative for a cohort that stays.
+    """
+    p1, p0 = k1 / n1, k0 / n0
+    l1, u1 = wilson_interval(k1, n1, z)
+    l0, u0 = wilson_interval(k0, n0, z)
+    delta = p1 - p0
+    return delta, delta - math.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2), delta + math.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2)
+
+
+# --- Suppression --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Relation(Generic[K]):
+    """`total` equals the sum of `parts` (a part absent from the table counts zero)."""
+
+    total: K
+    parts: tuple[K, ...]
+
+    @property
+    def members(self) -> tuple[K, ...]:
+        return (self.total, *self.parts)
+
+
+def _sort_key(key: Hashable) -> str:
+    return repr(key)
+
+
+def determined_cells(suppressed: Iterable[K], relations: Sequence[Relation[K]]) -> set[K]:
+    """Suppressed cells whose value follows exactly from the relations and the published cells.
+
+    The relations over the suppressed cells are a linear system A x = b (b from published
+    values). x_i is determined exactly when the unit vector e_i lies in the row space of A, that
+    is when every vector of A's null space is zero at i.
+    """
+    unknown = sorted(set(suppressed), key=_sort_key)
+    if not unknown:
+        return set()
+    index = {key: i for i, key in enumerate(unknown)}
+    rows: list[list[float]] = []
+    for relation in relations:
+        row = [0.0] * len(unknown)
+        touched = False
+        if relation.total in index:
+            row[index[relation.total]] += 1.0
+            touched = True
+        for part in relation.parts:
+            if part in index:
+                row[index[part]] -= 1.0
+                touched = True
+        if touched:
+            rows.append(row)
+    if not rows:
+        return set()
+    matrix = np.array(rows, dtype=np.float64)
+    _, singular, vt = np.linalg.svd(matrix)
+    tolerance = max(matrix.shape) * np.finfo(np.float64).eps * (singular[0] if singular.size else 0.0)
+    rank = int(np.sum(singular > max(tolerance, 1e-9)))
+    null_space = vt[rank:]
+    if null_space.shape[0] == 0:
+        return set(unknown)
+    free = np.any(np.abs(null_space) > 1e-9, axis=0)
+    return {key for key, is_free in zip(unknown, free, strict=True) if not is_free}
+
+
+def suppress(
+    counts: Mapping[K, int],
+    relations: Sequence[Relation[K]],
+    threshold: int = SUPPRESSION_THRESHOLD,
+) -> dict[K, SuppressionKind]:
+    """The cells to withhold, each marked primary (too few) or complementary (protects another).
+
+    `counts` are the students behind each cell (the denominators); numerators, rates and
+    intervals of a withheld cell are withheld with it. Complementary cells are chosen among the
+    relation's unsuppressed members, the smallest count first, parts before totals, so as little
+    as possible is lost and totals stay published where they can.
+    """
+    result: dict[K, SuppressionKind] = {key: "primary" for key, n in counts.items() if n < threshold}
+    live = [r for r in relations if any(member in counts for member in r.members)]
+
+    def complement(relation: Relation[K]) -> bool:
+        candidates = [m for m in relation.parts if m in counts and m not in result]
+        if not candidates and relation.total in counts and relation.total not in result:
+            candidates = [relation.total]
+        if not candidates:
+            return False
+        chosen = min(candidates, key=lambda m: (counts[m], _sort_key(m)))
+        result[chosen] = "complementary"
+        return True
+
+    while True:
+        changed = True
+        while changed:
+            changed = False
+            for relation in live:
+                hidden = sum(1 for m in relation.members if m in result)
+                if hidden == 1 and complement(relation):
+                    changed = True
+        exposed = determined_cells(result, live)
+        if not exposed:
+            return result
+        progressed = False
+        for key in sorted(exposed, key=_sort_key):
+            for relation in live:
+                if key in relation.members and complement(relation):
+                    progressed = True
+                    break
+        if not progressed:
+            # Every relation around the exposed cells is fully withheld: nothing left to protect with.
+            return result
+
+
+# --- Tables of cells ----------------------------------------------------------------------------
+
+#: (level, area_id, breakdown, category); level is "province", "county" or "school".
+CellKey = tuple[str, str, str, str]
+PROVINCE: Final = "province"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FineCell:
+    """The finest rollup cell: one school, one combination of student characteristics."""
+
+    school_id: str
+    county_id: str
+    urban_rural: str
+    sex: str
+    grade: int
+    left_behind: bool
+    disability: bool
+    denominator: int
+    numerator: int
+
+
+def categories_of(cell: FineCell) -> dict[str, str]:
+    """The category this fine cell falls in, for every breakdown."""
+    return {
+        "all": "all",
+        "sex": cell.sex,
+        "stage": stage_of_grade(cell.grade),
+        "urban_rural": cell.urban_rural,
+        "left_behind": "yes" if cell.left_behind else "no",
+        "disability": "yes" if cell.disability else "no",
+        "grade": str(cell.grade),
+    }
+
+
+def aggregate(cells: Iterable[FineCell]) -> dict[CellKey, tuple[int, int]]:
+    """(denominator, numerator) of every published cell: each level, area and breakdown."""
+    totals: dict[CellKey, tuple[int, int]] = {}
+    for cell in cells:
+        if cell.denominator <= 0:
+            continue
+        areas = ((PROVINCE, PROVINCE), ("county", cell.county_id), ("school", cell.school_id))
+        for breakdown, category in categories_of(cell).items():
+            for level, area in areas:
+                key = (level, area, breakdown, category)
+                n, k = totals.get(key, (0, 0))
+                totals[key] = (n + cell.denominator, k + cell.numerator)
+    return totals
+
+
+def relations_for(keys: Iterable[CellKey], county_of_school: Mapping[str, str]) -> list[Relation[CellKey]]:
+    """Every additive relation among the cells: categories within an area, areas within their parent."""
+    present = set(keys)
+    by_area: dict[tuple[str, str], dict[str, list[CellKey]]] = {}
+    children: dict[CellKey, list[CellKey]] = {}
+    for key in present:
+        level, area, breakdown, _ = key
+        if breakdown != "all":
+            by_area.setdefault((level, area), {}).setdefault(breakdown, []).append(key)
+        if level == "school":
+            parent: CellKey = ("county", county_of_school[area], key[2], key[3])
+        elif level == "county":
+            parent = (PROVINCE, PROVINCE, key[2], key[3])
+        else:
+            continue
+        children.setdefault(parent, []).append(key)
+    relations: list[Relation[CellKey]] = []
+    for (level, area), breakdowns in sorted(by_area.items()):
+        for _, parts in sorted(breakdowns.items()):
+            relations.append(Relation(total=(level, area, "all", "all"), parts=tuple(sorted(parts))))
+    for parent, parts in sorted(children.items()):
+        relations.append(Relation(total=parent, parts=tuple(sorted(parts))))
+    return relations
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndicatorCell:
+    """One published value. Withheld cells keep their key and the reason, nothing else."""
+
+    metric_id: str
+    metric_version: int
+    school_year: int
+    level: str
+    area_id: str
+    breakdown: str
+    category: str
+    denominator: int | None
+    numerator: int | None
+    rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    previous_rate: float | None
+    change: float | None
+    change_ci_low: float | None
+    change_ci_high: float | None
+    suppressed: SuppressionKind | None
+
+
+def indicator_table(
+    metric: MetricDefinition,
+    year: int,
+    current: Iterable[FineCell],
+    previous: Iterable[FineCell] = (),
+    threshold: int = SUPPRESSION_THRESHOLD,
+) -> list[IndicatorCell]:
+    """A year's cells of one student-unit metric, suppressed, with intervals and the change since last year.
+
+    The previous year is suppressed on its own table first: a change is shown only where both
+    years' cells are published.
+    """
+    current = list(current)
+    previous = list(previous)
+
+    def suppressed_table(cells: list[FineCell]) -> tuple[dict[CellKey, tuple[int, int]], dict[CellKey, SuppressionKind]]:
+        counts = aggregate(cells)
+        counties = {cell.school_id: cell.county_id for cell in cells}
+        withheld = suppress({key: n for key, (n, _) in counts.items()}, relations_for(counts, counties), threshold)
+        return counts, withheld
+
+    counts, withheld = suppressed_table(current)
+    before, before_withheld = suppressed_table(previous) if previous else ({}, {})
+    rows: list[IndicatorCell] = []
+    for key in sorted(counts):
+        n, k = counts[key]
+        level, area, breakdown, category = key
+        kind = withheld.get(key)
+        published = kind is None
+        low, high = wilson_interval(k, n)
+        previous_rate = change = change_low = change_high = None
+        if published and key in before and key not in before_withheld:
+            n0, k0 = before[key]
+            previous_rate = k0 / n0
+            change, change_low, change_high = difference_interval(k, n, k0, n0)
+        rows.append(IndicatorCell(
+            metric_id=metric.id, metric_version=metric.version, school_year=year,
+            level=level, area_id=area, breakdown=breakdown, category=category,
+            denominator=n if published else None, numerator=k if published else None,
+            rate=k / n if published else None, ci_low=low if published else None, ci_high=high if published else None,
+            previous_rate=previous_rate, change=change, change_ci_low=change_low, change_ci_high=change_high,
+            suppressed=kind,
+        ))
+    return rows
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchoolStaffing:
+    """What the school-doctor indicator needs to know about a school."""
+
+    school_id: str
+    county_id: str
+    urban_rural: str
+    boarding: bool
+    enrollment: int
+    school_doctors: int
+
+    @property
+    def requires_doctor(self) -> bool:
+        return self.boarding or self.enrollment > 600
+
+
+def school_doctor_table(year: int, schools: Iterable[SchoolStaffing], previous: Iterable[SchoolStaffing] = ()) -> list[IndicatorCell]:
+    """Share of required schools with a school doctor, per school, county and province, by urban/rural."""
+    metric = METRICS_BY_ID["school_doctor"]
+
+    def counts_of(items: Iterable[SchoolStaffing]) -> dict[CellKey, tuple[int, int]]:
+        totals: dict[CellKey, tuple[int, int]] = {}
+        for school in items:
+            if not school.requires_doctor:
+                continue
+            hit = 1 if school.school_doctors >= 1 else 0
+            for level, area in ((PROVINCE, PROVINCE), ("county", school.county_id), ("school", school.school_id)):
+                for breakdown, category in (("all", "all"), ("urban_rural", school.urban_rural)):
+                    n, k = totals.get((level, area, breakdown, category), (0, 0))
+                    totals[level, area, breakdown, category] = (n + 1, k + hit)
+        return totals
+
+    counts, before = counts_of(schools), counts_of(previous)
+    rows: list[IndicatorCell] = []
+    for key in sorted(counts):
+        n, k = counts[key]
+        low, high = wilson_interval(k, n)
+        previous_rate = change = change_low = change_high = None
+        if key in before:
+            n0, k0 = before[key]
+            previous_rate = k0 / n0
+            change, change_low, change_high = difference_interval(k, n, k0, n0)
+        rows.append(IndicatorCell(
+            metric_id=metric.id, metric_version=metric.version, school_year=year,
+            level=key[0], area_id=key[1], breakdown=key[2], category=key[3],
+            denominator=n, numerator=k, rate=k / n, ci_low=low, ci_high=high,
+            previous_rate=previous_rate, change=change, change_ci_low=change_low, change_ci_high=change_high,
+            suppressed=None,
+        ))
+    return rows

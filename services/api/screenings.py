@@ -1,0 +1,103 @@
+"""Single screenings and health records from school doctors and screening devices.
+
+The body is one row as the importer reads it (the same columns as the CSV files, the student
+number included), validated by `models.importing` and the event contracts. The student number
+becomes `student_key` here and goes no further; the event is published to Kafka keyed by school,
+and the answer carries its classification and the alerts its rules will raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.contracts import encode_event
+from models.importing import HeaderRejected, RowRejected, row_to_event
+from models.pipeline import ProcessedMessages, classify_event
+from models.rules import evaluate_batch
+from models.topics import TOPIC_FOR_FAMILY
+from services.api.session import TokenHash, user_session
+
+router = APIRouter(prefix="/screenings", tags=["screenings"])
+SUBMIT_ROLES = ("school_doctor", "device", "admin")
+
+Cell = str | int | float | bool | list[int] | None
+
+
+class ScreeningIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["records", "vision", "bmi", "survey"]
+    row: Annotated[dict[str, Cell], Field(description="the columns of the importer's CSV file of this kind")]
+
+
+class ScreeningOut(BaseModel):
+    event_id: str
+    family: str
+    topic: str
+    classification: dict[str, Any]
+    alerts: list[dict[str, Any]]
+
+
+def _cell_text(value: Cell) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ";".join(str(item) for item in value)
+    return str(value)
+
+
+def _classification(batch: ProcessedMessages) -> dict[str, Any]:
+    for items in (batch.surveys, batch.growth, batch.vision):
+        for item in items:
+            return dataclasses.asdict(item.result)
+    return {}
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=ScreeningOut,
+             summary="submit one screening or health record")
+async def submit(request: Request, token: TokenHash, body: ScreeningIn) -> ScreeningOut:
+    settings = request.app.state.settings
+    row = {column: _cell_text(value) for column, value in body.row.items()}
+    async with user_session(request, token) as session:
+        session.require(*SUBMIT_ROLES)
+        school_id = row.get("school_id", "")
+        allowed = await session.fetch_one(
+            "SELECT auth.sees_all() OR %s IN (SELECT auth.visible_schools()) AS ok", (school_id,))
+        if not allowed or not allowed["ok"]:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"you do not serve school {school_id or '(none)'}")
+        user_id, now = session.user_id, session.now
+    try:
+        event = row_to_event(body.kind, row, secret=settings.student_key_secret.get_secret_value().encode(),
+                             submitted_by=user_id, now=now)
+    except HeaderRejected as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            {"code": "wrong_columns", "reason": error.reason}) from None
+    except RowRejected as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            {"code": "invalid_field", "field": error.field, "reason": error.reason}) from None
+    batch = ProcessedMessages()
+    try:
+        classify_event(event, batch)
+    except ValueError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            {"code": "unclassifiable", "reason": str(error)}) from None
+    family = str(event.schema_.family)
+    topic = settings.topic(TOPIC_FOR_FAMILY[family])
+    try:
+        producer = await request.app.state.producer()
+        await asyncio.wait_for(producer.send_and_wait(topic, key=event.school_id.encode(), value=encode_event(event)),
+                               timeout=15)
+    except Exception as error:
+        # The event was not accepted by Kafka: nothing was stored, the client may retry as is.
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            f"could not publish the event ({type(error).__name__}); retry later") from None
+    alerts = [{"concern": a.concern, "priority": a.priority, "team": a.team, "rule_id": a.rule_id,
+               "rule_version": a.rule_version} for a in evaluate_batch(batch)]
+    return ScreeningOut(event_id=str(event.event_id), family=family, topic=topic,
+                        classification=_classification(batch), alerts=alerts)

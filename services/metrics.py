@@ -1,0 +1,169 @@
+"""Annual indicators against the database: refresh the rollups, compute, publish revisions.
+
+The SQL rollups (migration 0020) count students per school year, metric, school and
+characteristics; `models.metrics` turns those fine cells into every published cell (school,
+county, province by each breakdown), withholds small cells with complementary suppression and
+adds Wilson intervals and the year-on-year change. The result goes to `metrics.live_indicators`
+(what `reporting.indicators` shows) on every refresh, and to a new immutable revision of
+`metrics.published_indicators` on every publication.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+
+import psycopg
+
+from models.metrics import (
+    METRICS,
+    FineCell,
+    IndicatorCell,
+    SchoolStaffing,
+    indicator_table,
+    school_doctor_table,
+)
+from services.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PROVINCE_NAME = "Province"
+
+_COLUMNS = ("school_year", "metric_id", "metric_version", "level", "area_id", "area_name", "county_id",
+            "breakdown", "category", "denominator", "numerator", "rate", "ci_low", "ci_high",
+            "previous_rate", "change", "change_ci_low", "change_ci_high", "suppressed")
+
+
+def _fine_cells(conn: psycopg.Connection, year: int, metric_id: str) -> list[FineCell]:
+    rows = conn.execute(
+        "SELECT school_id, county_id, urban_rural, sex, grade, left_behind, disability, denominator, numerator"
+        " FROM metrics.indicator_cells WHERE school_year = %s AND metric_id = %s",
+        (year, metric_id),
+    ).fetchall()
+    return [FineCell(school_id=r[0], county_id=r[1], urban_rural=r[2], sex=r[3], grade=int(r[4]),
+                     left_behind=bool(r[5]), disability=bool(r[6]), denominator=int(r[7]), numerator=int(r[8]))
+            for r in rows]
+
+
+def _schools(conn: psycopg.Connection) -> list[SchoolStaffing]:
+    rows = conn.execute(
+        "SELECT school_id, county_id, urban_rural, boarding, enrollment, school_doctors FROM archive.schools"
+    ).fetchall()
+    return [SchoolStaffing(school_id=r[0], county_id=r[1], urban_rural=r[2], boarding=bool(r[3]),
+                           enrollment=int(r[4]), school_doctors=int(r[5])) for r in rows]
+
+
+def compute_year(conn: psycopg.Connection, year: int) -> list[IndicatorCell]:
+    """Every indicator cell of one school year, from the refreshed rollups."""
+    cells: list[IndicatorCell] = []
+    for metric in METRICS:
+        if metric.unit == "school":
+            continue
+        current = _fine_cells(conn, year, metric.id)
+        if current:
+            cells.extend(indicator_table(metric, year, current, _fine_cells(conn, year - 1, metric.id)))
+    # Staffing is known only as it stands now, so it has no year-on-year change.
+    cells.extend(school_doctor_table(year, _schools(conn)))
+    return cells
+
+
+def _names(conn: psycopg.Connection) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    rows = conn.execute("SELECT school_id, name, county_id, county_name FROM archive.schools").fetchall()
+    schools = {r[0]: r[1] for r in rows}
+    county_of = {r[0]: r[2] for r in rows}
+    counties = {r[2]: r[3] for r in rows}
+    return schools, county_of, counties
+
+
+def _rows(conn: psycopg.Connection, cells: Iterable[IndicatorCell]) -> list[tuple[object, ...]]:
+    schools, county_of, counties = _names(conn)
+    out: list[tuple[object, ...]] = []
+    for c in cells:
+        if c.level == "school":
+            name, county = schools.get(c.area_id, c.area_id), county_of.get(c.area_id)
+        elif c.level == "county":
+            name, county = counties.get(c.area_id, c.area_id), c.area_id
+        else:
+            name, county = PROVINCE_NAME, None
+        out.append((c.school_year, c.metric_id, c.metric_version, c.level, c.area_id, name, county,
+                    c.breakdown, c.category, c.denominator, c.numerator, c.rate, c.ci_low, c.ci_high,
+                    c.previous_rate, c.change, c.change_ci_low, c.change_ci_high, c.suppressed))
+    return out
+
+
+def _definitions_json() -> str:
+    return json.dumps([{"id": m.id, "version": m.version, "title": m.title, "unit": m.unit,
+                        "numerator": m.numerator, "denominator": m.denominator,
+                        "inclusion": m.inclusion, "reference": m.reference} for m in METRICS], ensure_ascii=False)
+
+
+def _write_definitions(conn: psycopg.Connection) -> None:
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO metrics.definitions (metric_id, version, title, unit, numerator, denominator, inclusion,"
+            " reference) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (metric_id, version) DO UPDATE SET"
+            " title = EXCLUDED.title, unit = EXCLUDED.unit, numerator = EXCLUDED.numerator,"
+            " denominator = EXCLUDED.denominator, inclusion = EXCLUDED.inclusion, reference = EXCLUDED.reference",
+            [(m.id, m.version, m.title, m.unit, m.numerator, m.denominator, m.inclusion, m.reference) for m in METRICS],
+        )
+
+
+def _copy(conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    with conn.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _refresh(conn: psycopg.Connection) -> list[int]:
+    conn.execute("SELECT metrics.refresh_rollups()")
+    _write_definitions(conn)
+    return [int(r[0]) for r in conn.execute(
+        "SELECT DISTINCT school_year FROM metrics.indicator_cells ORDER BY 1").fetchall()]
+
+
+def refresh_rollups(settings: Settings) -> None:
+    """Refresh the materialized rollups and recompute the live (suppressed) indicators of every year."""
+    with psycopg.connect(settings.pg_dsn("app")) as conn:
+        years = _refresh(conn)
+        rows: list[tuple[object, ...]] = []
+        for year in years:
+            rows.extend(_rows(conn, compute_year(conn, year)))
+        conn.execute("DELETE FROM metrics.live_indicators")
+        _copy(conn, "metrics.live_indicators", _COLUMNS, rows)
+    log.info("rollups refreshed: %d indicator cells over %d school years", len(rows), len(years))
+
+
+def publish_year(settings: Settings, year: int) -> int:
+    """Freeze school year `year` into a new revision of the published indicators; return the revision."""
+    refresh_rollups(settings)
+    with psycopg.connect(settings.pg_dsn("app")) as conn:
+        # One publisher at a time per year, so revisions are consecutive.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('schoolhealth.publish'), %s::integer)", (year,))
+        cells = compute_year(conn, year)
+        if not any(c.metric_id != "school_doctor" for c in cells):
+            raise ValueError(f"school year {year} has no screenings to publish")
+        row = conn.execute("SELECT COALESCE(max(revision), 0) + 1 FROM metrics.publications WHERE school_year = %s",
+                           (year,)).fetchone()
+        revision = int(row[0]) if row else 1
+        rows = _rows(conn, cells)
+        conn.execute(
+            "INSERT INTO metrics.publications (school_year, revision, definitions, cells) VALUES (%s, %s, %s, %s)",
+            (year, revision, _definitions_json(), len(rows)),
+        )
+        _copy(conn, "metrics.published_indicators", ("revision", *_COLUMNS),
+              ((revision, *published) for published in rows))
+    log.info("published school year %d as revision %d (%d cells)", year, revision, len(rows))
+    return revision
+
+
+def headline_indicators(settings: Settings, year: int) -> dict[str, float | None]:
+    """Province-level rates of the newest published revision of `year`, by metric id."""
+    with psycopg.connect(settings.pg_dsn("app")) as conn:
+        rows = conn.execute(
+            "SELECT metric_id, rate FROM reporting.published_indicators"
+            " WHERE school_year = %s AND level = 'province' AND breakdown = 'all'",
+            (year,),
+        ).fetchall()
+    found = {str(r[0]): (None if r[1] is None else float(r[1])) for r in rows}
+    return {metric.id: found.get(metric.id) for metric in METRICS}

@@ -1,0 +1,175 @@
+"""A self-harm answer through Kafka, the worker and the alert service into the right counsellor's queue.
+
+Real broker, real database, real worker and alert-service processes, the API served by uvicorn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from kafka import KafkaProducer
+from psycopg import sql
+
+from models.contracts import encode_event
+from models.topics import PSYCH_SURVEYS
+from services.api import create_api
+from services.api.server import serve_in_thread
+from services.api.session import api_role
+from services.settings import Settings
+from services.users import add_user, hash_token
+from tests import factories
+from tests.integration.conftest import wait_for, worker_environment
+
+pytestmark = pytest.mark.integration
+
+
+class AlertService:
+    """A real `schoolhealth alerts serve` process."""
+
+    def __init__(self, settings: Settings, log: Path, *, sweep_interval: float = 3600.0) -> None:
+        self.log = log
+        self._out = log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "alerts", "serve", "--sweep-interval", str(sweep_interval)],
+            env=worker_environment(settings), stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+        self._out.close()
+
+
+@pytest.fixture
+def alert_service(isolated: Settings, tmp_path: Path) -> Iterator[AlertService]:
+    service = AlertService(isolated, tmp_path / "alerts.log")
+    yield service
+    service.stop()
+
+
+def rows_as(settings: Settings, token: str, query: str) -> list[tuple[Any, ...]]:
+    """Query the database directly under the API's per-request role, as the token's user."""
+    with psycopg.connect(settings.pg_dsn("app")) as conn:
+        conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(api_role(settings))))
+        conn.execute("SELECT set_config('schoolhealth.token_sha256', %s, false)", (hash_token(token),))
+        return conn.execute(query.encode()).fetchall()
+
+
+class FeedReader(threading.Thread):
+    """Reads the SSE feed of one user into a list of (arrival time, alert JSON)."""
+
+    def __init__(self, url: str, token: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.token = url, token
+        self.events: list[tuple[float, dict[str, Any]]] = []
+        self.connected = threading.Event()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        with httpx.stream("GET", f"{self.url}/alerts/feed", headers=headers,
+                          timeout=httpx.Timeout(10.0, read=None)) as response:
+            for line in response.iter_lines():
+                if line.startswith(": connected"):
+                    self.connected.set()
+                if line.startswith("data: "):
+                    self.events.append((time.monotonic(), json.loads(line[6:])))
+                if self.stop.is_set():
+                    return
+
+
+def test_self_harm_survey_reaches_the_right_counsellor_only(isolated: Settings, start_worker,
+                                                           alert_service: AlertService) -> None:
+    settings = isolated
+    counsellor_a = add_user(settings, "c-a", "counsellor", schools=["SA01"])
+    counsellor_b = add_user(settings, "c-b", "counsellor", schools=["SB01"])
+    doctor_a = add_user(settings, "d-a", "school_doctor", schools=["SA01"])
+    office = add_user(settings, "ho-1", "health_office")
+    worker = start_worker()
+    with serve_in_thread(create_api(settings)) as url:
+        feed = FeedReader(url, counsellor_a)
+        feed.start()
+        assert feed.connected.wait(20), "the live feed did not connect"
+
+        at_risk = factories.survey(1, school="SA01", answers=[0, 0, 0, 0, 0, 0, 0, 0, 1])
+        calm = factories.survey(2, school="SB01", answers=[1, 0, 0, 0, 0, 0, 0, 0, 0])
+        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        for event in (at_risk, calm):
+            producer.send(settings.topic(PSYCH_SURVEYS), key=event.school_id.encode(), value=encode_event(event))
+        producer.flush()
+        producer.close()
+
+        as_a = {"Authorization": f"Bearer {counsellor_a}"}
+
+        def in_queue() -> bool:
+            response = httpx.get(f"{url}/alerts", headers=as_a, timeout=10)
+            return response.status_code == 200 and len(response.json()) == 1
+
+        wait_for(in_queue, timeout=90, what="the alert in counsellor A's queue", workers=[worker])
+        [alert] = httpx.get(f"{url}/alerts", headers=as_a).json()
+        assert (alert["student_key"], alert["school_id"], alert["concern"], alert["priority"], alert["team"],
+                alert["state"]) == (at_risk.student_key, "SA01", "self_harm", "urgent", "counselling", "open")
+
+        wait_for(lambda: any(e["alert_id"] == alert["alert_id"] for _, e in feed.events), timeout=10,
+                 what="the alert on the live feed")
+        feed.stop.set()
+
+        detail = httpx.get(f"{url}/alerts/{alert['alert_id']}", headers=as_a).json()
+        assert detail["evidence"]["item"] == 9 and detail["evidence"]["answer"] == 1
+        assert [s["instrument"] for s in detail["history"]["surveys"]] == ["phq-a"]
+
+        # Another school's counsellor, and the school doctor of the same school, get nothing.
+        for token in (counsellor_b, doctor_a):
+            other = {"Authorization": f"Bearer {token}"}
+            assert httpx.get(f"{url}/alerts", headers=other).json() == []
+            assert httpx.get(f"{url}/alerts/{alert['alert_id']}", headers=other).status_code == 404
+        # The health office sees no individual record, only counts.
+        as_office = {"Authorization": f"Bearer {office}"}
+        assert httpx.get(f"{url}/alerts", headers=as_office).status_code == 403
+        summary = httpx.get(f"{url}/summary", headers=as_office).json()
+        assert [(row["school_id"], row["urgent"]) for row in summary] == [("SA01", 1)]
+        assert "student_key" not in summary[0]
+
+        # Unauthenticated or with a wrong token: 401.
+        assert httpx.get(f"{url}/alerts").status_code == 401
+        assert httpx.get(f"{url}/alerts", headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert httpx.get(f"{url}/alerts/feed").status_code == 401
+
+    # The same holds in the database itself, under the per-request role.
+    everything = ("SELECT (SELECT count(*) FROM alerts.alerts), (SELECT count(*) FROM archive.survey_results),"
+                  " (SELECT count(*) FROM archive.survey_current), (SELECT count(*) FROM alerts.transitions)")
+    assert rows_as(settings, counsellor_a, everything) == [(1, 1, 1, 1)]
+    assert rows_as(settings, counsellor_b, everything) == [(0, 1, 1, 0)]
+    assert rows_as(settings, doctor_a, everything) == [(0, 0, 0, 0)]
+    assert rows_as(settings, office, everything) == [(0, 0, 0, 0)]
+    assert rows_as(settings, "not-a-token", everything) == [(0, 0, 0, 0)]
+
+    # Counsellor A's reads of psychological data are audited, and the audit cannot be changed.
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        audited = conn.execute("SELECT user_id, what FROM audit.psych_reads ORDER BY id").fetchall()
+    assert {what for user, what in audited if user == "c-a"} >= {"queue", "feed", "alert_detail"}
+    assert {user for user, _ in audited} == {"c-a"}
+    for statement in ("UPDATE audit.psych_reads SET user_id = 'x'", "DELETE FROM audit.psych_reads"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            rows_as(settings, counsellor_a, statement)
+    with psycopg.connect(settings.pg_dsn("admin")) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("DELETE FROM audit.psych_reads")

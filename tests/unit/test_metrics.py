@@ -1,0 +1,232 @@
+"""Indicator definitions, school years, Wilson intervals and small-cell suppression."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from datetime import date
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.metrics import (
+    BREAKDOWNS,
+    METRICS,
+    FineCell,
+    Relation,
+    SchoolStaffing,
+    aggregate,
+    census_date,
+    determined_cells,
+    difference_interval,
+    indicator_table,
+    relations_for,
+    school_doctor_table,
+    school_year_bounds,
+    school_year_of,
+    stage_of_grade,
+    suppress,
+    wilson_interval,
+)
+
+
+def test_definitions_are_complete_and_unique() -> None:
+    ids = [m.id for m in METRICS]
+    assert len(ids) == len(set(ids))
+    for metric in METRICS:
+        assert metric.version >= 1
+        assert metric.numerator and metric.denominator and metric.inclusion and metric.reference
+    assert {"health_literacy", "myopia", "visual_impairment", "overweight_wst586", "obesity_wst586",
+            "overweight_who", "obesity_who", "wasting", "depression_positive", "anxiety_positive",
+            "screening_coverage", "school_doctor"} == set(ids)
+
+
+@pytest.mark.parametrize(("day", "year"), [
+    (date(2025, 9, 1), 2025), (date(2026, 8, 31), 2025), (date(2025, 8, 31), 2024), (date(2025, 12, 31), 2025),
+    (date(2026, 1, 1), 2025),
+])
+def test_school_year_runs_september_to_august(day: date, year: int) -> None:
+    assert school_year_of(day) == year
+    first, last = school_year_bounds(year)
+    assert first <= day <= last
+    assert census_date(year) == date(year, 9, 30)
+
+
+def test_stage_of_grade() -> None:
+    assert [stage_of_grade(g) for g in range(1, 10)] == ["primary"] * 6 + ["junior"] * 3
+    with pytest.raises(ValueError, match="grade"):
+        stage_of_grade(10)
+
+
+def test_wilson_interval_matches_published_examples() -> None:
+    # Newcombe (1998) table I: 81/263 -> 0.2553 to 0.3662; 15/148 -> 0.0624 to 0.1605; 0/20 -> 0 to 0.1611.
+    for (k, n), (low, high) in {(81, 263): (0.2553, 0.3662), (15, 148): (0.0624, 0.1605),
+                                (0, 20): (0.0, 0.1611), (1, 29): (0.0061, 0.1718)}.items():
+        got = wilson_interval(k, n)
+        assert got[0] == pytest.approx(low, abs=5e-5)
+        assert got[1] == pytest.approx(high, abs=5e-5)
+    assert wilson_interval(20, 20)[1] == 1.0
+    with pytest.raises(ValueError):
+        wilson_interval(1, 0)
+
+
+@given(st.integers(1, 5000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
+def test_wilson_interval_contains_the_estimate(case: tuple[int, int]) -> None:
+    k, n = case
+    low, high = wilson_interval(k, n)
+    assert 0.0 <= low <= k / n <= high <= 1.0
+
+
+def test_difference_interval_newcombe_example() -> None:
+    # Newcombe (1998) unpaired example 56/70 - 48/80: difference 0.2, hybrid score CI 0.0524 to 0.3339.
+    delta, low, high = difference_interval(56, 70, 48, 80)
+    assert delta == pytest.approx(0.2)
+    assert low == pytest.approx(0.0524, abs=5e-4)
+    assert high == pytest.approx(0.3339, abs=5e-4)
+
+
+def _grid_relations(rows: int, cols: int) -> list[Relation[tuple[int, int]]]:
+    """A two-way table: cell (r, c), row totals (r, -1), column totals (-1, c), grand total (-1, -1)."""
+    relations = [Relation(total=(r, -1), parts=tuple((r, c) for c in range(cols))) for r in range(-1, rows)]
+    relations += [Relation(total=(-1, c), parts=tuple((r, c) for r in range(rows))) for c in range(-1, cols)]
+    return relations
+
+
+def _grid_counts(inner: list[list[int]]) -> dict[tuple[int, int], int]:
+    counts = {(r, c): value for r, row in enumerate(inner) for c, value in enumerate(row)}
+    for r, row in enumerate(inner):
+        counts[r, -1] = sum(row)
+    for c in range(len(inner[0])):
+        counts[-1, c] = sum(row[c] for row in inner)
+    counts[-1, -1] = sum(map(sum, inner))
+    return counts
+
+
+def test_a_single_small_cell_gets_a_complement_in_its_row_and_column() -> None:
+    counts = _grid_counts([[5, 40, 50], [30, 60, 70], [45, 80, 90]])
+    withheld = suppress(counts, _grid_relations(3, 3))
+    assert withheld[0, 0] == "primary"
+    # The smallest candidates: 40 in row 0, 30 in column 0, then 60 closes the rectangle.
+    assert withheld == {(0, 0): "primary", (0, 1): "complementary", (1, 0): "complementary", (1, 1): "complementary"}
+
+
+def test_total_row_is_withheld_when_nothing_else_can_protect() -> None:
+    # Two parts, one small: the other part must go too, or total - other = small.
+    relations = [Relation(total="all", parts=("male", "female"))]
+    assert suppress({"all": 25, "male": 20, "female": 5}, relations) == {"female": "primary", "male": "complementary"}
+    # A lone part equal to its total: only the total can protect it.
+    assert suppress({"all": 5, "male": 5}, relations) == {"all": "primary", "male": "primary"}
+
+
+def _determined_brute(withheld: set[tuple[int, int]], relations: list[Relation[tuple[int, int]]]) -> set[tuple[int, int]]:
+    """Independent check: x_i is determined iff adding e_i to the system does not raise its rank."""
+    unknown = sorted(withheld)
+    if not unknown:
+        return set()
+    rows = []
+    for relation in relations:
+        row = [(1 if m == relation.total else -1) if m in withheld else 0 for m in relation.members]
+        vector = np.zeros(len(unknown))
+        for member, coefficient in zip(relation.members, row, strict=True):
+            if coefficient:
+                vector[unknown.index(member)] += coefficient
+        if vector.any():
+            rows.append(vector)
+    if not rows:
+        return set(unknown)
+    matrix = np.vstack(rows)
+    rank = np.linalg.matrix_rank(matrix)
+    found = set()
+    for i, key in enumerate(unknown):
+        unit = np.zeros(len(unknown))
+        unit[i] = 1
+        if np.linalg.matrix_rank(np.vstack([matrix, unit])) == rank:
+            found.add(key)
+    return found
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 5).flatmap(lambda r: st.integers(1, 5).flatmap(
+    lambda c: st.lists(st.lists(st.integers(0, 40), min_size=c, max_size=c), min_size=r, max_size=r))))
+def test_no_suppressed_value_is_recoverable_from_row_and_column_totals(inner: list[list[int]]) -> None:
+    rows, cols = len(inner), len(inner[0])
+    counts = _grid_counts(inner)
+    relations = _grid_relations(rows, cols)
+    withheld = suppress(counts, relations)
+    assert all(withheld.get(key) == "primary" for key, n in counts.items() if n < 10)
+    assert all(counts[key] >= 10 for key, kind in withheld.items() if kind == "complementary")
+    hidden = set(withheld)
+    for relation in relations:
+        assert sum(1 for m in relation.members if m in hidden) != 1
+    exposed = _determined_brute(hidden, relations)
+    # A cell all of whose relations are fully withheld is undetermined; anything else exposed is a leak.
+    assert not exposed, (inner, sorted(hidden), sorted(exposed))
+    assert determined_cells(hidden, relations) == exposed
+    # And by hand: every withheld value admits another non-negative solution, or it is alone.
+    for key in hidden:
+        assert counts[key] >= 0
+
+
+def _province(seed: int) -> list[FineCell]:
+    rng = np.random.default_rng(seed)
+    cells = []
+    for school in range(6):
+        for sex, grade, left, disabled in itertools.product(("male", "female"), range(1, 10), (False, True), (False, True)):
+            n = int(rng.poisson(6 if not disabled else 0.4))
+            if n:
+                cells.append(FineCell(school_id=f"s{school}", county_id=f"c{school % 2}",
+                                      urban_rural="urban" if school < 3 else "rural", sex=sex, grade=grade,
+                                      left_behind=left, disability=disabled, denominator=n,
+                                      numerator=int(rng.binomial(n, 0.3))))
+    return cells
+
+
+def test_aggregate_adds_up_across_levels_and_breakdowns() -> None:
+    cells = _province(1)
+    table = aggregate(cells)
+    total = sum(c.denominator for c in cells)
+    assert table["province", "province", "all", "all"][0] == total
+    for breakdown, categories in BREAKDOWNS.items():
+        assert sum(table.get(("province", "province", breakdown, c), (0, 0))[0] for c in categories) == total
+    assert sum(table["county", c, "all", "all"][0] for c in ("c0", "c1")) == total
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_indicator_table_hides_small_cells_and_every_relation_holds(seed: int) -> None:
+    cells = _province(seed)
+    metric = METRICS[1]
+    rows = indicator_table(metric, 2025, cells, _province(seed + 100))
+    table = aggregate(cells)
+    relations = relations_for(table, {c.school_id: c.county_id for c in cells})
+    hidden = {(r.level, r.area_id, r.breakdown, r.category) for r in rows if r.suppressed}
+    assert hidden and any(r.suppressed == "complementary" for r in rows)
+    assert not determined_cells(hidden, relations)
+    for row in rows:
+        key = (row.level, row.area_id, row.breakdown, row.category)
+        n, k = table[key]
+        if n < 10:
+            assert row.suppressed == "primary"
+        if row.suppressed:
+            assert row.rate is None and row.denominator is None and row.change is None
+        else:
+            assert row.rate == pytest.approx(k / n)
+            assert row.ci_low is not None and row.ci_high is not None
+            assert row.ci_low <= k / n <= row.ci_high
+            if row.change is not None:
+                assert row.previous_rate is not None
+                assert math.isclose(row.change, k / n - row.previous_rate)
+
+
+def test_school_doctor_requirement() -> None:
+    def school(i: str, boarding: bool, enrollment: int, doctors: int) -> SchoolStaffing:
+        return SchoolStaffing(school_id=i, county_id="c", urban_rural="rural", boarding=boarding,
+                              enrollment=enrollment, school_doctors=doctors)
+
+    schools = [school("a", True, 100, 1), school("b", False, 601, 0), school("c", False, 600, 0),
+               school("d", False, 900, 2)]
+    rows = {(r.level, r.area_id, r.breakdown): r for r in school_doctor_table(2025, schools)}
+    province = rows["province", "province", "all"]
+    assert (province.denominator, province.numerator) == (3, 2)
+    assert ("school", "c", "all") not in rows
