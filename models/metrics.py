@@ -439,7 +439,9 @@ def indicator_table(
     current = list(current)
     previous = list(previous)
 
-    def suppressed_table(cells: list[FineCell]) -> tuple[dict[CellKey, tuple[int, int]], dict[CellKey, SuppressionKind]]:
+    def suppressed_table(
+        cells: list[FineCell],
+    ) -> tuple[dict[CellKey, tuple[int, int]], dict[CellKey, SuppressionKind]]:
         counts = aggregate(cells)
         counties = {cell.school_id: cell.county_id for cell in cells}
         withheld = suppress({key: n for key, (n, _) in counts.items()}, relations_for(counts, counties), threshold)
@@ -486,7 +488,9 @@ class SchoolStaffing:
         return self.boarding or self.enrollment > 600
 
 
-def school_doctor_table(year: int, schools: Iterable[SchoolStaffing], previous: Iterable[SchoolStaffing] = ()) -> list[IndicatorCell]:
+def school_doctor_table(
+    year: int, schools: Iterable[SchoolStaffing], previous: Iterable[SchoolStaffing] = ()
+) -> list[IndicatorCell]:
     """Share of required schools with a school doctor, per school, county and province, by urban/rural."""
     metric = METRICS_BY_ID["school_doctor"]
 

@@ -191,6 +191,12 @@ def _status_at(history: StudentHistory, day: date) -> StatusObservation | None:
     return min(history.status, key=lambda s: s.effective_on) if history.status else None
 
 
+def _grade_in(status: StatusObservation, year: int) -> int:
+    # A record states the grade when it was made; most students have no record in later years,
+    # so the grade moves on with the school years (repeating a grade is rare in compulsory school).
+    return status.grade + year - school_year_of(status.effective_on)
+
+
 # --- Labels -------------------------------------------------------------------------------------
 
 
@@ -443,7 +449,7 @@ def feature_vector(
     values = (
         age_years,
         1.0 if history.sex == "female" else 0.0,
-        _NAN if status is None else float(status.grade),
+        _NAN if status is None else float(_grade_in(status, origin_year)),
         _flag(urban),
         _NAN if status is None else float(status.boarding),
         _NAN if status is None else float(status.left_behind),
@@ -763,6 +769,10 @@ class ModelCard:
                 f"| this model | {_number(m.roc_auc)} | {_number(m.pr_auc)} | {_number(m.brier)} |",
                 "",
                 f"AUC gap (true risk minus model): **{_number(self.auc_gap)}**.",
+                "",
+                "The true risk is computed from latent quantities no archive holds (near work and outdoor "
+                "time, the underlying mood state, the shocks of the year), so part of the gap is out of "
+                "reach of any model trained on screenings.",
             ]
         lines += [
             "",

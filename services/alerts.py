@@ -263,7 +263,7 @@ async def consume_alerts(settings: Settings, *, stop: asyncio.Event | None = Non
     return applied
 
 
-def run_alert_service(settings: Settings, *, sweep_interval: float = 30.0) -> None:
+def run_alert_service(settings: Settings, *, sweep_interval: float = 30.0, fast_lane: bool = True) -> None:
     """`schoolhealth alerts serve`: consume alerts and sweep escalations until SIGTERM/SIGINT."""
     import signal
 
@@ -278,7 +278,7 @@ def run_alert_service(settings: Settings, *, sweep_interval: float = 30.0) -> No
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await consume_alerts(settings, stop=stop, sweep_interval=sweep_interval)
+        await consume_alerts(settings, stop=stop, sweep_interval=sweep_interval, fast_lane=fast_lane)
 
     asyncio.run(main())
 

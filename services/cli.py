@@ -216,6 +216,29 @@ def import_command(
         raise typer.Exit(1)
 
 
+@app.command("demo")
+def demo(
+    students: Annotated[int, typer.Option(help="size of the synthetic province")] = 4000,
+    workers: Annotated[int, typer.Option(help="stream worker processes")] = 2,
+    out: Annotated[Path, typer.Option(help="where the province, report, models and logs go")] = Path("out/demo"),
+) -> None:
+    """Run the whole platform on a synthetic province: stack, import, stream, train, publish, report."""
+    from services.demo import run_demo
+
+    run_demo(_settings(), students=students, workers=workers, out_dir=out, console=console)
+
+
+@app.command("student")
+def student(key: Annotated[str, typer.Argument(help="the student's pseudonymous key (64 hex)")]) -> None:
+    """Print one student's archive: status, school history and every screening over time."""
+    from services.archive_reader import StudentNotFound, print_student
+
+    try:
+        print_student(_settings(), key, out=typer.echo)
+    except StudentNotFound as error:
+        raise _fail(str(error)) from error
+
+
 bench_app = typer.Typer(help="Benchmarks (results as JSON under bench/results/).", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 

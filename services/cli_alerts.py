@@ -103,11 +103,12 @@ def users_disable(user_id: Annotated[str, typer.Argument()]) -> None:
 @alerts_app.command("serve")
 def alerts_serve(
     sweep_interval: Annotated[float, typer.Option(help="seconds between escalation sweeps")] = 30.0,
+    fast_lane: Annotated[bool, typer.Option(help="also read psych-surveys directly for the survey rules")] = True,
 ) -> None:
     """Consume intervention-alerts into the queue and escalate overdue alerts, until SIGTERM."""
     from services.alerts import run_alert_service
 
-    run_alert_service(_settings(), sweep_interval=sweep_interval)
+    run_alert_service(_settings(), sweep_interval=sweep_interval, fast_lane=fast_lane)
 
 
 @alerts_app.command("escalate")
@@ -137,12 +138,14 @@ def bench_alerts(
     seconds: Annotated[float, typer.Option(help="duration of the loaded phase")] = 30.0,
     rate: Annotated[int, typer.Option(help="background events per second")] = 1000,
     probes_per_second: Annotated[float, typer.Option(help="self-harm surveys per second")] = 2.0,
-    output: Annotated[Path | None, typer.Option(help="result JSON (default bench/alerts_<date>.json)")] = None,
+    fast_lane: Annotated[bool, typer.Option(help="run the alert service with its survey fast lane")] = True,
+    output: Annotated[Path | None, typer.Option(help="result JSON (default bench/results/alerts_latency.json)")] = None,
 ) -> None:
     """Latency from a self-harm survey produced to its alert visible in the API, under load."""
     from services.bench_alerts import run_bench
 
-    result = run_bench(_settings(), seconds=seconds, rate=rate, probes_per_second=probes_per_second, output=output)
+    result = run_bench(_settings(), seconds=seconds, rate=rate, probes_per_second=probes_per_second,
+                       fast_lane=fast_lane, output=output)
     typer.echo(json.dumps(result["summary"], indent=2))
 
 

@@ -106,9 +106,11 @@ YEAR = VariableSpec(name="year", label="School year",
                     sql="SELECT DISTINCT school_year AS __value, school_year::text AS __text"
                         " FROM reporting.indicators ORDER BY 1 DESC")
 METRIC = VariableSpec(name="metric", label="Indicator",
-                      sql="SELECT metric_id AS __value, title AS __text FROM reporting.metric_definitions ORDER BY title")
+                      sql="SELECT metric_id AS __value, title AS __text FROM reporting.metric_definitions"
+                          " ORDER BY title")
 COUNTY = VariableSpec(name="county", label="County",
-                      sql="SELECT county_id AS __value, county_name AS __text FROM reporting.counties ORDER BY county_name")
+                      sql="SELECT county_id AS __value, county_name AS __text FROM reporting.counties"
+                          " ORDER BY county_name")
 
 _RATE = ("rate", "ci_low", "ci_high", "change", "denominator", "suppressed")
 
@@ -281,8 +283,9 @@ class _Layout:
 
 
 def _panel(spec: PanelSpec, panel_id: int, pos: dashboard_model.GridPos) -> cogbuilder.Builder[dashboard_model.Panel]:
-    builder: Any = {"table": table.Panel, "timeseries": timeseries.Panel, "stat": stat.Panel,
-                    "bargauge": bargauge.Panel}[spec.kind]()
+    kinds: dict[str, Any] = {"table": table.Panel, "timeseries": timeseries.Panel, "stat": stat.Panel,
+                             "bargauge": bargauge.Panel}
+    builder: Any = kinds[spec.kind]()
     builder = (builder.id(panel_id).title(spec.title).datasource(DATASOURCE).grid_pos(pos)
                .with_target(SqlQueryBuilder(spec.sql, spec.format)))
     if spec.description:

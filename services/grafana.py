@@ -63,26 +63,29 @@ def publications(settings: Settings) -> list[Publication]:
     return [Publication(school_year=r[0], revision=r[1], published_at=r[2], cells=r[3]) for r in rows]
 
 
-def datasource_payload(settings: Settings, *, timescaledb: bool) -> dict[str, Any]:
+def datasource_payload(settings: Settings, *, timescaledb: bool, postgres_version: int) -> dict[str, Any]:
     """The same datasource as `dashboards/provisioning/datasources`, for a Grafana without provisioning."""
     return {
         "name": "schoolhealth", "uid": DATASOURCE_UID, "type": DATASOURCE_TYPE, "access": "proxy",
         "url": f"{settings.pg_host}:{settings.pg_port}", "user": settings.pg_grafana_user,
-        "jsonData": {"database": settings.pg_database, "sslmode": "disable", "postgresVersion": 1500,
+        "jsonData": {"database": settings.pg_database, "sslmode": "disable", "postgresVersion": postgres_version,
                      "timescaledb": timescaledb, "maxOpenConns": 10},
         "secureJsonData": {"password": settings.pg_grafana_password.get_secret_value()},
     }
 
 
-def _timescaledb(settings: Settings) -> bool:
+def _server(settings: Settings) -> tuple[bool, int]:
+    """Whether TimescaleDB is installed (Grafana's toggle) and the server's major version as Grafana writes it."""
     with psycopg.connect(settings.pg_dsn("grafana")) as conn:
-        row = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')").fetchone()
-    return bool(row and row[0])
+        row = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'),"
+                           " current_setting('server_version_num')::integer").fetchone()
+    assert row is not None
+    return bool(row[0]), int(row[1]) // 10000 * 100
 
 
 def push(settings: Settings, url: str, token: str | None = None, json_dir: Path = JSON_DIR) -> PushResult:
     """Publish the committed dashboards and one annotation per published revision to Grafana at `url`."""
-    from grafana_client import GrafanaApi
+    from grafana_client.api import GrafanaApi
     from grafana_client.client import GrafanaClientError, GrafanaException
 
     api = GrafanaApi.from_url(url, credential=token)
@@ -110,7 +113,8 @@ def push(settings: Settings, url: str, token: str | None = None, json_dir: Path 
         call("creating the folder", api.folder.create_folder, FOLDER_TITLE, uid=FOLDER_UID)
         result.folder_created = True
 
-    payload = datasource_payload(settings, timescaledb=_timescaledb(settings))
+    timescaledb, postgres_version = _server(settings)
+    payload = datasource_payload(settings, timescaledb=timescaledb, postgres_version=postgres_version)
     if missing("reading the datasource", api.datasource.get_datasource_by_uid, DATASOURCE_UID):
         call("creating the datasource", api.datasource.create_datasource, payload)
         result.datasource = "created"

@@ -10,9 +10,11 @@ adds Wilson intervals and the year-on-year change. The result goes to `metrics.l
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import psycopg
 
@@ -116,15 +118,26 @@ def _copy(conn: psycopg.Connection, table: str, columns: Sequence[str], rows: It
 
 
 def _refresh(conn: psycopg.Connection) -> list[int]:
+    # The rollups sort every student-year by a 64-character key: with the default 4 MB they spill to
+    # disk and take several times longer; JIT compilation costs more than it saves at this size.
+    conn.execute("SET LOCAL work_mem = '128MB'")
+    conn.execute("SET LOCAL jit = off")
     conn.execute("SELECT metrics.refresh_rollups()")
     _write_definitions(conn)
     return [int(r[0]) for r in conn.execute(
         "SELECT DISTINCT school_year FROM metrics.indicator_cells ORDER BY 1").fetchall()]
 
 
-def refresh_rollups(settings: Settings) -> None:
-    """Refresh the materialized rollups and recompute the live (suppressed) indicators of every year."""
+_LIVE_LOCK = "SELECT {}(hashtext('schoolhealth.metrics.live'))"
+
+
+def _refresh_live(settings: Settings, *, wait: bool) -> bool:
     with psycopg.connect(settings.pg_dsn("app")) as conn:
+        # One refresh at a time (CLI, publication, every worker's timer): the live table is replaced whole.
+        locked = conn.execute(_LIVE_LOCK.format("pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"))
+        row = locked.fetchone()
+        if not wait and not (row and row[0]):
+            return False
         years = _refresh(conn)
         rows: list[tuple[object, ...]] = []
         for year in years:
@@ -132,6 +145,35 @@ def refresh_rollups(settings: Settings) -> None:
         conn.execute("DELETE FROM metrics.live_indicators")
         _copy(conn, "metrics.live_indicators", _COLUMNS, rows)
     log.info("rollups refreshed: %d indicator cells over %d school years", len(rows), len(years))
+    return True
+
+
+def refresh_rollups(settings: Settings) -> None:
+    """Refresh the materialized rollups and recompute the live (suppressed) indicators of every year."""
+    _refresh_live(settings, wait=True)
+
+
+def try_refresh_rollups(settings: Settings) -> bool:
+    """Refresh unless another process is refreshing right now; say whether this one did."""
+    return _refresh_live(settings, wait=False)
+
+
+def register_refresh_timer(app: Any, settings: Settings) -> None:
+    """Refresh the rollups from a stream worker every `metrics_refresh_seconds` (0: never).
+
+    Every worker of the group has the timer; the advisory lock lets one of them refresh and the
+    others skip that round. The refresh is synchronous, so it runs in a thread.
+    """
+    interval = settings.metrics_refresh_seconds
+    if interval <= 0:
+        return
+
+    @app.timer(interval=interval)  # type: ignore[untyped-decorator]  # faust
+    async def refresh_metrics() -> None:
+        try:
+            await asyncio.to_thread(try_refresh_rollups, settings)
+        except Exception:
+            log.exception("metrics refresh failed; retrying at the next interval")
 
 
 def publish_year(settings: Settings, year: int) -> int:

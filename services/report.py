@@ -13,7 +13,7 @@ import html
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +106,12 @@ def line_chart_svg(title: str, series: dict[str, list[tuple[int, float]]], width
 
     for tick in range(5):
         value = top_value * tick / 4
-        out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y_of(value):.1f}" y2="{y_of(value):.1f}" stroke="#ddd"/>'
-                   f'<text x="{left - 6}" y="{y_of(value) + 4:.1f}" text-anchor="end" fill="#555">{_percent(value, 0)}</text>')
+        y = y_of(value)
+        out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
+                   f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{_percent(value, 0)}</text>')
     for year in years:
-        out.append(f'<text x="{x_of(year):.1f}" y="{height - 10}" text-anchor="middle">{year}/{(year + 1) % 100:02d}</text>')
+        label = f"{year}/{(year + 1) % 100:02d}"
+        out.append(f'<text x="{x_of(year):.1f}" y="{height - 10}" text-anchor="middle">{label}</text>')
     for i, (name, points) in enumerate(sorted(series.items())):
         colour = PALETTE[i % len(PALETTE)]
         path = " ".join(f"{x_of(y):.1f},{y_of(v):.1f}" for y, v in sorted(points))
@@ -145,7 +147,8 @@ one be worked out from totals (complementary suppression).</p>
 <table><tr><th>Indicator</th><th>Rate</th><th>95% CI</th><th>Change</th><th>Students / schools</th></tr>
 {% for row in headline %}<tr><td>{{ row.title }}</td>
 {% if row.suppressed %}<td class="withheld" colspan="4">withheld ({{ row.suppressed }})</td>
-{% else %}<td>{{ row.rate }}</td><td>{{ row.ci }}</td><td>{{ row.change }}</td><td>{{ row.denominator }}</td>{% endif %}</tr>
+{% else %}<td>{{ row.rate }}</td><td>{{ row.ci }}</td><td>{{ row.change }}</td>
+<td>{{ row.denominator }}</td>{% endif %}</tr>
 {% endfor %}</table>
 
 <h2>Trends</h2>
@@ -235,8 +238,8 @@ def write_report(settings: Settings, year: int, out_dir: Path, county: str | Non
             continue
         values = []
         for breakdown, category in GROUPS:
-            r = by_key.get((metric.id, breakdown, category))
-            values.append("–" if r is None else ("withheld" if r["suppressed"] else _percent(r["rate"])))
+            cell = by_key.get((metric.id, breakdown, category))
+            values.append("–" if cell is None else ("withheld" if cell["suppressed"] else _percent(cell["rate"])))
         groups.append({"title": metric.title, "values": values})
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -258,7 +261,7 @@ def write_report(settings: Settings, year: int, out_dir: Path, county: str | Non
                     "inclusion": m.inclusion, "reference": m.reference} for m in METRICS]
     page = _TEMPLATE.render(
         title=f"Student health indicators, {area_name}, school year {year}/{(year + 1) % 100:02d}",
-        year=year, revision=revision, published_at=published_at.strftime("%Y-%m-%d %H:%M UTC"),
+        year=year, revision=revision, published_at=published_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         headline=headline, headline_svg=bar_chart_svg(f"{area_name}, {year}/{(year + 1) % 100:02d}", bars),
         trend_svg=line_chart_svg(f"{area_name}: rates by school year", dict(series)),
         areas_heading="Schools" if county else "Counties", area_svgs=area_svgs,

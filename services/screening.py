@@ -502,7 +502,8 @@ class Scorer:
             try:
                 if min_interval_seconds > 0:
                     fresh = conn.execute(
-                        "SELECT EXISTS (SELECT 1 FROM ml.risk_scores WHERE scored_at > now() - make_interval(secs => %s))",
+                        "SELECT EXISTS (SELECT 1 FROM ml.risk_scores"
+                        " WHERE scored_at > now() - make_interval(secs => %s))",
                         (min_interval_seconds,),
                     ).fetchone()
                     conn.commit()
@@ -516,30 +517,29 @@ class Scorer:
 
     def _score(self, conn: psycopg.Connection[Any]) -> int:
         written = 0
-        if True:
-            self._refresh(conn)
-            if not self._loaded:
-                return 0
-            started = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]  # one row
+        self._refresh(conn)
+        if not self._loaded:
+            return 0
+        started = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]  # one row
+        conn.commit()
+        urban = load_urban_by_school(conn)
+        years = _archive_years(conn)
+        for histories, schools in iter_histories(conn, batch=self._batch_size, active_only=True):
+            for name, (active, model) in self._loaded.items():
+                year = years.get(name)
+                if year is None:
+                    continue
+                samples = build_samples(histories, task(name), (year,), urban, labelled=False)
+                if not len(samples):
+                    continue
+                scores = _positive_probability(model, samples.features)
+                written += _write_scores(conn, name, active.version, keys=samples.student_keys, schools=schools,
+                                         scores=scores, scored_at=started)
             conn.commit()
-            urban = load_urban_by_school(conn)
-            years = _archive_years(conn)
-            for histories, schools in iter_histories(conn, batch=self._batch_size, active_only=True):
-                for name, (active, model) in self._loaded.items():
-                    year = years.get(name)
-                    if year is None:
-                        continue
-                    samples = build_samples(histories, task(name), (year,), urban, labelled=False)
-                    if not len(samples):
-                        continue
-                    scores = _positive_probability(model, samples.features)
-                    written += _write_scores(conn, name, active.version, keys=samples.student_keys, schools=schools,
-                                             scores=scores, scored_at=started)
-                conn.commit()
-            for name in self._loaded:
-                # Students no longer eligible (now myopic, overweight, left) keep no stale score.
-                conn.execute("DELETE FROM ml.risk_scores WHERE model = %s AND scored_at < %s", (name, started))
-            conn.commit()
+        for name in self._loaded:
+            # Students no longer eligible (now myopic, overweight, left) keep no stale score.
+            conn.execute("DELETE FROM ml.risk_scores WHERE model = %s AND scored_at < %s", (name, started))
+        conn.commit()
         return written
 
 

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     worker_batch_seconds: float = Field(default=0.2, gt=0)
     # How often the worker's leader scores current students with the active screening models.
     scoring_interval_seconds: float = Field(default=300.0, gt=0)
+    # How often a stream worker refreshes the metric rollups and live indicators (0: only by command).
+    metrics_refresh_seconds: float = Field(default=900.0, ge=0)
 
     api_host: str = "127.0.0.1"
     api_port: int = 18080

@@ -37,3 +37,28 @@ def create_topics(settings: Settings) -> dict[str, int]:
         return {topic["name"]: len(topic["partitions"]) for topic in described}
     finally:
         admin.close()
+
+
+def consumer_lag(settings: Settings, group: str, topics: list[str]) -> int:
+    """Messages on `topics` not yet committed by consumer `group` (the whole backlog if it has none)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        committed = admin.list_group_offsets(group)
+        # kafka-python 3 answers {group: {partition: offset}}; older versions the inner mapping.
+        if group in committed:
+            committed = committed[group]
+        partitions = [TopicPartition(topic, p) for topic in topics
+                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        ends = consumer.end_offsets(partitions)
+        lag = 0
+        for tp in partitions:
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            lag += max(0, ends[tp] - done)
+        return lag
+    finally:
+        consumer.close()
+        admin.close()

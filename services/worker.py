@@ -7,6 +7,7 @@ import os
 
 from services.archive import ArchiveWriter
 from services.ingest import Ingestor
+from services.metrics import register_refresh_timer
 from services.migrate import migrate
 from services.settings import Settings
 from services.topics import create_topics
@@ -27,6 +28,7 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     ingestor = Ingestor(settings, writer)
     register_agents(app, settings, ingestor)
     register_scoring(app, settings)
+    register_refresh_timer(app, settings)
 
     async def close_archive(sender: object, *args: object, **kwargs: object) -> None:
         await writer.close_quietly()

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def register_scoring(app: faust.App, settings: Settings) -> None:
-    """Score current students every `scoring_interval_seconds` on the group leader only.
+    """Score current students every `scoring_interval_seconds`, one worker of the group at a time.
 
     The pass is synchronous (psycopg, scikit-learn), so it runs in a thread and never blocks the
     ingest agents. The scorer polls the active model versions at the start of each pass, so a
@@ -22,10 +22,14 @@ def register_scoring(app: faust.App, settings: Settings) -> None:
     """
     scorer = Scorer(settings)
 
-    @app.timer(interval=settings.scoring_interval_seconds, on_leader=True)  # type: ignore[untyped-decorator]  # faust
+    # Not `on_leader`: the app runs with the leader topic disabled, so no worker would ever be the
+    # leader. The scorer's advisory lock and freshness check keep workers from scoring together.
+    @app.timer(interval=settings.scoring_interval_seconds)  # type: ignore[untyped-decorator]  # faust
     async def score_current_students() -> None:
         try:
-            written = await asyncio.to_thread(scorer.run_pass)
+            written = await asyncio.to_thread(
+                scorer.run_pass, min_interval_seconds=settings.scoring_interval_seconds * 0.9
+            )
         except ArtifactError:
             # A tampered or untrusted artifact is refused; ingest goes on, the scores go stale.
             log.exception("screening model refused; scores not updated")

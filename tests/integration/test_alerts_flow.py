@@ -19,18 +19,19 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from psycopg import sql
 
 from models.contracts import encode_event
-from models.topics import PSYCH_SURVEYS
+from models.rules import decode_alert_message
+from models.topics import BMI_SCREENINGS, INTERVENTION_ALERTS, PSYCH_SURVEYS
 from services.api import create_api
 from services.api.server import serve_in_thread
 from services.api.session import api_role
 from services.settings import Settings
 from services.users import add_user, hash_token
 from tests import factories
-from tests.integration.conftest import wait_for, worker_environment
+from tests.integration.conftest import count, wait_for, worker_environment
 
 pytestmark = pytest.mark.integration
 
@@ -38,11 +39,13 @@ pytestmark = pytest.mark.integration
 class AlertService:
     """A real `schoolhealth alerts serve` process."""
 
-    def __init__(self, settings: Settings, log: Path, *, sweep_interval: float = 3600.0) -> None:
+    def __init__(self, settings: Settings, log: Path, *, sweep_interval: float = 3600.0,
+                 fast_lane: bool = True) -> None:
         self.log = log
         self._out = log.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "alerts", "serve", "--sweep-interval", str(sweep_interval)],
+            [sys.executable, "-m", "services.cli", "alerts", "serve", "--sweep-interval", str(sweep_interval),
+             "--fast-lane" if fast_lane else "--no-fast-lane"],
             env=worker_environment(settings), stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True)
 
     def alive(self) -> bool:
@@ -133,6 +136,9 @@ def test_self_harm_survey_reaches_the_right_counsellor_only(isolated: Settings, 
                  what="the alert on the live feed")
         feed.stop.set()
 
+        # The fast lane may show the alert before the worker has archived the survey itself.
+        wait_for(lambda: count(settings, "SELECT count(*) FROM archive.survey_results") == 2, timeout=60,
+                 what="both surveys archived", workers=[worker])
         detail = httpx.get(f"{url}/alerts/{alert['alert_id']}", headers=as_a).json()
         assert detail["evidence"]["item"] == 9 and detail["evidence"]["answer"] == 1
         assert [s["instrument"] for s in detail["history"]["surveys"]] == ["phq-a"]
@@ -154,6 +160,18 @@ def test_self_harm_survey_reaches_the_right_counsellor_only(isolated: Settings, 
         assert httpx.get(f"{url}/alerts", headers={"Authorization": "Bearer nope"}).status_code == 401
         assert httpx.get(f"{url}/alerts/feed").status_code == 401
 
+    # The worker produced the same alert to intervention-alerts (no name in it); the service's fast
+    # lane and the worker's message are one alert, applied once.
+    consumer = KafkaConsumer(settings.topic(INTERVENTION_ALERTS), bootstrap_servers=settings.kafka_bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    produced = [decode_alert_message(m.value) for m in consumer]
+    consumer.close()
+    assert [(a.student_key, a.concern, a.rule_id) for a in produced] == [
+        (at_risk.student_key, "self_harm", "phq-item9-self-harm")]
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        assert conn.execute("SELECT count(*) FROM alerts.applied_events").fetchone() == (1,)
+        assert conn.execute("SELECT alert_id FROM alerts.applied_events").fetchone() == (produced[0].alert_event_id,)
+
     # The same holds in the database itself, under the per-request role.
     everything = ("SELECT (SELECT count(*) FROM alerts.alerts), (SELECT count(*) FROM archive.survey_results),"
                   " (SELECT count(*) FROM archive.survey_current), (SELECT count(*) FROM alerts.transitions)")
@@ -173,3 +191,20 @@ def test_self_harm_survey_reaches_the_right_counsellor_only(isolated: Settings, 
             rows_as(settings, counsellor_a, statement)
     with psycopg.connect(settings.pg_dsn("admin")) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("DELETE FROM audit.psych_reads")
+
+
+def test_worker_path_alone_delivers_alerts(isolated: Settings, start_worker, tmp_path: Path) -> None:
+    """Without the fast lane the alert comes through the worker and intervention-alerts only."""
+    settings = isolated
+    service = AlertService(settings, tmp_path / "alerts-worker-path.log", fast_lane=False)
+    try:
+        worker = start_worker()
+        event = factories.bmi(5, school="SA01", height_cm=140.0, weight_kg=60.0, age_months=130.0)
+        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        producer.send(settings.topic(BMI_SCREENINGS), key=b"SA01", value=encode_event(event))
+        producer.flush()
+        producer.close()
+        query = "SELECT count(*) FROM alerts.alerts WHERE concern = 'obesity' AND team = 'school_doctor'"
+        wait_for(lambda: count(settings, query) == 1, timeout=90, what="the obesity alert", workers=[worker])
+    finally:
+        service.stop()

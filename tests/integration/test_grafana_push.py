@@ -132,6 +132,7 @@ def test_push_sends_dashboards_datasource_and_one_annotation_per_publication(
     assert datasource["user"] == isolated.pg_grafana_user
     assert datasource["jsonData"]["database"] == isolated.pg_database
     assert datasource["jsonData"]["timescaledb"] is False
+    assert datasource["jsonData"]["postgresVersion"] >= 1200
     (annotation,) = fake_grafana.annotations
     assert set(annotation["tags"]) == {PUBLICATION_TAG, "school-year-2025", "revision-1"}
     assert "2025" in annotation["text"] and isinstance(annotation["time"], int)

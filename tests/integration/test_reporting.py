@@ -10,9 +10,11 @@ the independently computed counts.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
+import signal
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -27,9 +29,11 @@ from models.metrics import Relation, suppress
 from models.synthetic import ProvinceSpec
 from services.dashboards import DASHBOARDS, JSON_DIR
 from services.metrics import headline_indicators, publish_year, refresh_rollups
-from services.seed import import_directory
+from services.report import ReportError, write_report
+from services.seed import import_directory, seed_archive
 from services.settings import Settings
 from services.synthetic_files import write_province
+from tests.integration.conftest import WorkerProcess, count, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +119,8 @@ def recompute(settings: Settings, year: int) -> dict[str, dict[tuple[str, str, s
                 continue
             key = (row["student_key"], row[group]) if group else row["student_key"]
             held = chosen.get(key)
-            if held is None or (row[day], row["occurred_at"], row["event_id"]) > (held[day], held["occurred_at"], held["event_id"]):
+            order = (row[day], row["occurred_at"], row["event_id"])
+            if held is None or order > (held[day], held["occurred_at"], held["event_id"]):
                 chosen[key] = row
         return chosen
 
@@ -334,7 +339,8 @@ def test_grafana_role_reads_reporting_and_nothing_else(seeded: Settings) -> None
     with psycopg.connect(seeded.pg_dsn("grafana"), autocommit=True) as conn:
         for schema, name in outside:
             with pytest.raises(errors.InsufficientPrivilege):
-                conn.execute(sql.SQL("SELECT 1 FROM {}.{} LIMIT 1").format(sql.Identifier(schema), sql.Identifier(name)))
+                conn.execute(sql.SQL("SELECT 1 FROM {}.{} LIMIT 1").format(sql.Identifier(schema),
+                                                                           sql.Identifier(name)))
         for schema, name in inside:
             conn.execute(sql.SQL("SELECT * FROM {}.{} LIMIT 1").format(sql.Identifier(schema), sql.Identifier(name)))
         count = conn.execute("SELECT count(*) FROM reporting.indicators WHERE rate IS NOT NULL").fetchone()
@@ -391,3 +397,45 @@ def test_every_panel_query_runs_under_the_grafana_role(seeded: Settings) -> None
                         assert names[:1] == ("time",)
                     checked += 1
     assert checked == sum(len(spec.panels) for spec in DASHBOARDS)
+
+
+def test_report_is_self_contained_and_its_csv_is_the_published_revision(seeded: Settings, tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="not been published"):
+        write_report(seeded, YEAR, tmp_path)
+    publish_year(seeded, YEAR)
+    revision = publish_year(seeded, YEAR)
+    rows = published(seeded, YEAR, revision)
+    page = write_report(seeded, YEAR, tmp_path)
+    text = page.read_text(encoding="utf-8")
+    assert text.count("<svg") >= 3
+    assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "<script" not in text and "<link" not in text and "<img" not in text
+    with page.with_suffix(".csv").open(encoding="utf-8") as handle:
+        exported = list(csv.DictReader(handle))
+    assert len(exported) == len(rows)
+    assert {r["revision"] for r in exported} == {str(revision)}
+    withheld = [r for r in exported if r["suppressed"]]
+    assert withheld and all(r["denominator"] == r["numerator"] == r["rate"] == "" for r in withheld)
+    by_key = {(r["metric_id"], r["level"], r["area_id"], r["breakdown"], r["category"]): r for r in rows}
+    for r in exported:
+        source = by_key[r["metric_id"], r["level"], r["area_id"], r["breakdown"], r["category"]]
+        assert r["denominator"] == ("" if source["denominator"] is None else str(source["denominator"]))
+
+    county = next(r["area_id"] for r in rows if r["level"] == "county")
+    county_page = write_report(seeded, YEAR, tmp_path, county=county)
+    with county_page.with_suffix(".csv").open(encoding="utf-8") as handle:
+        county_rows = list(csv.DictReader(handle))
+    assert {r["county_id"] for r in county_rows if r["level"] != "province"} == {county}
+    assert any(r["level"] == "school" for r in county_rows)
+
+
+def test_a_stream_worker_refreshes_the_rollups_on_its_timer(isolated: Settings, tmp_path: Path) -> None:
+    seed_archive(isolated, students=300, school_years=(2024, 2025))
+    assert count(isolated, "SELECT count(*) FROM metrics.live_indicators") == 0
+    worker = WorkerProcess(isolated.model_copy(update={"metrics_refresh_seconds": 2.0}), tmp_path / "worker.log")
+    try:
+        wait_for(lambda: count(isolated, "SELECT count(*) FROM metrics.live_indicators") > 0, timeout=180,
+                 what="the worker's metrics refresh", workers=[worker])
+    finally:
+        worker.kill(signal.SIGTERM)
+    assert count(isolated, "SELECT count(DISTINCT school_year) FROM metrics.live_indicators") == 2

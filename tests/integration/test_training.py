@@ -13,6 +13,7 @@ import pytest
 from models.screening import MODEL_CARD_SECTIONS, TASKS
 from services.seed import seed_archive
 from services.settings import Settings
+from tests.integration.conftest import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +51,8 @@ def test_train_register_score_and_switch_versions_without_restart(isolated: Sett
         assert hashlib.sha256(artifact).hexdigest() == card.sha256
 
     with psycopg.connect(isolated.pg_dsn("app")) as conn:
-        active = dict(conn.execute("SELECT name, version FROM ml.model_versions WHERE active").fetchall())
+        rows = conn.execute("SELECT name, version FROM ml.model_versions WHERE active").fetchall()
+    active: dict[str, str] = dict(rows)
     assert active == {card.name: card.version for card in cards}
 
     scorer = Scorer(isolated, batch_size=700)
@@ -77,6 +79,33 @@ def test_train_register_score_and_switch_versions_without_restart(isolated: Sett
     with psycopg.connect(isolated.pg_dsn("app")) as conn:
         versions = conn.execute("SELECT DISTINCT version FROM ml.risk_scores WHERE model = 'overweight'").fetchall()
     assert versions == [(newer.version,)]
+
+    # The worker's timer scores too, and switches to a version activated while it runs.
+    fast = isolated.model_copy(update={"scoring_interval_seconds": 1.0})
+    worker = WorkerProcess(fast, tmp_path / "worker.log")
+    try:
+        with psycopg.connect(isolated.pg_dsn("app")) as conn:
+            before = conn.execute("SELECT max(scored_at) FROM ml.risk_scores").fetchone()[0]  # type: ignore[index]
+
+        def scored_after(moment: object, model: str = "depression", version: str | None = None) -> bool:
+            with psycopg.connect(isolated.pg_dsn("app")) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM ml.risk_scores WHERE model = %s AND scored_at > %s"
+                    " AND (%s::text IS NULL OR version = %s)", (model, moment, version, version),
+                ).fetchone()
+            return bool(row and row[0] > 0)
+
+        wait_for(lambda: scored_after(before), timeout=90, what="the worker's first scoring pass", workers=[worker])
+        depression = next(card for card in cards if card.name == "depression")
+        again = replace(depression, version=f"{depression.version}-again")
+        with psycopg.connect(isolated.pg_dsn("app")) as conn:
+            register_version(conn, again, (tmp_path / "models" / f"depression-{depression.version}.skops").read_bytes())
+            activate_version(conn, "depression", again.version)
+        wait_for(lambda: scored_after(before, version=again.version), timeout=30,
+                 what="the worker scoring with the newly activated version", workers=[worker])
+        assert worker.alive()
+    finally:
+        worker.kill()
 
     # An artifact altered in the database after registration is refused, not loaded.
     with psycopg.connect(isolated.pg_dsn("admin")) as conn:

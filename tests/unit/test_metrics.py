@@ -120,7 +120,9 @@ def test_total_row_is_withheld_when_nothing_else_can_protect() -> None:
     assert suppress({"all": 5, "male": 5}, relations) == {"all": "primary", "male": "primary"}
 
 
-def _determined_brute(withheld: set[tuple[int, int]], relations: list[Relation[tuple[int, int]]]) -> set[tuple[int, int]]:
+def _determined_brute(
+    withheld: set[tuple[int, int]], relations: list[Relation[tuple[int, int]]]
+) -> set[tuple[int, int]]:
     """Independent check: x_i is determined iff adding e_i to the system does not raise its rank."""
     unknown = sorted(withheld)
     if not unknown:
@@ -173,7 +175,8 @@ def _province(seed: int) -> list[FineCell]:
     rng = np.random.default_rng(seed)
     cells = []
     for school in range(6):
-        for sex, grade, left, disabled in itertools.product(("male", "female"), range(1, 10), (False, True), (False, True)):
+        combinations = itertools.product(("male", "female"), range(1, 10), (False, True), (False, True))
+        for sex, grade, left, disabled in combinations:
             n = int(rng.poisson(6 if not disabled else 0.4))
             if n:
                 cells.append(FineCell(school_id=f"s{school}", county_id=f"c{school % 2}",

@@ -131,7 +131,7 @@ def test_features_take_special_groups_and_school_as_of_the_year() -> None:
     f2023 = dict(zip(FEATURE_NAMES, feature_vector(h, 2023, URBAN), strict=True))
     assert f2022["left_behind"] == 1.0  # recorded before the end of school year 2022
     assert f2022["urban"] == 1.0 and f2023["urban"] == 0.0
-    assert f2023["left_behind"] == 1.0 and f2023["grade"] == 5
+    assert f2023["left_behind"] == 1.0 and f2023["grade"] == 6  # grade 5 recorded in 2022, one year on
 
 
 def test_build_samples_and_time_split() -> None:

@@ -1,0 +1,80 @@
+"""`schoolhealth student KEY`: one student's longitudinal archive, for operators at a terminal.
+
+Reads as the owner role (an operator tool, not the counsellors' API); the read of psychological
+results is written to the append-only audit log like any other.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from services.settings import Settings
+
+
+class StudentNotFound(LookupError):
+    """No archive entry for that key."""
+
+
+_TIMELINE = """
+SELECT measured_on AS on_date, 'vision' AS kind,
+       format('UCVA R %s L %s, SE R %s L %s; impairment %s; screening myopia %s; myopia %s',
+              ucva_right, ucva_left, coalesce(se_right::text, '-'), coalesce(se_left::text, '-'),
+              impairment_student, coalesce(screening_myopia::text, 'unknown'), coalesce(myopia_grade, '-')) AS detail,
+       supersedes IS NOT NULL AS correction, event_id
+FROM archive.vision_screenings WHERE student_key = %(key)s
+UNION ALL
+SELECT measured_on, 'growth',
+       format('%s cm, %s kg, BMI %s, BMI-for-age z %s, height-for-age z %s; WHO %s; WS/T 586 %s; WS/T 456 %s/%s%s',
+              height_cm, weight_kg, round(bmi::numeric, 1), coalesce(bmi_for_age_z::text, 'n/a'),
+              coalesce(height_for_age_z::text, 'n/a'), who_category, wst586, wst456_wasting, wst456_stunting,
+              CASE WHEN cardinality(flags) > 0 THEN '; flags ' || array_to_string(flags, ',')
+                   ELSE '' END),
+       supersedes IS NOT NULL, event_id
+FROM archive.growth_screenings WHERE student_key = %(key)s
+UNION ALL
+SELECT answered_on, instrument,
+       format('total %s/%s%s%s%s', total, max_total, coalesce(', ' || band, ''),
+              CASE WHEN literate IS NULL THEN '' WHEN literate THEN ', literate' ELSE ', not literate' END,
+              CASE WHEN cardinality(safety_flags) > 0 THEN '; SAFETY ' || array_to_string(safety_flags, ',')
+                   ELSE '' END),
+       supersedes IS NOT NULL, event_id
+FROM archive.survey_results WHERE student_key = %(key)s
+ORDER BY 1, 2
+"""
+
+
+def print_student(settings: Settings, key: str, *, out: Callable[[str], Any] = print) -> None:
+    """Print the student's current status, school history and every screening in date order."""
+    key = key.strip().lower()
+    with psycopg.connect(settings.pg_dsn("admin")) as conn, conn.cursor(row_factory=dict_row) as cursor:
+        cursor.execute("SELECT * FROM archive.students WHERE student_key = %s", (key,))
+        status = cursor.fetchone()
+        cursor.execute("SELECT * FROM archive.student_history WHERE student_key = %s ORDER BY occurred_at", (key,))
+        history = cursor.fetchall()
+        cursor.execute(_TIMELINE, {"key": key})
+        timeline = cursor.fetchall()
+        if status is None and not history and not timeline:
+            raise StudentNotFound(f"no archive entry for student key {key[:12]}…")
+        if any(row["kind"] in ("phq-a", "phq-9", "gad-7") for row in timeline):
+            cursor.execute(
+                "INSERT INTO audit.psych_reads (user_id, student_key, school_id, what)"
+                " VALUES (%s, %s, %s, 'cli student archive')",
+                (f"cli:{getpass.getuser()}", key, status["school_id"] if status else timeline[0].get("school_id", "")),
+            )
+        conn.commit()
+    out(f"student {key}")
+    if status:
+        out(f"  {status['status']} at school {status['school_id']} (county {status['county_id']}), grade "
+            f"{status['grade']}, {status['sex']}, born {status['birth_date']:%Y-%m}; boarding {status['boarding']}, "
+            f"left-behind {status['left_behind']}, disability {status['disability']}")
+    for row in history:
+        target = f" → {row['to_school_id']}" if row["to_school_id"] else ""
+        out(f"  {row['effective_on']}  record   {row['action']} at {row['school_id']}{target} (grade {row['grade']})")
+    for row in timeline:
+        mark = " (correction)" if row["correction"] else ""
+        out(f"  {row['on_date']}  {row['kind']:<8} {row['detail']}{mark}")
