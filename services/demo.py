@@ -8,12 +8,15 @@ writes the annual report and the dashboards, and says where to look.
 
 from __future__ import annotations
 
+import csv
 import os
+import random
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from models.importing import COLUMNS
 from models.synthetic import ProvinceSpec
 from models.topics import INPUT_TOPICS, INTERVENTION_ALERTS
 from services.settings import Settings
@@ -105,8 +109,21 @@ def _wait_until_drained(settings: Settings, groups: list[tuple[str, list[str]]],
     raise RuntimeError(f"the pipeline did not catch up within {timeout:.0f}s")
 
 
+def _recreate_database(settings: Settings, stack: Any) -> None:
+    """Drop and recreate the local stack's database, so a rerun starts from an empty archive."""
+    from psycopg import sql
+
+    from services.stack import bootstrap_database
+
+    superuser = stack.postgres._superuser_dsn()
+    with psycopg.connect(superuser, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(settings.pg_database)))
+    bootstrap_database(settings, superuser, timescaledb=stack.postgres.timescaledb_available(
+        stack.postgres.ensure_binaries()))
+
+
 def run_demo(settings: Settings, *, students: int, out_dir: Path, workers: int = 2, seed: int = 20251,
-             console: Console | None = None) -> DemoReport:
+             reset: bool = True, console: Console | None = None) -> DemoReport:
     console = console or Console(stderr=True)
     started = time.monotonic()
     report = DemoReport(out_dir=out_dir, students=students)
@@ -123,6 +140,9 @@ def run_demo(settings: Settings, *, students: int, out_dir: Path, workers: int =
         stack.up()
         for component in stack.status():
             console.print(f"  {component.name}: {component.detail}")
+        if reset:
+            _recreate_database(settings, stack)
+            console.print(f"  database {settings.pg_database} recreated (synthetic demo data only)")
         migrate(settings)
         create_topics(settings)
 
@@ -130,7 +150,9 @@ def run_demo(settings: Settings, *, students: int, out_dir: Path, workers: int =
     with _Step(console, report, f"2. synthetic province: {students:,} students, school years 2022-2025"):
         from services.synthetic_files import write_province
 
-        stats = write_province(ProvinceSpec(students=students, seed=seed), province)
+        # At least three counties, so the county table and drill-down have something to compare.
+        counties = max(3, students // 4000)
+        stats = write_province(ProvinceSpec(students=students, seed=seed, counties=counties), province)
         console.print(f"  {stats.counties} counties, {stats.schools} schools; rows: "
                       + ", ".join(f"{kind} {count:,}" for kind, count in stats.rows.items()))
 
@@ -187,22 +209,36 @@ def run_demo(settings: Settings, *, students: int, out_dir: Path, workers: int =
             for table, count in report.archive_counts.items():
                 console.print(f"  {table}: {count:,} rows")
             console.print(f"  dead letters: {report.dead_letters:,}")
+
+        with _Step(console, report, "6. screening models: train from the archive, score students"):
+            from services.screening import score_students, train_all
+
+            report.model_cards = train_all(settings, out_dir=out_dir / "models", truth_csv=province / "truth.csv")
+            for card in report.model_cards:
+                console.print(f"  {_card_line(card)}")
+            scored = score_students(settings)
+            console.print(f"  {scored:,} students scored with the active models")
+
+        with _Step(console, report, "7. this week's screening day: PHQ-A surveys answered today"):
+            day = out_dir / "screening-day.csv"
+            rows = write_screening_day(province / "roster.csv", day, today=date.today(), seed=seed)
+            summary = import_file(settings, "survey", day, report_path=out_dir / "screening-day.rejected.csv")
+            report.events_published += summary.accepted
+            console.print(f"  {rows:,} surveys imported ({len(summary.rejected)} rejected); waiting for alerts")
+            with Progress(TextColumn("  backlog"), TextColumn("{task.fields[lag]:>9,} messages"),
+                          TimeElapsedColumn(), console=console) as progress:
+                task = progress.add_task("lag", total=None, lag=0)
+                _wait_until_drained(settings, groups, processes,
+                                    lambda lag: progress.update(task, lag=lag))
     finally:
         _stop(processes)
 
-    with _Step(console, report, "6. screening models: train from the archive, score students"):
-        from services.screening import score_students, train_all
-
-        report.model_cards = train_all(settings, out_dir=out_dir / "models", truth_csv=province / "truth.csv")
-        for card in report.model_cards:
-            console.print(f"  {_card_line(card)}")
-        scored = score_students(settings)
-        console.print(f"  {scored:,} students scored with the active models")
-
-    with _Step(console, report, "7. counsellors' and school doctors' queues"):
+    with _Step(console, report, "8. counsellors' and school doctors' queues"):
         from services.alerts import queue_summary
 
         report.queues = queue_summary(settings)
+        if report.queues:
+            _show_counsellor_queue(settings, report.queues[0]["school_id"], console)
         queue_table = Table("school", "county", "urgent", "high", "medium", "low", "unacknowledged", "escalated")
         for row in report.queues[:15]:
             queue_table.add_row(*(str(row.get(k, "")) for k in ("school_id", "county_id", "urgent", "high", "medium",
@@ -212,7 +248,7 @@ def run_demo(settings: Settings, *, students: int, out_dir: Path, workers: int =
             console.print(f"  … and {len(report.queues) - 15} more schools")
 
     report.year = 2025
-    with _Step(console, report, f"8. annual metrics: refresh, publish school year {report.year}"):
+    with _Step(console, report, f"9. annual metrics: refresh, publish school year {report.year}"):
         from services.metrics import headline_indicators, publish_year
 
         # Publishing refreshes the rollups first.
@@ -221,7 +257,7 @@ def run_demo(settings: Settings, *, students: int, out_dir: Path, workers: int =
         for name, value in report.headline.items():
             console.print(f"  {name}: {'suppressed' if value is None else f'{100 * value:.1f}%'}")
 
-    with _Step(console, report, "9. annual report and Grafana dashboards"):
+    with _Step(console, report, "10. annual report and Grafana dashboards"):
         from services.dashboards import build_dashboards
         from services.report import write_report
 
@@ -242,8 +278,61 @@ def run_demo(settings: Settings, *, students: int, out_dir: Path, workers: int =
 
 
 def _card_line(card: Any) -> str:
-    name = getattr(card, "name", "model")
-    metrics = getattr(card, "metrics", None) or {}
-    overall = metrics.get("overall", metrics) if isinstance(metrics, dict) else {}
-    auc = overall.get("roc_auc") if isinstance(overall, dict) else None
-    return f"{name}: ROC AUC {auc:.3f}" if isinstance(auc, float) else f"{name}: trained"
+    def number(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    line = (f"{card.name} v{card.version}: test year {card.test_year}, n={card.test.n}, ROC AUC "
+            f"{number(card.test.roc_auc)}, PR AUC {number(card.test.pr_auc)} (prevalence "
+            f"{card.test.prevalence:.3f}), Brier {number(card.test.brier)}")
+    if card.true_risk is not None:
+        line += f"; true-risk AUC {number(card.true_risk.roc_auc)}"
+    return line
+
+
+def write_screening_day(roster_csv: Path, out: Path, *, today: date, seed: int, limit: int = 800) -> int:
+    """PHQ-A answers dated `today` for pupils aged 10-15 from the roster (synthetic, seeded).
+
+    About 4% answer item 9 above zero, so the counsellors' queues fill the way a real screening
+    day would; the rows go through the importer like any school's file.
+    """
+    rng = random.Random(seed + today.toordinal())  # noqa: S311 - synthetic answers, not secrets
+    written = 0
+    with roster_csv.open(encoding="utf-8") as source, out.open("w", newline="", encoding="utf-8") as target:
+        writer = csv.writer(target)
+        writer.writerow(COLUMNS["survey"])
+        for row in csv.DictReader(source):
+            age_days = (today - date.fromisoformat(row["birth_date"])).days
+            if not 10 * 365 <= age_days <= 15 * 365:
+                continue
+            mood = rng.random() ** 2.5  # most pupils low, a few high
+            answers = [min(3, int(rng.random() * 4 * mood + rng.random() * 0.6)) for _ in range(8)]
+            answers.append(rng.choice((1, 2)) if rng.random() < 0.04 else 0)
+            writer.writerow([row["school_id"], row["student_number"], row["sex"], row["birth_date"],
+                             today.isoformat(), "phq-a", "1", ";".join(map(str, answers))])
+            written += 1
+            if written >= limit:
+                break
+    return written
+
+
+def _show_counsellor_queue(settings: Settings, school_id: str, console: Console) -> None:
+    """Ask the real API, as a counsellor of one school, for their queue (row-level security applies)."""
+    import httpx
+
+    from services.api import create_api
+    from services.api.server import serve_in_thread
+    from services.users import add_user
+
+    user = f"demo-counsellor-{school_id}-{int(time.time())}"
+    token = add_user(settings, user, "counsellor", schools=[school_id])
+    with serve_in_thread(create_api(settings)) as base:
+        response = httpx.get(f"{base}/alerts", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        response.raise_for_status()
+        queue = response.json()
+        unauthenticated = httpx.get(f"{base}/alerts", timeout=30).status_code
+    console.print(f"  counsellor {user} sees {len(queue)} alert(s) of school {school_id} through the API "
+                  f"(without a token: HTTP {unauthenticated}); the first:")
+    for alert in queue[:5]:
+        student = str(alert.get("student_key"))[:12]
+        console.print(f"    {alert.get('priority')} {alert.get('concern')} student {student}… "
+                      f"state {alert.get('state')}, acknowledge by {alert.get('ack_deadline')}")

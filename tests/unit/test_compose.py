@@ -15,7 +15,7 @@ def _compose() -> dict:
 
 def test_the_stack_services_are_there_with_pinned_images() -> None:
     services = _compose()["services"]
-    assert {"kafka", "timescaledb", "grafana", "migrate", "worker", "api"} <= set(services)
+    assert {"kafka", "timescaledb", "grafana", "migrate", "worker", "alerts", "api"} <= set(services)
     for name, service in services.items():
         image = service.get("image")
         if image is None:
@@ -56,7 +56,7 @@ def test_app_services_run_commands_the_cli_has() -> None:
     from services.cli import app
 
     commands = set(get_command(app).commands)  # type: ignore[attr-defined]
-    for name in ("migrate", "worker", "api"):
+    for name in ("migrate", "worker", "alerts", "api"):
         command = _compose()["services"][name]["command"][0]
         assert command in commands, f"{name} runs `schoolhealth {command}`, which does not exist"
 
