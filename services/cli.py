@@ -221,7 +221,7 @@ def demo(
     students: Annotated[int, typer.Option(help="size of the synthetic province")] = 4000,
     workers: Annotated[int, typer.Option(help="stream worker processes")] = 2,
     out: Annotated[Path, typer.Option(help="where the province, report, models and logs go")] = Path("out/demo"),
-    reset: Annotated[bool, typer.Option(help="recreate the local database first (it holds synthetic data only)")] = True,
+    reset: Annotated[bool, typer.Option(help="recreate the local database first (synthetic data only)")] = True,
 ) -> None:
     """Run the whole platform on a synthetic province: stack, import, stream, train, publish, report."""
     from services.demo import run_demo

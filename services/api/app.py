@@ -30,6 +30,8 @@ def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     from aiokafka import AIOKafkaProducer
     from psycopg_pool import AsyncConnectionPool
 
+    from services.web import router as web_router
+
     producer_lock = asyncio.Lock()
     started: list[AIOKafkaProducer] = []
 
@@ -87,4 +89,5 @@ def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
 
     app.include_router(alerts.router)
     app.include_router(screenings.router)
+    app.include_router(web_router)
     return app

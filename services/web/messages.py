@@ -1,0 +1,198 @@
+"""The pages' message catalogue: zh-CN and en, one key per visible string.
+
+Codes from the data (concerns, priorities, states, outcomes, classification categories) are
+translated here too; an unknown code is shown as is, so a new category is visible, not hidden.
+Reasons of rejected import rows come from `models.importing` in English and are shown verbatim
+next to the translated column name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+LANGUAGES = ("zh-CN", "en")
+DEFAULT_LANGUAGE = "zh-CN"
+
+_EN: dict[str, str] = {
+    "app": "School health", "skip": "Skip to content", "language": "Language", "logout": "Sign out",
+    "signed_in_as": "Signed in as", "nav.screening": "Enter a screening", "nav.import": "Upload a screening day",
+    "nav.followup": "Follow-up list", "nav.queue": "Alert queue",
+    "login.title": "Sign in", "login.token": "Access token", "login.help":
+        "Paste the personal access token your administrator issued (it starts with shk_).",
+    "login.submit": "Sign in", "login.failed": "This token is unknown, revoked or its user is disabled.",
+    "csrf.failed": "The form expired. Please try again.",
+    "screening.title": "Enter one screening", "screening.kind": "Kind of screening",
+    "kind.bmi": "Height and weight", "kind.vision": "Vision",
+    "field.school_id": "School", "field.student_number": "Student number", "field.sex": "Sex",
+    "field.birth_date": "Date of birth", "field.measured_on": "Measured on", "field.height_cm": "Height (cm)",
+    "field.weight_kg": "Weight (kg)", "field.ucva_right": "Uncorrected acuity, right eye (5-point)",
+    "field.ucva_left": "Uncorrected acuity, left eye (5-point)",
+    "field.se_right": "Spherical equivalent, right eye (D)", "field.se_left": "Spherical equivalent, left eye (D)",
+    "field.wears_glasses": "Wears glasses", "field.screener": "Screener", "field.row": "Row",
+    "field.answers": "Answers", "field.note": "Note", "field.outcome": "Outcome",
+    "field.referred_to": "Referred to (service code)", "field.file": "CSV or XLSX file",
+    "sex.male": "Male", "sex.female": "Female", "yes": "Yes", "no": "No",
+    "screening.save": "Save and classify", "screening.saved": "Saved and classified",
+    "screening.invalid": "Please correct the marked field.", "screening.another": "Enter another screening",
+    "screening.archiving": "Waiting for the archive…", "screening.archived": "Archived in the health record",
+    "screening.alerts": "Alerts this screening raises", "screening.no_alerts": "No alert.",
+    "screening.ok": "Looks valid.",
+    "import.title": "Upload a screening day", "import.kind": "Kind of file", "import.preview": "Preview",
+    "import.preview_title": "Preview before publishing", "import.accepted": "Accepted rows",
+    "import.rejected": "Rejected rows", "import.reason": "Reason", "import.column": "Column",
+    "import.publish": "Publish the accepted rows", "import.published": "Published",
+    "import.published_detail": "{accepted} rows were published; {rejected} rejected rows were recorded.",
+    "import.none_accepted": "No row can be published.", "import.header": "The file's columns are wrong",
+    "import.expected": "Expected columns", "import.expired": "This upload has expired; please upload the file again.",
+    "import.not_your_school": "not a school you serve", "import.too_large": "The file is too large.",
+    "import.more": "{n} more accepted rows not shown.",
+    "followup.title": "Follow-up list", "followup.empty": "No student needs follow-up.",
+    "followup.letter": "Referral letter", "followup.history": "History",
+    "queue.title": "Alert queue", "queue.empty": "No open alert.", "queue.live": "Live updates on",
+    "queue.offline": "Live updates interrupted; reconnecting…", "queue.sound": "Enable sound",
+    "queue.sound_on": "Sound on", "queue.new_urgent": "New urgent alert",
+    "col.priority": "Priority", "col.concern": "Concern", "col.student": "Student", "col.school": "School",
+    "col.state": "State", "col.deadline": "Acknowledge by", "col.opened": "Opened", "col.observed": "Observed on",
+    "col.evidence": "Evidence", "col.at": "When", "col.actor": "Who", "col.action": "Action",
+    "overdue": "overdue", "unknown_name": "(not on the roster)",
+    "alert.title": "Alert", "alert.history": "History", "alert.transitions": "What happened",
+    "alert.actions": "Actions", "alert.acknowledge": "Acknowledge", "alert.note": "Add note",
+    "alert.resolve": "Resolve", "alert.refer": "Refer", "alert.done": "Done.", "alert.back": "Back to the queue",
+    "alert.closed": "This alert is closed.", "alert.growth": "Height and weight", "alert.vision": "Vision",
+    "alert.surveys": "Questionnaires",
+    "error.title": "Not available", "error.404": "There is no such alert in your queue.",
+    "error.403": "Your role may not open this page.",
+    "letter.title": "Referral letter", "letter.print": "Print",
+    "letter.dear": "Dear parent or guardian of",
+    "letter.body": "At the school health screening on {date}, the school doctor found a result that needs a "
+                   "check by a doctor: {concern}. This is a screening, not a diagnosis. Please take your child to "
+                   "a hospital or community health centre within four weeks and bring this letter.",
+    "letter.results": "Screening results", "letter.signature": "School doctor", "letter.school": "School",
+    "letter.returned": "Doctor's findings (to be returned to the school)",
+    "c.bmi": "BMI", "c.bmi_for_age_z": "BMI-for-age z (WHO 2007)", "c.who_category": "WHO 2007 category",
+    "c.wst586": "WS/T 586-2018", "c.wst456_wasting": "WS/T 456-2014 wasting",
+    "c.wst456_stunting": "WS/T 456-2014 stunting", "c.student_grade": "Visual impairment (worse eye)",
+    "c.myopia_grade": "Myopia grade", "c.screening_myopia": "Screening myopia",
+    "c.height_cm": "Height (cm)", "c.weight_kg": "Weight (kg)", "c.se_right": "SE right (D)",
+    "c.se_left": "SE left (D)", "c.ucva_right": "UCVA right", "c.ucva_left": "UCVA left",
+    "concern.self_harm": "Self-harm risk", "concern.depression": "Depression", "concern.anxiety": "Anxiety",
+    "concern.severe_thinness": "Severe thinness", "concern.obesity": "Obesity", "concern.high_myopia": "High myopia",
+    "priority.urgent": "Urgent", "priority.high": "High", "priority.medium": "Medium", "priority.low": "Low",
+    "state.open": "Open", "state.acknowledged": "Acknowledged", "state.in_progress": "In progress",
+    "state.resolved": "Resolved", "state.referred": "Referred",
+    "action.open": "Opened", "action.acknowledge": "Acknowledged", "action.note": "Note", "action.resolve": "Resolved",
+    "action.refer": "Referred", "action.reassign": "Reassigned", "action.start": "Started",
+    "action.escalate": "Escalated", "action.repeat": "Repeated",
+    "outcome.concern_confirmed": "Concern confirmed", "outcome.concern_not_confirmed": "Concern not confirmed",
+    "outcome.support_in_school": "Support in school", "outcome.parents_informed": "Parents informed",
+    "outcome.student_left": "Student left the school",
+    "cat.normal": "Normal", "cat.overweight": "Overweight", "cat.obesity": "Obesity", "cat.thinness": "Thinness",
+    "cat.severe_thinness": "Severe thinness", "cat.not_applicable": "Not applicable",
+    "cat.none": "None", "cat.mild": "Mild", "cat.moderate": "Moderate", "cat.severe": "Severe", "cat.high": "High",
+    "cat.low": "Low", "cat.moderate_severe": "Moderate or severe", "cat.stunting": "Stunting",
+    "cat.true": "Yes", "cat.false": "No",
+    "refused.not_acknowledged": "Acknowledge the alert first.",
+    "refused.already_acknowledged": "The alert is already acknowledged.",
+    "refused.already_closed": "The alert is already closed.", "refused.outcome_required": "Choose an outcome.",
+    "refused.invalid": "Please check the form.",
+}
+
+_ZH: dict[str, str] = {
+    "app": "学生健康", "skip": "跳到正文", "language": "语言", "logout": "退出",
+    "signed_in_as": "当前用户", "nav.screening": "录入筛查", "nav.import": "上传筛查日数据",
+    "nav.followup": "随访名单", "nav.queue": "预警队列",
+    "login.title": "登录", "login.token": "访问令牌",
+    "login.help": "请粘贴管理员发给您的个人访问令牌（以 shk_ 开头）。",
+    "login.submit": "登录", "login.failed": "令牌无效、已吊销或用户已停用。",
+    "csrf.failed": "表单已过期，请重试。",
+    "screening.title": "录入一次筛查", "screening.kind": "筛查类型",
+    "kind.bmi": "身高体重", "kind.vision": "视力",
+    "field.school_id": "学校", "field.student_number": "学籍号", "field.sex": "性别",
+    "field.birth_date": "出生日期", "field.measured_on": "测量日期", "field.height_cm": "身高（厘米）",
+    "field.weight_kg": "体重（千克）", "field.ucva_right": "右眼裸眼视力（五分记录）",
+    "field.ucva_left": "左眼裸眼视力（五分记录）", "field.se_right": "右眼等效球镜（D）",
+    "field.se_left": "左眼等效球镜（D）", "field.wears_glasses": "戴镜", "field.screener": "筛查人员",
+    "field.row": "行", "field.answers": "答案", "field.note": "备注", "field.outcome": "处理结果",
+    "field.referred_to": "转介至（机构代码）", "field.file": "CSV 或 XLSX 文件",
+    "sex.male": "男", "sex.female": "女", "yes": "是", "no": "否",
+    "screening.save": "保存并判定", "screening.saved": "已保存并判定",
+    "screening.invalid": "请更正标出的字段。", "screening.another": "继续录入",
+    "screening.archiving": "正在等待归档……", "screening.archived": "已归入健康档案",
+    "screening.alerts": "本次筛查触发的预警", "screening.no_alerts": "无预警。", "screening.ok": "格式正确。",
+    "import.title": "上传筛查日数据", "import.kind": "文件类型", "import.preview": "预览",
+    "import.preview_title": "发布前预览", "import.accepted": "通过的行", "import.rejected": "被拒绝的行",
+    "import.reason": "原因", "import.column": "列", "import.publish": "发布通过的行", "import.published": "已发布",
+    "import.published_detail": "已发布 {accepted} 行；已记录 {rejected} 个被拒绝的行。",
+    "import.none_accepted": "没有可发布的行。", "import.header": "文件的列不正确", "import.expected": "应有的列",
+    "import.expired": "上传已过期，请重新上传文件。", "import.not_your_school": "不是您负责的学校",
+    "import.too_large": "文件太大。", "import.more": "另有 {n} 个通过的行未显示。",
+    "followup.title": "随访名单", "followup.empty": "暂无需要随访的学生。", "followup.letter": "转诊通知书",
+    "followup.history": "历史记录",
+    "queue.title": "预警队列", "queue.empty": "没有未处理的预警。", "queue.live": "实时更新已开启",
+    "queue.offline": "实时更新中断，正在重连……", "queue.sound": "开启提示音", "queue.sound_on": "提示音已开启",
+    "queue.new_urgent": "新的紧急预警",
+    "col.priority": "优先级", "col.concern": "问题", "col.student": "学生", "col.school": "学校",
+    "col.state": "状态", "col.deadline": "确认期限", "col.opened": "开启时间", "col.observed": "筛查日期",
+    "col.evidence": "依据", "col.at": "时间", "col.actor": "操作人", "col.action": "操作",
+    "overdue": "已超时", "unknown_name": "（花名册中无此学生）",
+    "alert.title": "预警", "alert.history": "历史记录", "alert.transitions": "处理经过", "alert.actions": "操作",
+    "alert.acknowledge": "确认接收", "alert.note": "添加备注", "alert.resolve": "结案", "alert.refer": "转介",
+    "alert.done": "已完成。", "alert.back": "返回队列", "alert.closed": "此预警已关闭。",
+    "alert.growth": "身高体重", "alert.vision": "视力", "alert.surveys": "问卷",
+    "error.title": "无法访问", "error.404": "您的队列中没有这条预警。", "error.403": "您的角色无权打开此页面。",
+    "letter.title": "转诊通知书", "letter.print": "打印", "letter.dear": "尊敬的家长：",
+    "letter.body": "在 {date} 的学校健康筛查中，校医发现需要医生进一步检查的结果：{concern}。这是筛查结果，"
+                   "不是诊断。请在四周内带孩子到医院或社区卫生服务中心就诊，并携带本通知书。",
+    "letter.results": "筛查结果", "letter.signature": "校医", "letter.school": "学校",
+    "letter.returned": "医生检查意见（请交回学校）",
+    "c.bmi": "BMI", "c.bmi_for_age_z": "年龄别 BMI Z 值（WHO 2007）", "c.who_category": "WHO 2007 分类",
+    "c.wst586": "WS/T 586-2018", "c.wst456_wasting": "WS/T 456-2014 消瘦",
+    "c.wst456_stunting": "WS/T 456-2014 生长迟缓", "c.student_grade": "视力低下（较差眼）",
+    "c.myopia_grade": "近视程度", "c.screening_myopia": "筛查性近视", "c.height_cm": "身高（厘米）",
+    "c.weight_kg": "体重（千克）", "c.se_right": "右眼等效球镜", "c.se_left": "左眼等效球镜",
+    "c.ucva_right": "右眼裸眼视力", "c.ucva_left": "左眼裸眼视力",
+    "concern.self_harm": "自伤风险", "concern.depression": "抑郁", "concern.anxiety": "焦虑",
+    "concern.severe_thinness": "重度消瘦", "concern.obesity": "肥胖", "concern.high_myopia": "高度近视",
+    "priority.urgent": "紧急", "priority.high": "高", "priority.medium": "中", "priority.low": "低",
+    "state.open": "待确认", "state.acknowledged": "已确认", "state.in_progress": "处理中", "state.resolved": "已结案",
+    "state.referred": "已转介",
+    "action.open": "开启", "action.acknowledge": "确认接收", "action.note": "备注", "action.resolve": "结案",
+    "action.refer": "转介", "action.reassign": "转派", "action.start": "开始处理", "action.escalate": "升级",
+    "action.repeat": "重复出现",
+    "outcome.concern_confirmed": "问题属实", "outcome.concern_not_confirmed": "问题不属实",
+    "outcome.support_in_school": "校内支持", "outcome.parents_informed": "已告知家长",
+    "outcome.student_left": "学生已离校",
+    "cat.normal": "正常", "cat.overweight": "超重", "cat.obesity": "肥胖", "cat.thinness": "消瘦",
+    "cat.severe_thinness": "重度消瘦", "cat.not_applicable": "不适用", "cat.none": "无", "cat.mild": "轻度",
+    "cat.moderate": "中度", "cat.severe": "重度", "cat.high": "高度", "cat.low": "低度",
+    "cat.moderate_severe": "中重度", "cat.stunting": "生长迟缓", "cat.true": "是", "cat.false": "否",
+    "refused.not_acknowledged": "请先确认接收该预警。", "refused.already_acknowledged": "该预警已被确认。",
+    "refused.already_closed": "该预警已关闭。", "refused.outcome_required": "请选择处理结果。",
+    "refused.invalid": "请检查表单。",
+}
+
+MESSAGES: Mapping[str, Mapping[str, str]] = MappingProxyType({"en": _EN, "zh-CN": _ZH})
+
+
+def translate(language: str, key: str, **values: object) -> str:
+    """The message `key` in `language` (falling back to English, then to the key itself)."""
+    text = MESSAGES.get(language, _EN).get(key) or _EN.get(key) or key
+    return text.format(**values) if values else text
+
+
+def label(language: str, prefix: str, code: object) -> str:
+    """A data code (a concern, a category) in `language`; the code itself if it has no message."""
+    if code is None:
+        return "–"
+    key = f"{prefix}.{str(code).lower()}"
+    catalogue = MESSAGES.get(language, _EN)
+    return catalogue.get(key) or _EN.get(key) or str(code)
+
+
+def pick_language(cookie: str | None, accept_language: str | None) -> str:
+    if cookie in LANGUAGES:
+        return cookie
+    if accept_language and accept_language.strip().lower().startswith("en"):
+        return "en"
+    return DEFAULT_LANGUAGE

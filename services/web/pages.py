@@ -1,0 +1,602 @@
+"""The `/web` routes: login, the school doctor's pages and the alert queue.
+
+Authentication: the login form takes a user's access token (from `schoolhealth users`) and keeps
+it in an HttpOnly, Secure, SameSite=Strict cookie scoped to `/web`. Every page hashes it and opens
+the API's `user_session`, so what a page shows or changes is decided by the database's row-level
+security as for the API. POST forms carry a CSRF token derived from the session token (HMAC), so
+a page of another site can neither read nor forge it; the login form uses a double-submit cookie.
+Alert actions and single screenings call the API's own handlers, so the rules are the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import hmac
+import secrets
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, HTTPException, Request, UploadFile, status
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from models.alerts import OUTCOMES
+from models.contracts import Event, encode_batch
+from models.importing import COLUMNS, HeaderRejected, RowRejected, check_header, row_to_event
+from models.pipeline import ProcessedMessages, classify_event
+from models.rules import evaluate_batch
+from models.topics import TOPIC_FOR_FAMILY
+from services.api import alerts as alert_api
+from services.api import screenings as screening_api
+from services.api.session import Session, user_session
+from services.importer import BATCH_EVENTS, ImportSummary, Rejected, read_rows
+from services.users import hash_token
+from services.web.messages import LANGUAGES, label, pick_language, translate
+
+router = APIRouter(prefix="/web", include_in_schema=False)
+
+SESSION_COOKIE = "shk_session"
+LOGIN_COOKIE = "shk_login"
+LANGUAGE_COOKIE = "shk_lang"
+SCREENING_KINDS = ("bmi", "vision")
+FOLLOW_UP_CONCERNS = ("obesity", "high_myopia", "severe_thinness")
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+MAX_UPLOAD_ROWS = 20_000
+UPLOAD_TTL_SECONDS = 3600
+SHOWN_ACCEPTED_ROWS = 50
+_STATIC = {"web.css": "text/css; charset=utf-8", "web.js": "text/javascript; charset=utf-8"}
+_HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(_HERE / "templates"))
+# What a saved screening shows of its classification, in this order.
+_SHOWN = {"bmi": ("bmi_display", "bmi_for_age_z", "who_category", "wst586", "wst456_wasting", "wst456_stunting"),
+          "vision": ("student_grade", "myopia_grade", "screening_myopia")}
+_ARCHIVE_VIEW = {"bmi": "archive.growth_current", "vision": "archive.vision_current"}
+
+
+def csrf_token(session_token: str) -> str:
+    """The CSRF token of a session: an HMAC keyed by the (HttpOnly) session token itself."""
+    return hmac.new(session_token.encode(), b"schoolhealth-web-csrf", hashlib.sha256).hexdigest()
+
+
+def _language(request: Request) -> str:
+    return pick_language(request.cookies.get(LANGUAGE_COOKIE), request.headers.get("accept-language"))
+
+
+def _cookie(response: Response, name: str, value: str, *, max_age: int | None = None) -> None:
+    response.set_cookie(name, value, max_age=max_age, path="/web", secure=True, httponly=True, samesite="strict")
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+
+
+def _to_login() -> HTTPException:
+    expired = f"{SESSION_COOKIE}=; Max-Age=0; Path=/web; HttpOnly; Secure; SameSite=Strict"
+    return HTTPException(status.HTTP_303_SEE_OTHER, headers={"Location": "/web/login", "Set-Cookie": expired})
+
+
+def _session_token(request: Request) -> str:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise _to_login()
+    return token
+
+
+@contextlib.asynccontextmanager
+async def web_session(request: Request) -> AsyncIterator[Session]:
+    """The API's per-request database session for the cookie's token; to the login page without one."""
+    token_hash = hash_token(_session_token(request))
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            session = await stack.enter_async_context(user_session(request, token_hash))
+        except HTTPException as error:
+            if error.status_code == status.HTTP_401_UNAUTHORIZED:
+                raise _to_login() from None
+            raise
+        yield session
+
+
+def _check_csrf(request: Request, submitted: str | None) -> None:
+    expected = csrf_token(_session_token(request))
+    if not submitted or not hmac.compare_digest(expected, submitted):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "CSRF token missing or wrong")
+
+
+def _context(request: Request, session: Session | None, **values: Any) -> dict[str, Any]:
+    language = _language(request)
+    token = request.cookies.get(SESSION_COOKIE)
+
+    def t(key: str, **arguments: object) -> str:
+        return translate(language, key, **arguments)
+
+    def code(prefix: str, value: object) -> str:
+        return label(language, prefix, value)
+
+    return {"request": request, "lang": language, "languages": LANGUAGES, "t": t, "code": code,
+            "user": None if session is None else {"id": session.user_id, "role": session.role},
+            "csrf": csrf_token(token) if token and session is not None else "",
+            "here": quote(request.url.path), **values}
+
+
+def _page(name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    return templates.TemplateResponse(context["request"], name, context, status_code=status_code,
+                                      headers={"Cache-Control": "no-store"})
+
+
+def _error(request: Request, session: Session | None, code: int) -> HTMLResponse:
+    return _page("error.html", _context(request, session, code=code), status_code=code)
+
+
+async def _visible_schools(session: Session) -> list[str]:
+    return [r["s"] for r in await session.fetch("SELECT auth.visible_schools() AS s ORDER BY 1")]
+
+
+# --- login, language, static ---------------------------------------------------------------------
+
+@router.get("", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    async with web_session(request) as session:
+        role = session.role
+    return _redirect("/web/doctor/screening" if role == "school_doctor" else "/web/alerts")
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request) -> Response:
+    nonce = secrets.token_urlsafe(24)
+    response = _page("login.html", _context(request, None, login_csrf=nonce, failed=False))
+    _cookie(response, LOGIN_COOKIE, nonce, max_age=3600)
+    return response
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, token: str = Form(max_length=200), csrf: str = Form(max_length=200)) -> Response:
+    expected = request.cookies.get(LOGIN_COOKIE)
+    if not expected or not hmac.compare_digest(expected, csrf):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "CSRF token missing or wrong")
+    token = token.strip()
+    try:
+        async with user_session(request, hash_token(token)) as session:
+            role = session.role
+    except HTTPException:
+        nonce = secrets.token_urlsafe(24)
+        refused = _page("login.html", _context(request, None, login_csrf=nonce, failed=True), status_code=401)
+        _cookie(refused, LOGIN_COOKIE, nonce, max_age=3600)
+        return refused
+    response: Response = _redirect("/web/doctor/screening" if role == "school_doctor" else "/web/alerts")
+    _cookie(response, SESSION_COOKIE, token)
+    response.delete_cookie(LOGIN_COOKIE, path="/web")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, csrf: str = Form(max_length=200)) -> Response:
+    _check_csrf(request, csrf)
+    response = _redirect("/web/login")
+    response.delete_cookie(SESSION_COOKIE, path="/web", secure=True, httponly=True, samesite="strict")
+    return response
+
+
+@router.get("/language/{language}")
+async def switch_language(language: str, next: str = "/web") -> Response:
+    if language not in LANGUAGES:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown language")
+    # Only paths of these pages: never an open redirect.
+    target = next if next.startswith("/web") and "//" not in next and "\\" not in next else "/web"
+    response = _redirect(target)
+    response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 86400, path="/web", secure=True,
+                        samesite="strict")
+    return response
+
+
+@router.get("/static/{name}")
+async def static(name: str) -> Response:
+    if name not in _STATIC:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such file")
+    return Response((_HERE / "static" / name).read_bytes(), media_type=_STATIC[name],
+                    headers={"Cache-Control": "max-age=300"})
+
+
+# --- school doctor: one screening ----------------------------------------------------------------
+
+def _row_of(kind: str, fields: dict[str, str]) -> dict[str, str]:
+    row = {column: fields.get(column, "").strip() for column in COLUMNS[kind]}
+    if kind == "vision":
+        row["wears_glasses"] = "true" if fields.get("wears_glasses") in ("true", "on", "1") else "false"
+    return row
+
+
+def _shown_classification(kind: str, classification: dict[str, Any]) -> list[tuple[str, Any]]:
+    shown = []
+    for name in _SHOWN[kind]:
+        value = classification.get(name)
+        if isinstance(value, float):
+            value = round(value, 2)
+        shown.append(("bmi" if name == "bmi_display" else name, value))
+    return shown
+
+
+@router.get("/doctor/screening", response_class=HTMLResponse)
+async def screening_form(request: Request, kind: str = "bmi") -> Response:
+    async with web_session(request) as session:
+        if session.role not in screening_api.SUBMIT_ROLES:
+            return _error(request, session, 403)
+        schools = await _visible_schools(session)
+        kind = kind if kind in SCREENING_KINDS else "bmi"
+        row = {"measured_on": session.now.date().isoformat(), "screener": session.user_id,
+               "school_id": schools[0] if schools else ""}
+        return _page("screening.html", _context(request, session, kind=kind, schools=schools, row=row,
+                                                error=None))
+
+
+@router.post("/doctor/screening/check")
+async def screening_check(request: Request) -> JSONResponse:
+    """Immediate validation while typing: the importer's own rules, nothing stored or published."""
+    body = await request.json()
+    _check_csrf(request, request.headers.get("x-csrf-token"))
+    kind = body.get("kind") if body.get("kind") in SCREENING_KINDS else "bmi"
+    fields = {str(k): str(v) for k, v in (body.get("fields") or {}).items()}
+    touched = set(body.get("touched") or [])
+    async with web_session(request) as session:
+        user_id, now = session.user_id, session.now
+    secret = request.app.state.settings.student_key_secret.get_secret_value().encode()
+    try:
+        event = row_to_event(kind, _row_of(kind, fields), secret=secret, submitted_by=user_id, now=now)  # type: ignore[arg-type]
+    except RowRejected as error:
+        shown = error.field in touched
+        return JSONResponse({"ok": False, "field": error.field if shown else None,
+                             "reason": error.reason if shown else None})
+    batch = ProcessedMessages()
+    try:
+        classify_event(event, batch)
+    except ValueError as error:
+        return JSONResponse({"ok": False, "field": None, "reason": str(error)})
+    return JSONResponse({"ok": True, "field": None, "reason": None})
+
+
+@router.post("/doctor/screening", response_class=HTMLResponse)
+async def screening_submit(request: Request) -> Response:
+    form = await request.form()
+    _check_csrf(request, str(form.get("csrf", "")))
+    kind = str(form.get("kind", "bmi"))
+    kind = kind if kind in SCREENING_KINDS else "bmi"
+    fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    row = _row_of(kind, fields)
+    token_hash = hash_token(_session_token(request))
+    error: dict[str, Any] | None = None
+    result = None
+    try:
+        result = await screening_api.submit(request, token_hash, screening_api.ScreeningIn(kind=kind, row=row))  # type: ignore[arg-type]
+    except HTTPException as refused:
+        if refused.status_code == status.HTTP_401_UNAUTHORIZED:
+            raise _to_login() from None
+        detail = refused.detail
+        error = detail if isinstance(detail, dict) else {"reason": str(detail)}
+    async with web_session(request) as session:
+        schools = await _visible_schools(session)
+        if result is None:
+            return _page("screening.html", _context(request, session, kind=kind, schools=schools, row=row,
+                                                    error=error), status_code=422)
+        return _page("screening_saved.html", _context(
+            request, session, kind=kind, result=result,
+            shown=_shown_classification(kind, result.classification)))
+
+
+@router.get("/doctor/screening/{event_id}/archived")
+async def screening_archived(request: Request, event_id: uuid.UUID, kind: str) -> JSONResponse:
+    if kind not in SCREENING_KINDS:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown kind")
+    async with web_session(request) as session:
+        row = await session.fetch_one(f"SELECT count(*) AS n FROM {_ARCHIVE_VIEW[kind]} WHERE event_id = %s",
+                                      (event_id,))
+    return JSONResponse({"archived": bool(row and row["n"])}, headers={"Cache-Control": "no-store"})
+
+
+# --- school doctor: upload a screening day --------------------------------------------------------
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class _Upload:
+    user_id: str
+    kind: str
+    path: Path
+    filename: str
+    created: float
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class _Preview:
+    accepted: list[dict[str, Any]]
+    rejected: list[Rejected]
+    events: list[Event]
+
+
+def _uploads(request: Request) -> dict[str, _Upload]:
+    store: dict[str, _Upload] | None = getattr(request.app.state, "web_uploads", None)
+    if store is None:
+        store = {}
+        request.app.state.web_uploads = store
+    for upload_id, upload in list(store.items()):
+        if time.monotonic() - upload.created > UPLOAD_TTL_SECONDS:
+            shutil.rmtree(upload.path.parent, ignore_errors=True)
+            del store[upload_id]
+    return store
+
+
+def _preview(kind: str, path: Path, *, schools: set[str], secret: bytes, user_id: str, now: datetime) -> _Preview:
+    """Validate and classify every row as the worker will; rows of schools not served are rejected."""
+    header, rows = read_rows(path)
+    check_header(kind, header)
+    preview = _Preview(accepted=[], rejected=[], events=[])
+    for number, row in enumerate(rows, start=1):
+        if number > MAX_UPLOAD_ROWS:
+            preview.rejected.append(Rejected(row_number=number, field="row", reason=f"more than {MAX_UPLOAD_ROWS}"
+                                             " rows in one file", school_id=None, screener=None))
+            break
+        school, screener = row.get("school_id") or None, row.get("screener") or None
+        try:
+            if school not in schools:
+                raise RowRejected("school_id", "not_your_school")
+            event = row_to_event(kind, row, secret=secret, submitted_by=user_id, now=now)  # type: ignore[arg-type]
+            batch = ProcessedMessages()
+            classify_event(event, batch)
+        except RowRejected as error:
+            preview.rejected.append(Rejected(row_number=number, field=error.field, reason=error.reason,
+                                             school_id=school, screener=screener))
+            continue
+        except ValueError as error:
+            preview.rejected.append(Rejected(row_number=number, field=None, reason=str(error),
+                                             school_id=school, screener=screener))
+            continue
+        classified = (batch.growth or batch.vision)[0]
+        result = dataclasses.asdict(classified.result)
+        preview.events.append(event)
+        preview.accepted.append({
+            "row": number, "school_id": school, "measured_on": row.get("measured_on"),
+            "shown": _shown_classification(kind, result),
+            "alerts": [a.concern for a in evaluate_batch(batch)]})
+    return preview
+
+
+@router.get("/doctor/import", response_class=HTMLResponse)
+async def import_form(request: Request) -> Response:
+    async with web_session(request) as session:
+        if session.role not in screening_api.SUBMIT_ROLES:
+            return _error(request, session, 403)
+        return _page("import.html", _context(request, session, problem=None))
+
+
+@router.post("/doctor/import", response_class=HTMLResponse)
+async def import_preview(request: Request, file: UploadFile, kind: str = Form(), csrf: str = Form()) -> Response:
+    _check_csrf(request, csrf)
+    kind = kind if kind in SCREENING_KINDS else "bmi"
+    async with web_session(request) as session:
+        if session.role not in screening_api.SUBMIT_ROLES:
+            return _error(request, session, 403)
+        schools = set(await _visible_schools(session))
+        user_id, now = session.user_id, session.now
+        context = _context(request, session, problem=None)
+    suffix = Path(file.filename or "upload.csv").suffix.lower()
+    suffix = suffix if suffix in (".csv", ".xlsx") else ".csv"
+    content = await file.read(MAX_UPLOAD_BYTES + 1)
+    if len(content) > MAX_UPLOAD_BYTES:
+        return _page("import.html", context | {"problem": context["t"]("import.too_large")}, status_code=413)
+    directory = Path(tempfile.mkdtemp(prefix="schoolhealth-web-upload-"))
+    path = directory / f"upload{suffix}"
+    path.write_bytes(content)
+    secret = request.app.state.settings.student_key_secret.get_secret_value().encode()
+    try:
+        preview = await asyncio.to_thread(_preview, kind, path, schools=schools, secret=secret, user_id=user_id,
+                                          now=now)
+    except HeaderRejected as error:
+        shutil.rmtree(directory, ignore_errors=True)
+        return _page("import.html", context | {"problem": f"{context['t']('import.header')}: {error}",
+                                               "expected": COLUMNS[kind]}, status_code=422)
+    except Exception as error:  # an unreadable file (not CSV/XLSX, wrong encoding)
+        shutil.rmtree(directory, ignore_errors=True)
+        return _page("import.html", context | {"problem": f"{type(error).__name__}: {error}"[:300]},
+                     status_code=422)
+    upload_id = secrets.token_urlsafe(16)
+    _uploads(request)[upload_id] = _Upload(user_id=user_id, kind=kind, path=path,
+                                           filename=Path(file.filename or "").name[:100], created=time.monotonic())
+    return _page("import_preview.html", context | {
+        "upload_id": upload_id, "kind": kind, "filename": Path(file.filename or "").name[:100],
+        "accepted": preview.accepted[:SHOWN_ACCEPTED_ROWS], "accepted_count": len(preview.accepted),
+        "rejected": preview.rejected})
+
+
+def _publish(settings: Any, events: list[Event]) -> int:
+    from services.importer import KafkaPublisher
+
+    groups: dict[tuple[str, str], list[Event]] = {}
+    for event in events:
+        groups.setdefault((TOPIC_FOR_FAMILY[str(event.schema_.family)], event.school_id), []).append(event)
+    publisher = KafkaPublisher(settings)
+    messages = 0
+    try:
+        for (topic, school), grouped in groups.items():
+            for start in range(0, len(grouped), BATCH_EVENTS):
+                publisher.publish(topic, school.encode(), encode_batch(grouped[start:start + BATCH_EVENTS]))
+                messages += 1
+    finally:
+        publisher.close()
+    return messages
+
+
+def _record_rejections(settings: Any, summary: ImportSummary) -> None:
+    import psycopg
+
+    from services.importer import record_rejections
+
+    with psycopg.connect(settings.pg_dsn("app")) as conn:
+        record_rejections(conn, summary)
+
+
+@router.post("/doctor/import/{upload_id}/publish", response_class=HTMLResponse)
+async def import_publish(request: Request, upload_id: str, csrf: str = Form()) -> Response:
+    _check_csrf(request, csrf)
+    settings = request.app.state.settings
+    async with web_session(request) as session:
+        context = _context(request, session, problem=None)
+        upload = _uploads(request).get(upload_id)
+        if upload is None or upload.user_id != session.user_id:
+            return _page("import.html", context | {"problem": context["t"]("import.expired")}, status_code=410)
+        # The schools are read again: a user who lost a school since the preview cannot publish for it.
+        schools = set(await _visible_schools(session))
+        user_id, now = session.user_id, session.now
+    secret = settings.student_key_secret.get_secret_value().encode()
+    del _uploads(request)[upload_id]
+    try:
+        preview = await asyncio.to_thread(_preview, upload.kind, upload.path, schools=schools, secret=secret,
+                                          user_id=user_id, now=now)
+        messages = await asyncio.to_thread(_publish, settings, preview.events) if preview.events else 0
+        summary = ImportSummary(kind=upload.kind, path=Path(upload.filename or "upload"), import_id=uuid.uuid4(),
+                                accepted=len(preview.events), rejected=preview.rejected, published_messages=messages)
+        if summary.rejected:
+            await asyncio.to_thread(_record_rejections, settings, summary)
+    finally:
+        shutil.rmtree(upload.path.parent, ignore_errors=True)
+    return _page("import_done.html", context | {"accepted": summary.accepted, "rejected": len(summary.rejected)})
+
+
+# --- alerts: queue, live feed, one alert, actions, referral letter ---------------------------------
+
+_QUEUE_COLUMNS = alert_api._ALERT_COLUMNS + ", a.priority_rank, a.evidence, r.name"
+
+
+async def _queue_rows(session: Session, *, alert_id: uuid.UUID | None = None,
+                      concerns: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    rows = await session.fetch(
+        f"SELECT {_QUEUE_COLUMNS} FROM alerts.alerts a LEFT JOIN roster.students r ON r.student_key = a.student_key"
+        " WHERE a.state IN ('open', 'acknowledged', 'in_progress')"
+        " AND (%(alert)s::uuid IS NULL OR a.alert_id = %(alert)s)"
+        " AND (%(concerns)s::text[] IS NULL OR a.concern = ANY(%(concerns)s))"
+        " ORDER BY a.priority_rank, a.ack_deadline, a.opened_at LIMIT 500",
+        {"alert": alert_id, "concerns": list(concerns) if concerns else None})
+    await alert_api.audit_reads(session, rows, "web_queue")
+    for row in rows:
+        row["overdue"] = row["state"] == "open" and row["ack_deadline"] <= session.now
+    return rows
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+async def queue(request: Request) -> Response:
+    async with web_session(request) as session:
+        if session.role not in alert_api.QUEUE_ROLES:
+            return _error(request, session, 403)
+        rows = await _queue_rows(session)
+        return _page("queue.html", _context(request, session, rows=rows))
+
+
+@router.get("/alerts/feed")
+async def feed(request: Request) -> Response:
+    """The API's live feed, authenticated by the session cookie (EventSource sends no header)."""
+    return await alert_api.feed(request, hash_token(_session_token(request)))
+
+
+@router.get("/alerts/{alert_id}/row", response_class=HTMLResponse)
+async def queue_row(request: Request, alert_id: uuid.UUID) -> Response:
+    """One row of the queue table, for the live feed; 204 when the alert left the queue."""
+    async with web_session(request) as session:
+        rows = await _queue_rows(session, alert_id=alert_id)
+        if not rows:
+            return Response(status_code=status.HTTP_204_NO_CONTENT)
+        return _page("_alert_row.html", _context(request, session, row=rows[0]))
+
+
+@router.get("/doctor/follow-up", response_class=HTMLResponse)
+async def follow_up(request: Request) -> Response:
+    async with web_session(request) as session:
+        if session.role not in alert_api.QUEUE_ROLES:
+            return _error(request, session, 403)
+        rows = await _queue_rows(session, concerns=FOLLOW_UP_CONCERNS)
+        return _page("follow_up.html", _context(request, session, rows=rows))
+
+
+async def _detail(request: Request, alert_id: uuid.UUID) -> alert_api.AlertDetail:
+    return await alert_api.alert_detail(request, hash_token(_session_token(request)), alert_id)
+
+
+@router.get("/alerts/{alert_id}", response_class=HTMLResponse)
+async def alert_page(request: Request, alert_id: uuid.UUID, done: str | None = None,
+                     refused: str | None = None) -> Response:
+    try:
+        detail = await _detail(request, alert_id)
+    except HTTPException as error:
+        if error.status_code == status.HTTP_401_UNAUTHORIZED:
+            raise _to_login() from None
+        async with web_session(request) as session:
+            return _error(request, session, error.status_code)
+    async with web_session(request) as session:
+        return _page("alert.html", _context(request, session, alert=detail, outcomes=OUTCOMES, done=done,
+                                            refused=refused))
+
+
+@router.post("/alerts/{alert_id}/act")
+async def alert_act(request: Request, alert_id: uuid.UUID) -> Response:
+    form = await request.form()
+    _check_csrf(request, str(form.get("csrf", "")))
+    action = str(form.get("action", ""))
+    note = str(form.get("note", "")).strip() or None
+    page = f"/web/alerts/{alert_id}"
+    try:
+        if action == "acknowledge":
+            arguments: dict[str, Any] = {"note": alert_api.EmptyIn(note=note).note}
+        elif action == "note":
+            arguments = {"note": alert_api.NoteIn(note=note or "").note}
+        elif action == "resolve":
+            arguments = {"outcome": str(form.get("outcome", "")), "note": alert_api.EmptyIn(note=note).note}
+        elif action == "refer":
+            body = alert_api.ReferIn(referred_to=str(form.get("referred_to", "")).strip(), note=note)
+            arguments = {"referred_to": body.referred_to, "note": body.note}
+        else:
+            return _redirect(f"{page}?refused=invalid")
+    except ValidationError:
+        return _redirect(f"{page}?refused=invalid")
+    try:
+        await alert_api._act(request, hash_token(_session_token(request)), alert_id, action, **arguments)  # type: ignore[arg-type]
+    except HTTPException as error:
+        if error.status_code == status.HTTP_401_UNAUTHORIZED:
+            raise _to_login() from None
+        if error.status_code == status.HTTP_404_NOT_FOUND:
+            async with web_session(request) as session:
+                return _error(request, session, 404)
+        code = error.detail.get("code", "invalid") if isinstance(error.detail, dict) else "invalid"
+        return _redirect(f"{page}?refused={quote(code)}")
+    return _redirect(f"{page}?done={quote(action)}")
+
+
+@router.get("/alerts/{alert_id}/letter", response_class=HTMLResponse)
+async def referral_letter(request: Request, alert_id: uuid.UUID) -> Response:
+    try:
+        detail = await _detail(request, alert_id)
+    except HTTPException as error:
+        if error.status_code == status.HTTP_401_UNAUTHORIZED:
+            raise _to_login() from None
+        async with web_session(request) as session:
+            return _error(request, session, error.status_code)
+    async with web_session(request) as session:
+        if detail.team != "school_doctor":
+            return _error(request, session, 404)
+        school = await session.fetch_one("SELECT name FROM archive.schools WHERE school_id = %s",
+                                         (detail.school_id,))
+        return _page("letter.html", _context(request, session, alert=detail,
+                                             school_name=school["name"] if school else detail.school_id,
+                                             today=datetime.now(UTC).date()))
+
+
+def _iso(value: object) -> str:
+    return value.isoformat() if isinstance(value, date | datetime) else str(value)
+
+
+templates.env.filters["iso"] = _iso
+templates.env.filters["minute"] = lambda value: value.strftime("%Y-%m-%d %H:%M") if value else "–"

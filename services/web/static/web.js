@@ -1,0 +1,134 @@
+// Small progressive enhancements: immediate validation, archive status, the live alert queue.
+"use strict";
+
+function debounce(fn, ms) {
+  let timer;
+  return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+}
+
+function setupScreeningForm(form) {
+  const touched = new Set();
+  const status = document.getElementById("check-status");
+  const show = (field, reason) => {
+    for (const m of form.querySelectorAll(".message")) {
+      const name = m.id.slice(2);
+      const input = document.getElementById("f-" + name);
+      const own = name === field;
+      m.textContent = own ? reason : (input && touched.has(name) && !input.validity.valid ? input.validationMessage : "");
+      if (input) {
+        input.setAttribute("aria-invalid", own || (touched.has(name) && !input.validity.valid) ? "true" : "false");
+        input.closest(".field").classList.toggle("invalid", input.getAttribute("aria-invalid") === "true");
+      }
+    }
+  };
+  const check = debounce(async () => {
+    const fields = {};
+    for (const el of form.elements) {
+      if (!el.name || el.name === "csrf") continue;
+      fields[el.name] = el.type === "checkbox" ? (el.checked ? "true" : "false") : el.value;
+    }
+    const response = await fetch("/web/doctor/screening/check", {
+      method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "X-CSRF-Token": form.dataset.csrf},
+      body: JSON.stringify({kind: form.dataset.kind, fields, touched: [...touched]}),
+    });
+    if (!response.ok) return;
+    const result = await response.json();
+    show(result.field, result.reason || "");
+    status.textContent = result.ok ? status.dataset.okText : "";
+    form.dataset.checked = result.ok ? "ok" : (result.field || "pending");
+  }, 250);
+  form.addEventListener("input", (e) => { if (e.target.name) touched.add(e.target.name); check(); });
+  form.addEventListener("change", (e) => { if (e.target.name) touched.add(e.target.name); check(); });
+}
+
+function setupArchiveStatus(el) {
+  const poll = async () => {
+    const response = await fetch(el.dataset.url, {credentials: "same-origin"});
+    if (response.ok && (await response.json()).archived) {
+      el.textContent = "✓ " + el.dataset.doneText;
+      el.dataset.archived = "true";
+      return;
+    }
+    setTimeout(poll, 1000);
+  };
+  poll();
+}
+
+let audio = null;
+function beep() {
+  try {
+    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+    if (audio.state === "suspended") audio.resume();
+    const now = audio.currentTime;
+    for (const [offset, freq] of [[0, 880], [0.25, 660], [0.5, 880]]) {
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.frequency.value = freq;
+      gain.gain.setValueAtTime(0.25, now + offset);
+      gain.gain.exponentialRampToValueAtTime(0.001, now + offset + 0.2);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(now + offset);
+      osc.stop(now + offset + 0.2);
+    }
+    document.body.dataset.beeps = String(Number(document.body.dataset.beeps || 0) + 1);
+    document.body.dataset.audioState = audio.state;
+  } catch (error) {
+    document.body.dataset.audioError = String(error);
+  }
+}
+
+function sortQueue(tbody) {
+  const rows = [...tbody.rows];
+  rows.sort((a, b) => (Number(a.dataset.rank) - Number(b.dataset.rank))
+    || a.dataset.deadline.localeCompare(b.dataset.deadline));
+  for (const row of rows) tbody.appendChild(row);
+}
+
+function setupQueue(table) {
+  const tbody = table.tBodies[0];
+  const live = document.getElementById("live-status");
+  const banner = document.getElementById("urgent-banner");
+  const empty = document.getElementById("queue-empty");
+  const sound = document.getElementById("sound");
+  sound.addEventListener("click", () => {
+    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+    audio.resume();
+    sound.setAttribute("aria-pressed", "true");
+    sound.textContent = sound.dataset.on;
+  });
+  const source = new EventSource(table.dataset.feed);
+  source.onopen = () => { live.textContent = live.dataset.on; live.dataset.live = "connected"; };
+  source.onerror = () => { live.textContent = live.dataset.off; live.dataset.live = "reconnecting"; };
+  source.addEventListener("alert", async (message) => {
+    const alert = JSON.parse(message.data);
+    const existing = document.getElementById("alert-" + alert.alert_id);
+    const response = await fetch("/web/alerts/" + alert.alert_id + "/row", {credentials: "same-origin"});
+    if (response.status === 204) { if (existing) existing.remove(); }
+    else if (response.ok) {
+      const holder = document.createElement("tbody");
+      holder.innerHTML = (await response.text()).trim();
+      const row = holder.rows[0];
+      if (existing) existing.replaceWith(row); else tbody.appendChild(row);
+      sortQueue(tbody);
+      if (!existing && alert.priority === "urgent" && alert.state === "open") {
+        row.classList.add("arrived");
+        banner.hidden = false;
+        banner.textContent = table.dataset.newUrgent + ": " + row.cells[1].textContent + " · " + row.cells[3].textContent;
+        document.title = "(!) " + document.title.replace(/^\(!\) /, "");
+        beep();
+      }
+    }
+    empty.hidden = tbody.rows.length > 0;
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const form = document.getElementById("screening-form");
+  if (form) setupScreeningForm(form);
+  const archive = document.getElementById("archive-status");
+  if (archive) setupArchiveStatus(archive);
+  const queue = document.getElementById("queue");
+  if (queue) setupQueue(queue);
+  for (const button of document.querySelectorAll("[data-print]")) button.addEventListener("click", () => window.print());
+});
