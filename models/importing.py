@@ -513,13 +513,16 @@ def _bmi_row(cells: _Cells, common: dict[str, Any]) -> BmiScreening:
     return event
 
 
+_SIGNED_INTEGER: Final = re.compile(r"[+-]?\d+", re.ASCII)
+
+
 def _answers(column: str, text: str) -> tuple[int, ...]:
     items = [item.strip() for item in text.split(";")]
     if items and not items[-1]:
         items.pop()  # a trailing semicolon
     answers = []
     for position, item in enumerate(items, start=1):
-        if not re.fullmatch(r"[+-]?\d+", item, re.ASCII):
+        if not _SIGNED_INTEGER.fullmatch(item):
             raise RowRejected(
                 column, f"item {position}: {item!r} is not a whole number (expected e.g. 0;1;3)"
             )

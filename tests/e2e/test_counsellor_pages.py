@@ -1,0 +1,119 @@
+"""A counsellor in the browser: an urgent alert arrives live, is acknowledged, noted and resolved;
+a counsellor of another school cannot open it by its URL.
+
+Real service (uvicorn), Kafka, PostgreSQL and alert-service process (fast lane); headless Chromium.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from kafka import KafkaProducer
+
+from models.contracts import encode_event
+from models.topics import PSYCH_SURVEYS
+from services.api import create_api
+from services.api.server import serve_in_thread
+from services.settings import Settings
+from services.users import add_user
+from tests import factories
+from tests.e2e.conftest import add_school_and_student, login, until
+from tests.integration.test_alerts_flow import AlertService
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+def test_counsellor_sees_urgent_alert_live_and_acts_other_school_cannot(isolated: Settings, browser: Any, shoot,
+                                                                       tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    settings = isolated
+    at_risk = factories.survey(1, school="SA01", answers=[0, 0, 0, 0, 0, 0, 0, 0, 1])
+    add_school_and_student(settings, school_id="SA01", name="Wang Fang", student_key=at_risk.student_key,
+                           student_number="G110101201103070011", sex="male", birth_date="2011-03-07")
+    counsellor_a = add_user(settings, "c-a", "counsellor", schools=["SA01"])
+    counsellor_b = add_user(settings, "c-b", "counsellor", schools=["SB01"])
+    alerts = AlertService(settings, tmp_path / "alerts.log")
+    try:
+        with serve_in_thread(create_api(settings)) as url:
+            login(browser, url, counsellor_a)
+            assert browser.current_url == f"{url}/web/alerts"
+            until(browser, lambda d: d.find_element(By.ID, "live-status").get_attribute("data-live") == "connected",
+                  what="the live feed to connect")
+            assert browser.find_element(By.ID, "queue-empty").is_displayed()
+            browser.execute_script("window.__marker = 'not reloaded'")
+
+            producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+            producer.send(settings.topic(PSYCH_SURVEYS), key=b"SA01", value=encode_event(at_risk))
+            producer.flush()
+            producer.close()
+
+            row = until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#queue tbody tr[data-priority=urgent]"),
+                        what="the urgent alert in the open page", timeout=90)[0]
+            assert browser.execute_script("return window.__marker") == "not reloaded"
+            assert "Wang Fang" in row.text and "Self-harm risk" in row.text
+            banner = browser.find_element(By.ID, "urgent-banner")
+            assert banner.is_displayed() and "New urgent alert" in banner.text
+            body = browser.find_element(By.TAG_NAME, "body")
+            assert int(body.get_attribute("data-beeps") or 0) >= 1, body.get_attribute("data-audio-error")
+            assert body.get_attribute("data-audio-state") == "running"
+            shoot("counsellor-queue-urgent")
+            alert_url = row.find_element(By.CSS_SELECTOR, "td:nth-child(2) a").get_attribute("href")
+            alert_id = alert_url.rsplit("/", 1)[1]
+
+            # Acknowledge with the keyboard only.
+            browser.get(alert_url)
+            browser.find_element(By.ID, "acknowledge").send_keys(Keys.ENTER)
+            until(browser, lambda d: d.find_element(By.ID, "alert-state").get_attribute("data-state") == "acknowledged",
+                  what="the acknowledged state")
+            browser.find_element(By.ID, "note-text").send_keys("Spoke with the student; parents called.")
+            browser.find_element(By.ID, "add-note").click()
+            until(browser, lambda d: d.find_elements(By.ID, "done"), what="the note saved")
+            shoot("counsellor-alert")
+
+            # Another school's counsellor gets the same answer as for an id that does not exist.
+            login(browser, url, counsellor_b)
+            browser.get(alert_url)
+            error = until(browser, lambda d: d.find_elements(By.ID, "error-message"), what="the refusal")[0]
+            assert error.get_attribute("data-status") == "404"
+            assert "Wang Fang" not in browser.page_source and "Spoke with" not in browser.page_source
+            shoot("counsellor-other-school-refused")
+            browser.get(f"{url}/web/alerts/{alert_id}/letter")
+            assert browser.find_element(By.ID, "error-message").get_attribute("data-status") == "404"
+            browser.get(f"{url}/web/alerts")
+            assert browser.find_elements(By.CSS_SELECTOR, "#queue tbody tr") == []
+
+            # Back as counsellor A: a form without a CSRF token is refused; then resolve with an outcome.
+            login(browser, url, counsellor_a)
+            browser.get(alert_url)
+            browser.execute_script("document.querySelector('form input[name=csrf]').value = 'forged'")
+            browser.find_element(By.ID, "add-note").find_element(By.XPATH, "..").submit()
+            until(browser, lambda d: "CSRF" in d.page_source, what="the CSRF refusal")
+            browser.get(alert_url)
+            Select(browser.find_element(By.ID, "outcome")).select_by_value("support_in_school")
+            browser.find_element(By.ID, "resolve-note").send_keys("Plan agreed with the family.")
+            browser.find_element(By.ID, "resolve").click()
+            until(browser, lambda d: d.find_element(By.ID, "alert-state").get_attribute("data-state") == "resolved",
+                  what="the resolved state")
+            actions = [r.get_attribute("data-action") for r in browser.find_elements(By.CSS_SELECTOR,
+                                                                                     "#transitions tbody tr")]
+            assert actions == ["open", "acknowledge", "note", "resolve"]
+            shoot("counsellor-alert-resolved")
+            browser.get(f"{url}/web/language/zh-CN?next=/web/alerts")
+            until(browser, lambda d: d.find_element(By.TAG_NAME, "h1").text == "预警队列", what="the Chinese queue")
+            assert browser.find_element(By.ID, "queue-empty").is_displayed()
+            shoot("counsellor-queue-zh")
+    finally:
+        alerts.stop()
+
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        rows = conn.execute("SELECT actor, action, note FROM alerts.transitions ORDER BY id").fetchall()
+        audited = {r[0] for r in conn.execute("SELECT DISTINCT user_id FROM audit.psych_reads").fetchall()}
+    assert [(actor, action) for actor, action, _ in rows] == [
+        ("rule:phq-item9-self-harm@1", "open"), ("c-a", "acknowledge"), ("c-a", "note"), ("c-a", "resolve")]
+    assert audited == {"c-a"}
