@@ -32,7 +32,7 @@ from psycopg.rows import dict_row
 
 from models.alerts import AlertState, Transition, escalate, merge_repeat, new_alert
 from models.pipeline import ProcessedMessages, process_message
-from models.rules import AlertCandidate, InvalidAlertMessage, decode_alert_message, evaluate_batch
+from models.rules import AlertCandidate, decode_alert_messages, evaluate_batch
 from models.topics import INPUT_TOPICS, INTERVENTION_ALERTS, PSYCH_SURVEYS
 from services.settings import Settings
 
@@ -190,11 +190,10 @@ def candidates_of(topic: str, value: bytes | None, *, prefix: str) -> list[Alert
     """
     name = topic.removeprefix(prefix)
     if name == INTERVENTION_ALERTS:
-        try:
-            return [decode_alert_message(value or b"")]
-        except InvalidAlertMessage as error:
+        candidates, invalid = decode_alert_messages(value or b"")
+        for error in invalid:
             log.warning("skipped an invalid alert message: %s", error)
-            return []
+        return candidates
     batch = ProcessedMessages()
     process_message(value or b"", expected_family=INPUT_TOPICS.get(name), out=batch)
     return evaluate_batch(batch)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from base64 import b64encode
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from models.pipeline import ProcessedMessages, process_message
-from models.rules import encode_alert_message, evaluate_batch
+from models.rules import AlertCandidate, encode_alert_batch, evaluate_batch
 from models.topics import INPUT_TOPICS
 from services.archive import ArchiveWriter, DeadLetter
 from services.settings import Settings
@@ -65,6 +66,7 @@ class Ingestor:
         return INPUT_TOPICS.get(topic.removeprefix(self._prefix))
 
     async def handle(self, messages: Sequence[RawMessage]) -> ProcessedMessages:
+        started = time.perf_counter()
         batch = ProcessedMessages()
         dead_letters: list[DeadLetter] = []
         for message in messages:
@@ -86,13 +88,21 @@ class Ingestor:
             # Codes and counts only: a reason may quote a submitted value.
             log.info("dead-lettered %d event(s): %s", len(dead_letters),
                      sorted({letter.code for letter in dead_letters}))
+        classified = time.perf_counter()
         await self._writer.write(batch, dead_letters)
+        log.debug("batch of %d message(s): %d accepted, %d rejected; classify %.3fs, write %.3fs",
+                  len(messages), batch.accepted, len(dead_letters), classified - started,
+                  time.perf_counter() - classified)
         # Alerts go out after the archive commit and before the offsets are acked: a crash in
         # between redelivers the batch, and the alert service drops the repeated alert ids.
         if self.send_alerts is not None:
             alerts = evaluate_batch(batch)
             if alerts:
-                await self.send_alerts([(alert.school_id.encode(), encode_alert_message(alert)) for alert in alerts])
+                by_school: dict[str, list[AlertCandidate]] = {}
+                for alert in alerts:
+                    by_school.setdefault(alert.school_id, []).append(alert)
+                await self.send_alerts([(school.encode(), encode_alert_batch(group))
+                                        for school, group in by_school.items()])
                 self.alerts += len(alerts)
         self.accepted += batch.accepted
         self.rejected += len(dead_letters)

@@ -35,5 +35,6 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
 
     app.on_before_shutdown.connect(close_archive)  # type: ignore[arg-type]  # mode's signal stub is narrower
 
-    logging.getLogger("services").setLevel(logging.DEBUG if os.environ.get("SCHOOLHEALTH_DEBUG") else logging.INFO)
-    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    debug = bool(os.environ.get("SCHOOLHEALTH_DEBUG"))
+    logging.getLogger("services").setLevel(logging.DEBUG if debug else logging.INFO)
+    Worker(app, loglevel="debug" if debug else loglevel, quiet=True).execute_from_commandline()

@@ -599,4 +599,4 @@ def _iso(value: object) -> str:
 
 
 templates.env.filters["iso"] = _iso
-templates.env.filters["minute"] = lambda value: value.strftime("%Y-%m-%d %H:%M") if value else "–"
+templates.env.filters["minute"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else "–"

@@ -66,9 +66,13 @@ def login(browser: Any, url: str, token: str) -> None:
 
 
 def until(browser: Any, condition: Callable[[Any], Any], *, what: str, timeout: float = 20.0) -> Any:
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, timeout, poll_frequency=0.2).until(condition, message=f"waiting for {what}")
+    # A page that is being replaced (after a click) leaves stale elements: look again.
+    wait = WebDriverWait(browser, timeout, poll_frequency=0.2,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+    return wait.until(condition, message=f"waiting for {what}")
 
 
 def reload_until(browser: Any, condition: Callable[[Any], Any], *, what: str, timeout: float = 60.0) -> Any:

@@ -6,6 +6,7 @@ Real service (uvicorn), Kafka, PostgreSQL and alert-service process (fast lane);
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,9 @@ from tests.integration.test_alerts_flow import AlertService
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
-def test_counsellor_sees_urgent_alert_live_and_acts_other_school_cannot(isolated: Settings, browser: Any, shoot,
-                                                                       tmp_path: Path) -> None:
+def test_counsellor_sees_urgent_alert_live_and_acts_other_school_cannot(
+    isolated: Settings, browser: Any, shoot: Callable[[str], Path], tmp_path: Path,
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
@@ -91,8 +93,9 @@ def test_counsellor_sees_urgent_alert_live_and_acts_other_school_cannot(isolated
             # Back as counsellor A: a form without a CSRF token is refused; then resolve with an outcome.
             login(browser, url, counsellor_a)
             browser.get(alert_url)
-            browser.execute_script("document.querySelector('form input[name=csrf]').value = 'forged'")
-            browser.find_element(By.ID, "add-note").find_element(By.XPATH, "..").submit()
+            browser.execute_script("document.getElementById('add-note').form.csrf.value = 'forged'")
+            browser.find_element(By.ID, "note-text").send_keys("forged note")
+            browser.find_element(By.ID, "add-note").click()
             until(browser, lambda d: "CSRF" in d.page_source, what="the CSRF refusal")
             browser.get(alert_url)
             Select(browser.find_element(By.ID, "outcome")).select_by_value("support_in_school")
@@ -117,3 +120,4 @@ def test_counsellor_sees_urgent_alert_live_and_acts_other_school_cannot(isolated
     assert [(actor, action) for actor, action, _ in rows] == [
         ("rule:phq-item9-self-harm@1", "open"), ("c-a", "acknowledge"), ("c-a", "note"), ("c-a", "resolve")]
     assert audited == {"c-a"}
+    assert all(note != "forged note" for _, _, note in rows)

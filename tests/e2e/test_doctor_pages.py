@@ -6,6 +6,7 @@ Real service (uvicorn), Kafka, PostgreSQL, worker and alert-service processes; h
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from services.api.server import serve_in_thread
 from services.settings import Settings
 from services.users import add_user
 from tests.e2e.conftest import add_school_and_student, login, reload_until, until
-from tests.integration.conftest import count, wait_for
+from tests.integration.conftest import WorkerProcess, count, wait_for
 from tests.integration.test_alerts_flow import AlertService
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -35,8 +36,10 @@ def _fill(browser: Any, field: str, value: str) -> None:
     element.send_keys(value)
 
 
-def test_doctor_screening_upload_follow_up_and_letter(isolated: Settings, start_worker, browser: Any, shoot,
-                                                      tmp_path: Path) -> None:
+def test_doctor_screening_upload_follow_up_and_letter(
+    isolated: Settings, start_worker: Callable[[], WorkerProcess], browser: Any, shoot: Callable[[str], Path],
+    tmp_path: Path,
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -118,13 +121,41 @@ def test_doctor_screening_upload_follow_up_and_letter(isolated: Settings, start_
                      what="the uploaded row archived", workers=[worker])
             assert count(settings, "SELECT count(*) FROM ops.import_rejections") == 4
 
+            # The same for an XLSX file of vision screenings.
+            from openpyxl import Workbook
+
+            workbook = Workbook()
+            sheet = workbook.active
+            assert sheet is not None
+            sheet.append(["school_id", "student_number", "sex", "birth_date", "measured_on", "ucva_right",
+                          "ucva_left", "se_right", "se_left", "wears_glasses", "screener"])
+            sheet.append(["SA01", NUMBER, "男", "2014-03-07", today, 4.0, 4.1, -6.5, -6.0, "是", "d-a"])
+            sheet.append(["SA01", "G110101201405050022", "女", "2014-05-05", today, 1.0, 0.8, None, None, "否", "d-a"])
+            xlsx = tmp_path / "vision-day.xlsx"
+            workbook.save(xlsx)
+            browser.get(f"{url}/web/doctor/import")
+            browser.find_element(By.ID, "import-kind-vision").click()
+            browser.find_element(By.ID, "file").send_keys(str(xlsx))
+            browser.find_element(By.ID, "preview").click()
+            until(browser, lambda d: d.find_elements(By.ID, "accepted-count"), what="the XLSX preview")
+            assert browser.find_element(By.ID, "accepted-count").text == "1"
+            [bad] = browser.find_elements(By.CSS_SELECTOR, "#rejected tbody tr")
+            assert bad.get_attribute("data-field") == "ucva_right" and "decimal acuity" in bad.text
+            assert "High myopia" in browser.find_element(By.ID, "accepted").text
+            browser.find_element(By.ID, "publish").click()
+            until(browser, lambda d: d.find_elements(By.ID, "published"), what="the XLSX publish result")
+            wait_for(lambda: count(settings, "SELECT count(*) FROM archive.vision_screenings") == 1, timeout=60,
+                     what="the vision row archived", workers=[worker])
+
             # (3) The follow-up list in Chinese, the student's history and the referral letter.
             browser.get(f"{url}/web/doctor/follow-up")
             browser.find_element(By.ID, "lang-zh-CN").click()
             until(browser, lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN",
                   what="the Chinese page")
-            row = reload_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-concern=obesity]"),
-                               what="the obesity alert in the follow-up list", timeout=90)[0]
+            reload_until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#follow-up tbody tr")) == 2,
+                         what="the obesity and high myopia alerts in the follow-up list", timeout=90)
+            row = browser.find_element(By.CSS_SELECTOR, "tr[data-concern=obesity]")
+            assert "Li Xiaoming" in browser.find_element(By.CSS_SELECTOR, "tr[data-concern=high_myopia]").text
             assert "Li Xiaoming" in row.text and "肥胖" in row.text
             assert browser.find_element(By.TAG_NAME, "h1").text == "随访名单"
             shoot("doctor-follow-up")
@@ -141,6 +172,17 @@ def test_doctor_screening_upload_follow_up_and_letter(isolated: Settings, start_
             assert not browser.find_element(By.ID, "print").is_displayed()
             shoot("doctor-referral-letter-print")
             browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+
+            # Acknowledge, then refer the student to a service.
+            browser.find_element(By.CSS_SELECTOR, "a[href^='/web/alerts/']").click()
+            browser.find_element(By.ID, "acknowledge").click()
+            until(browser, lambda d: d.find_element(By.ID, "alert-state").get_attribute("data-state") == "acknowledged",
+                  what="the acknowledged state")
+            browser.find_element(By.ID, "referred-to").send_keys("county-hospital-paediatrics")
+            browser.find_element(By.ID, "refer").click()
+            until(browser, lambda d: d.find_element(By.ID, "alert-state").get_attribute("data-state") == "referred",
+                  what="the referred state")
+            assert "county-hospital-paediatrics" in browser.find_element(By.ID, "alert-state").text
 
             # Every form control has a label.
             browser.get(f"{url}/web/doctor/screening?kind=vision")

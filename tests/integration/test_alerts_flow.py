@@ -23,7 +23,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from psycopg import sql
 
 from models.contracts import encode_event
-from models.rules import decode_alert_message
+from models.rules import decode_alert_messages
 from models.topics import BMI_SCREENINGS, INTERVENTION_ALERTS, PSYCH_SURVEYS
 from services.api import create_api
 from services.api.server import serve_in_thread
@@ -164,7 +164,7 @@ def test_self_harm_survey_reaches_the_right_counsellor_only(isolated: Settings, 
     # lane and the worker's message are one alert, applied once.
     consumer = KafkaConsumer(settings.topic(INTERVENTION_ALERTS), bootstrap_servers=settings.kafka_bootstrap,
                              auto_offset_reset="earliest", consumer_timeout_ms=5000)
-    produced = [decode_alert_message(m.value) for m in consumer]
+    produced = [alert for m in consumer for alert in decode_alert_messages(m.value)[0]]
     consumer.close()
     assert [(a.student_key, a.concern, a.rule_id) for a in produced] == [
         (at_risk.student_key, "self_harm", "phq-item9-self-harm")]

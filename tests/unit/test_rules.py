@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,8 @@ from models.rules import (
     RULES,
     InvalidAlertMessage,
     decode_alert_message,
+    decode_alert_messages,
+    encode_alert_batch,
     encode_alert_message,
     evaluate_batch,
 )
@@ -92,6 +95,19 @@ def test_message_round_trip_carries_no_name_and_takes_priority_from_the_rule() -
     tampered = message.replace(b'"priority":"urgent"', b'"priority":"low"')
     assert decode_alert_message(tampered).priority == "urgent"
     assert b"name" not in message
+
+
+def test_alert_batch_round_trip_keeps_good_members_and_reports_bad_ones() -> None:
+    alerts = _alerts(factories.survey(16, answers=[3, 3, 3, 3, 2, 2, 2, 2, 1]))
+    assert len(alerts) == 2
+    message = json.loads(encode_alert_batch(alerts))
+    message["alerts"].append({"schema": {"family": "intervention-alert", "version": 1}, "rule_id": "nope"})
+    good, bad = decode_alert_messages(json.dumps(message))
+    assert good == alerts
+    assert len(bad) == 1 and isinstance(bad[0], InvalidAlertMessage)
+    # A single-alert message still decodes through the same function.
+    assert decode_alert_messages(encode_alert_message(alerts[0])) == ([alerts[0]], [])
+    assert decode_alert_messages(b"not json")[0] == []
 
 
 @pytest.mark.parametrize("payload", [b"", b"{}", b'{"schema": {"family": "x", "version": 1}}', b"[1]"])
