@@ -36,6 +36,7 @@ from services.migrate import migrate
 from services.settings import Settings
 from services.stack import Postgres, bootstrap_database
 from services.topics import create_topics
+from services.worker import stop_processes
 
 SINGLE_TOPIC = "bench-single"
 
@@ -272,13 +273,7 @@ def _end_to_end(settings: Settings, events: list[BmiScreening], workers: int) ->
             if rss_samples else None,
         }
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(processes)
 
 
 def run_pipeline_bench(base: Settings, *, events: int, workers: int, out: Path) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from models.importing import COLUMNS
 from models.synthetic import ProvinceSpec
 from models.topics import INPUT_TOPICS, INTERVENTION_ALERTS
 from services.settings import Settings
+from services.worker import stop_processes
 
 IMPORT_ORDER = ("schools", "roster", "records", "vision", "bmi", "survey")
 
@@ -71,17 +72,6 @@ def _spawn(settings: Settings, args: list[str], log: Path) -> subprocess.Popen[b
     return subprocess.Popen([sys.executable, "-m", "services.cli", *args],
                             env={**os.environ, **settings.as_environment()},
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def _archive_counts(settings: Settings) -> dict[str, int]:
@@ -231,7 +221,7 @@ def run_demo(settings: Settings, *, students: int, out_dir: Path, workers: int =
                 _wait_until_drained(settings, groups, processes,
                                     lambda lag: progress.update(task, lag=lag))
     finally:
-        _stop(processes)
+        stop_processes(processes)
 
     with _Step(console, report, "8. counsellors' and school doctors' queues"):
         from services.alerts import queue_summary

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+from collections.abc import Sequence
 
 from services.archive import ArchiveWriter
 from services.ingest import Ingestor
@@ -11,6 +13,18 @@ from services.metrics import register_refresh_timer
 from services.migrate import migrate
 from services.settings import Settings
 from services.topics import create_topics
+
+
+def stop_processes(processes: Sequence[subprocess.Popen[bytes]], *, timeout: float = 60.0) -> None:
+    """SIGTERM worker-like child processes (they commit and leave the group), SIGKILL stragglers."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
