@@ -22,6 +22,7 @@ Ages outside a reference's range never produce a number: the indicator is
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import csv
 import math
@@ -31,7 +32,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from importlib import resources
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from models.types import SEXES, Sex
 
@@ -367,10 +368,24 @@ def _years_range(bounds: tuple[float, float]) -> str:
     return f"{bounds[0]:.1f}..<{bounds[1]:.1f} years"
 
 
+# Per table (the cached tuples live as long as the process) and sex: group start ages, sorted.
+_ROW_INDEXES: dict[int, dict[str, tuple[list[float], list[Any]]]] = {}
+
+
 def _find_row(rows: tuple[_Row, ...], sex: Sex, age_years: float) -> _Row | None:
-    for row in rows:
-        if row.sex == sex and row.age_from <= age_years < row.age_to:
-            return row
+    index = _ROW_INDEXES.get(id(rows))
+    if index is None:
+        index = {}
+        for row in sorted(rows, key=lambda r: r.age_from):
+            starts, ordered = index.setdefault(row.sex, ([], []))
+            starts.append(row.age_from)
+            ordered.append(row)
+        _ROW_INDEXES[id(rows)] = index
+    starts, ordered = index.get(sex, ([], []))
+    position = bisect.bisect_right(starts, age_years) - 1
+    if position >= 0 and age_years < ordered[position].age_to:
+        found: _Row = ordered[position]
+        return found
     return None
 
 
