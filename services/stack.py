@@ -36,6 +36,11 @@ KAFKA_POM = PROJECT_ROOT / "services" / "stack_files" / "kafka-pom.xml"
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies"
 
 
+# Servers this process started stay referenced until they are stopped and reaped: they outlive
+# the objects that started them, and a collected Popen of a running child warns.
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
+
+
 class StackError(RuntimeError):
     """A stack component failed to install, start or stop; the message names the log."""
 
@@ -199,6 +204,7 @@ class Kafka:
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         self.pid_file.write_text(str(process.pid))
+        _STARTED[process.pid] = process
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -241,6 +247,9 @@ class Kafka:
             time.sleep(0.2)
         if _pid_alive(self.pid_file) is not None:
             os.kill(pid, signal.SIGKILL)
+        started = _STARTED.pop(pid, None)
+        if started is not None:
+            started.wait(timeout=30)
         self.pid_file.unlink(missing_ok=True)
 
     def status(self) -> ComponentStatus:
