@@ -133,23 +133,32 @@ async def feed(request: Request, token: TokenHash) -> StreamingResponse:
 
     async def events() -> AsyncIterator[str]:
         async with await psycopg.AsyncConnection.connect(settings.pg_dsn("app"), autocommit=True) as listener:
-            await listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            yield ": connected\n\n"
-            while True:
-                ids: list[str] = []
-                async for notify in listener.notifies(timeout=15.0, stop_after=1):
-                    ids.append(notify.payload)
-                if not ids:
-                    yield ": keepalive\n\n"
-                    continue
-                async with user_session(request, token) as session:
-                    rows = await session.fetch(
-                        f"SELECT {_ALERT_COLUMNS} FROM alerts.alerts a WHERE a.alert_id = ANY(%s)",
-                        ([UUID(i) for i in ids],))
-                    await audit_reads(session, rows, "feed")
-                    for row in rows:
-                        payload = _alert(row, session.now).model_dump_json()
-                        yield f"event: alert\nid: {row['alert_id']}\ndata: {payload}\n\n"
+            listeners: set[Any] = request.app.state.feed_listeners
+            listeners.add(listener)
+            try:
+                async for chunk in _listen(listener):
+                    yield chunk
+            finally:
+                listeners.discard(listener)
+
+    async def _listen(listener: psycopg.AsyncConnection[Any]) -> AsyncIterator[str]:
+        await listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        yield ": connected\n\n"
+        while True:
+            ids: list[str] = []
+            async for notify in listener.notifies(timeout=15.0, stop_after=1):
+                ids.append(notify.payload)
+            if not ids:
+                yield ": keepalive\n\n"
+                continue
+            async with user_session(request, token) as session:
+                rows = await session.fetch(
+                    f"SELECT {_ALERT_COLUMNS} FROM alerts.alerts a WHERE a.alert_id = ANY(%s)",
+                    ([UUID(i) for i in ids],))
+                await audit_reads(session, rows, "feed")
+                for row in rows:
+                    payload = _alert(row, session.now).model_dump_json()
+                    yield f"event: alert\nid: {row['alert_id']}\ndata: {payload}\n\n"
 
     async def guarded() -> AsyncIterator[str]:
         try:

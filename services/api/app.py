@@ -50,9 +50,13 @@ def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
                                                              open=False, kwargs={"connect_timeout": 5})
         await pool.open()
         app.state.pool = pool
+        app.state.feed_listeners = set()
         try:
             yield
         finally:
+            # Live feeds whose clients never hung up: close their LISTEN connections explicitly.
+            for listener in list(app.state.feed_listeners):
+                await listener.close()
             for kafka in started:
                 await kafka.stop()
             await pool.close()

@@ -6,6 +6,7 @@ Real service (uvicorn), Kafka, PostgreSQL and alert-service process (fast lane);
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,10 @@ def test_counsellor_sees_urgent_alert_live_and_acts_other_school_cannot(
             until(browser, lambda d: d.find_element(By.TAG_NAME, "h1").text == "预警队列", what="the Chinese queue")
             assert browser.find_element(By.ID, "queue-empty").is_displayed()
             shoot("counsellor-queue-zh")
+            # Hang up the live feed before the service stops, as a closing tab does, so the
+            # server finishes the stream (and closes its LISTEN connection) itself.
+            browser.get("about:blank")
+            time.sleep(1.0)
     finally:
         alerts.stop()
 
