@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from models.contracts import (
     BmiScreening,
@@ -77,13 +78,26 @@ def _family(event: Event) -> str:
     return str(event.schema_.family)
 
 
-def _inner_payload(payload: bytes, index: int) -> bytes:
-    """The JSON of one member of a batch envelope, for its dead letter."""
-    try:
-        member = json.loads(payload)["events"][index]
-    except (ValueError, KeyError, IndexError, TypeError):
-        return payload
-    return json.dumps(member, separators=(",", ":"), ensure_ascii=False).encode()
+class _Members:
+    """The members of a batch envelope as JSON, parsed once, only when one is rejected."""
+
+    __slots__ = ("_members", "_payload")
+
+    def __init__(self, payload: bytes) -> None:
+        self._payload = payload
+        self._members: list[Any] | None = None
+
+    def payload_of(self, index: int) -> bytes:
+        """The JSON of one member, for its dead letter (the whole message if it cannot be cut out)."""
+        if self._members is None:
+            try:
+                members = json.loads(self._payload)["events"]
+            except (ValueError, KeyError, TypeError):
+                members = None
+            self._members = members if isinstance(members, list) else []
+        if not 0 <= index < len(self._members):
+            return self._payload
+        return json.dumps(self._members[index], separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _best_effort_origin(payload: bytes) -> tuple[str | None, str | None]:
@@ -133,8 +147,9 @@ def process_message(payload: bytes, *, expected_family: str | None, out: Process
                                       payload=payload, school_id=school, screener=screener))
         return
     single = not decoded.is_batch
+    members = _Members(payload)
     for index, member_rejection in decoded.rejected:
-        member = _inner_payload(payload, index)
+        member = members.payload_of(index)
         school, screener = _best_effort_origin(member)
         out.rejected.append(Rejection(code=member_rejection.code, reason=member_rejection.reason, item_index=index,
                                       payload=member, school_id=school, screener=screener))
@@ -151,7 +166,7 @@ def process_message(payload: bytes, *, expected_family: str | None, out: Process
             out.rejected.append(Rejection(
                 code="wrong_topic",
                 reason=f"a {_family(event)} event on the topic for {expected_family} events",
-                item_index=index, payload=payload if single else _inner_payload(payload, index),
+                item_index=index, payload=payload if single else members.payload_of(index),
                 school_id=event.school_id, screener=screener))
             continue
         try:
@@ -159,5 +174,5 @@ def process_message(payload: bytes, *, expected_family: str | None, out: Process
         except ValueError as error:
             out.rejected.append(Rejection(
                 code="unclassifiable", reason=f"{_family(event)}: {error}", item_index=index,
-                payload=payload if single else _inner_payload(payload, index),
+                payload=payload if single else members.payload_of(index),
                 school_id=event.school_id, screener=screener))
