@@ -83,8 +83,6 @@ class GrowthResult:
     sex: Sex
     age_months: float
     bmi: float
-    bmi_display: float
-    """BMI rounded half-up to 1 decimal: the value compared with the WS/T tables."""
     bmi_for_age_z: float | None
     height_for_age_z: float | None
     who_category: WhoCategory
@@ -96,14 +94,49 @@ class GrowthResult:
     reference: str = REFERENCE
     rule_version: str = RULE_VERSION
 
+    @property
+    def bmi_display(self) -> float:
+        """BMI rounded half-up to 1 decimal: the value compared with the WS/T tables."""
+        return float(_round_tenth(self.bmi))
+
+
+@dataclass(frozen=True, slots=True)
+class _Bounds:
+    """A table cut-off T (one decimal) as the float bounds of "x rounded half-up to 0.1" tests.
+
+    round_half_up(x, 0.1) >= T exactly when x >= T - 0.05, and <= T exactly when x < T + 0.05,
+    where x is the shortest decimal that round-trips the float (what `_round_tenth` rounds).
+    Rounding to the nearest float is monotonic and maps that decimal back to the float itself,
+    so comparing the float with the float nearest T -/+ 0.05 gives the same answer, without
+    building a Decimal per measurement (`tests/unit/test_growth.py` checks the equivalence).
+    """
+
+    cut_off: Decimal
+    rounds_ge: float
+    rounds_le: float
+
+    @classmethod
+    def of(cls, text: str) -> _Bounds:
+        cut_off = Decimal(text)
+        half = Decimal("0.05")
+        return cls(cut_off=cut_off, rounds_ge=float(cut_off - half), rounds_le=float(cut_off + half))
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _OverweightRow:
     sex: Sex
     age_from: float
     age_to: float
-    overweight_ge: Decimal
-    obesity_ge: Decimal
+    overweight: _Bounds
+    obesity: _Bounds
+
+    @property
+    def overweight_ge(self) -> Decimal:
+        return self.overweight.cut_off
+
+    @property
+    def obesity_ge(self) -> Decimal:
+        return self.obesity.cut_off
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,8 +144,16 @@ class _WastingRow:
     sex: Sex
     age_from: float
     age_to: float
-    moderate_severe_le: Decimal
-    mild_le: Decimal
+    moderate_severe: _Bounds
+    mild: _Bounds
+
+    @property
+    def moderate_severe_le(self) -> Decimal:
+        return self.moderate_severe.cut_off
+
+    @property
+    def mild_le(self) -> Decimal:
+        return self.mild.cut_off
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,7 +161,11 @@ class _StuntingRow:
     sex: Sex
     age_from: float
     age_to: float
-    height_le: Decimal
+    height: _Bounds
+
+    @property
+    def height_le(self) -> Decimal:
+        return self.height.cut_off
 
 
 _Row = TypeVar("_Row", _OverweightRow, _WastingRow, _StuntingRow)
@@ -173,6 +218,35 @@ def who_lms(indicator: Indicator, sex: Sex, age_months: float) -> LMS:
         m=low.m + fraction * (high.m - low.m),
         s=low.s + fraction * (high.s - low.s),
     )
+
+
+@cache
+def _who_rows(indicator: Indicator, sex: Sex) -> tuple[tuple[float, float, float], ...]:
+    """(L, M, S) by whole month of age, 0..228 (rows below 60 months unused and zero)."""
+    table = _who_table(indicator)
+    return tuple(
+        (lms.l, lms.m, lms.s) if (lms := table.get((sex, month))) is not None else (0.0, 0.0, 0.0)
+        for month in range(WHO_MAX_AGE_MONTHS + 1)
+    )
+
+
+def _interpolated_lms(indicator: Indicator, sex: Sex, age_months: float) -> tuple[float, float, float]:
+    """`who_lms` for an age already checked to be in range, as a plain (L, M, S) tuple."""
+    rows = _who_rows(indicator, sex)
+    low_age = math.floor(age_months)
+    fraction = age_months - low_age
+    low = rows[low_age]
+    if fraction == 0:
+        return low
+    high = rows[low_age + 1]
+    return (low[0] + fraction * (high[0] - low[0]), low[1] + fraction * (high[1] - low[1]),
+            low[2] + fraction * (high[2] - low[2]))
+
+
+def _raw_z_of(l: float, m: float, s: float, value: float) -> float:  # noqa: E741
+    if l == 0:
+        return math.log(value / m) / s
+    return (math.pow(value / m, l) - 1) / (l * s)
 
 
 def lms_z(lms: LMS, value: float, *, restricted: bool = False) -> float:
@@ -237,8 +311,6 @@ def classify_growth(
         raise ValueError(f"calendar_months must be >= 0, got {calendar_months}")
 
     bmi = weight_kg / (height_cm / 100) ** 2
-    bmi_tenths = _round_tenth(bmi)
-    height_tenths = _round_tenth(height_cm)
     age_years = age_months / 12 if calendar_months is None else calendar_months / 12
     reasons: list[str] = []
     flags: list[str] = []
@@ -246,27 +318,34 @@ def classify_growth(
     bmi_z: float | None = None
     height_z: float | None = None
     who_category: WhoCategory = "not_applicable"
-    try:
-        bmi_lms = who_lms("bmi", sex, age_months)
-        height_lms = who_lms("height", sex, age_months)
-    except OutOfRange as error:
-        reasons.append(f"WHO 2007: {error}")
-    else:
-        bmi_z = _round_z(lms_z(bmi_lms, bmi, restricted=True))
-        height_z = _round_z(lms_z(height_lms, height_cm))
+    if math.isfinite(age_months) and WHO_MIN_AGE_MONTHS <= age_months <= WHO_MAX_AGE_MONTHS:
+        bmi_l, bmi_m, bmi_s = _interpolated_lms("bmi", sex, age_months)
+        height_l, height_m, height_s = _interpolated_lms("height", sex, age_months)
+        raw_bmi_z = _raw_z_of(bmi_l, bmi_m, bmi_s, bmi)
+        if abs(raw_bmi_z) > 3:  # beyond +-3 SD: WHO's restricted adjustment
+            raw_bmi_z = lms_z(LMS(l=bmi_l, m=bmi_m, s=bmi_s), bmi, restricted=True)
+        bmi_z = _round_z(raw_bmi_z)
+        height_z = _round_z(_raw_z_of(height_l, height_m, height_s, height_cm))
         who_category = who_bmi_category(bmi_z)
         if abs(bmi_z) > 5:
             flags.append("implausible_bmi_for_age_z")
         if abs(height_z) > 6:
             flags.append("implausible_height_for_age_z")
+    else:
+        reasons.append(
+            f"WHO 2007: age {age_months:.2f} months is outside the WHO 2007 reference "
+            f"({WHO_MIN_AGE_MONTHS}..{WHO_MAX_AGE_MONTHS} months)"
+        )
 
+    # The tables are compared at their precision, rounded half-up to one decimal; each row
+    # holds its cut-offs as the float bounds that make the comparison exact (see _Bounds).
     wst586: Wst586Category = "not_applicable"
     overweight = _find_row(_overweight_table(), sex, age_years)
     if overweight is None:
         reasons.append(f"WS/T 586-2018: age {age_years:.2f} years is outside {_years_range(WST586_AGE_RANGE_YEARS)}")
-    elif bmi_tenths >= overweight.obesity_ge:
+    elif bmi >= overweight.obesity.rounds_ge:
         wst586 = "obesity"
-    elif bmi_tenths >= overweight.overweight_ge:
+    elif bmi >= overweight.overweight.rounds_ge:
         wst586 = "overweight"
     else:
         wst586 = "normal"
@@ -277,9 +356,9 @@ def classify_growth(
         reasons.append(
             f"WS/T 456-2014 wasting: age {age_years:.2f} years is outside {_years_range(WST456_AGE_RANGE_YEARS)}"
         )
-    elif bmi_tenths <= wasting.moderate_severe_le:
+    elif bmi < wasting.moderate_severe.rounds_le:
         wasting_category = "moderate_severe"
-    elif bmi_tenths <= wasting.mild_le:
+    elif bmi < wasting.mild.rounds_le:
         wasting_category = "mild"
     else:
         wasting_category = "normal"
@@ -294,7 +373,7 @@ def classify_growth(
                 f"WS/T 456-2014 stunting: age {age_years:.2f} years is outside "
                 f"{_years_range((WST456_AGE_RANGE_YEARS[0], 17.5))} (unverified table)"
             )
-    elif height_tenths <= stunting.height_le:
+    elif height_cm < stunting.height.rounds_le:
         stunting_category = "stunting"
     else:
         stunting_category = "normal"
@@ -303,7 +382,6 @@ def classify_growth(
         sex=sex,
         age_months=age_months,
         bmi=bmi,
-        bmi_display=float(bmi_tenths),
         bmi_for_age_z=bmi_z,
         height_for_age_z=height_z,
         who_category=who_category,
@@ -427,8 +505,8 @@ def _overweight_table() -> tuple[_OverweightRow, ...]:
             sex=_sex(row["sex"]),
             age_from=float(row["age_from_years"]),
             age_to=float(row["age_to_years_exclusive"] or WST586_AGE_RANGE_YEARS[1]),
-            overweight_ge=Decimal(row["overweight_bmi_ge"]),
-            obesity_ge=Decimal(row["obesity_bmi_ge"]),
+            overweight=_Bounds.of(row["overweight_bmi_ge"]),
+            obesity=_Bounds.of(row["obesity_bmi_ge"]),
         )
         for row in _read_csv("ws_t_586_2018_bmi_overweight_obesity.csv")
     )
@@ -441,8 +519,8 @@ def _wasting_table() -> tuple[_WastingRow, ...]:
             sex=_sex(row["sex"]),
             age_from=float(row["age_from_years"]),
             age_to=float(row["age_to_years_exclusive"]),
-            moderate_severe_le=Decimal(row["moderate_severe_wasting_bmi_le"]),
-            mild_le=Decimal(row["mild_wasting_bmi_le"]),
+            moderate_severe=_Bounds.of(row["moderate_severe_wasting_bmi_le"]),
+            mild=_Bounds.of(row["mild_wasting_bmi_le"]),
         )
         for row in _read_csv("ws_t_456_2014_bmi_wasting.csv")
     )
@@ -463,7 +541,7 @@ def _stunting_table() -> tuple[_StuntingRow, ...]:
                 sex=_sex(row["sex"]),
                 age_from=age_from,
                 age_to=age_from + 0.5,
-                height_le=Decimal(row["stunting_height_cm_le"]),
+                height=_Bounds.of(row["stunting_height_cm_le"]),
             )
         )
     return tuple(rows)

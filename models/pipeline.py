@@ -140,7 +140,7 @@ def process_message(payload: bytes, *, expected_family: str | None, out: Process
     with code `wrong_topic`, because it would otherwise bypass its topic's ordering and consumers.
     """
     try:
-        decoded: DecodedMessage = decode_message(payload)
+        decoded: DecodedMessage = decode_message(payload, family=expected_family)
     except EventRejected as whole:
         school, screener = _best_effort_origin(payload[:70_000])
         out.rejected.append(Rejection(code=whole.code, reason=whole.reason, item_index=WHOLE_MESSAGE,

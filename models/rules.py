@@ -198,18 +198,18 @@ def evaluate_survey(item: ClassifiedSurvey) -> list[AlertCandidate]:
 def evaluate_growth(item: ClassifiedGrowth) -> list[AlertCandidate]:
     """Alerts raised by one height/weight screening: severe thinness, obesity."""
     event, result = item.event, item.result
-    if _too_old(event.measured_on, event.occurred_at):
+    rules: list[Rule] = []
+    if result.who_category == "severe_thinness":
+        rules.append(SEVERE_THINNESS)
+    if result.wst586 == "obesity":
+        rules.append(OBESITY)
+    if not rules or _too_old(event.measured_on, event.occurred_at):
         return []
     evidence: dict[str, str | int | float | bool | None] = {
         "bmi": round(result.bmi, 1),
         "bmi_for_age_z": None if result.bmi_for_age_z is None else round(result.bmi_for_age_z, 2),
         "who_category": result.who_category, "wst586": result.wst586,
     }
-    rules: list[Rule] = []
-    if result.who_category == "severe_thinness":
-        rules.append(SEVERE_THINNESS)
-    if result.wst586 == "obesity":
-        rules.append(OBESITY)
     return [
         _candidate(rule, event_id=event.event_id, family="bmi-screening", student_key=event.student_key,
                    school_id=event.school_id, observed_on=event.measured_on, submitted_at=event.occurred_at,

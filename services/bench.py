@@ -74,6 +74,44 @@ def _proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def _proc_fields(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _server_cpu_seconds(settings: Settings) -> dict[str, float]:
+    """CPU seconds used so far by the Kafka broker, the PostgreSQL cluster and the whole machine.
+
+    PostgreSQL's backends come and go: the postmaster's own time, its reaped children's time
+    (cutime/cstime) and its live children's time together count every backend.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    result: dict[str, float] = {}
+    kafka_pid = Path(settings.state_dir / "kafka" / "kafka.pid")
+    if kafka_pid.exists():
+        result["kafka"] = _proc_cpu_seconds(int(kafka_pid.read_text().strip()))
+    postmaster_file = Postgres(settings).data / "postmaster.pid"
+    if postmaster_file.exists():
+        postmaster = int(postmaster_file.read_text().split()[0])
+        own = _proc_fields(postmaster)
+        total = sum(int(own[i]) for i in (11, 12, 13, 14))
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = _proc_fields(int(entry.name))
+            except OSError:
+                continue
+            if int(fields[1]) == postmaster:
+                total += int(fields[11]) + int(fields[12])
+        result["postgresql"] = total / ticks
+    busy = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    # user nice system idle iowait irq softirq steal: user to softirq is this machine's work;
+    # steal is time the hypervisor gave to others, reported apart.
+    result["machine"] = sum(int(v) for i, v in enumerate(busy[:7]) if i not in (3, 4)) / ticks
+    result["steal"] = int(busy[7]) / ticks
+    return result
+
+
 def _proc_memory_kib(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -242,7 +280,6 @@ def _end_to_end(settings: Settings, events: list[BmiScreening], workers: int) ->
             if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
                 raise RuntimeError(f"workers did not warm up; see {log_dir}")
             time.sleep(0.2)
-        cpu_before = [_proc_cpu_seconds(p.pid) for p in processes]
         by_school: dict[str, list[BmiScreening]] = {}
         for event in events:
             by_school.setdefault(event.school_id, []).append(event)
@@ -251,6 +288,9 @@ def _end_to_end(settings: Settings, events: list[BmiScreening], workers: int) ->
             for school, group in by_school.items() for i in range(0, len(group), BATCH_EVENTS)
         ]
         target = len(warmup) + len(events)
+        cpu_before = [_proc_cpu_seconds(p.pid) for p in processes]
+        servers_before = _server_cpu_seconds(settings)
+        bench_before = time.process_time()
         started = time.perf_counter()
         produce_seconds = asyncio.run(_produce(settings, messages))
         rss_samples: list[list[int]] = []
@@ -258,9 +298,20 @@ def _end_to_end(settings: Settings, events: list[BmiScreening], workers: int) ->
             if any(p.poll() is not None for p in processes):
                 raise RuntimeError(f"a worker exited during the run; see {log_dir}")
             rss_samples.append([_proc_memory_kib(p.pid, "VmRSS") for p in processes])
-            time.sleep(0.05)
+            # count(*) scans the table, so it is not free: poll about twice per remaining
+            # expected second (rarely while far from the end, every 50 ms close to it).
+            so_far = time.perf_counter() - started
+            rate = (stored - len(warmup)) / so_far if stored > len(warmup) else 0.0
+            remaining = (target - stored) / rate if rate > 0 else 0.5
+            time.sleep(min(1.0, max(0.05, remaining / 2)))
         elapsed = time.perf_counter() - started
         cpu = [_proc_cpu_seconds(p.pid) - before for p, before in zip(processes, cpu_before, strict=True)]
+        servers_after = _server_cpu_seconds(settings)
+        servers = {name: servers_after[name] - servers_before[name] for name in servers_after if name in servers_before}
+        # This process produces the events and polls the archive's row count.
+        servers["bench_process"] = time.process_time() - bench_before
+        servers["other"] = servers["machine"] - sum(cpu) - sum(
+            servers.get(name, 0.0) for name in ("kafka", "postgresql", "bench_process"))
         peak = [_proc_memory_kib(p.pid, "VmHWM") for p in processes]
         return {
             "events": len(events), "messages": len(messages), "workers": workers,
@@ -268,6 +319,9 @@ def _end_to_end(settings: Settings, events: list[BmiScreening], workers: int) ->
             "produce_seconds": produce_seconds, "stored": stored - len(warmup),
             "worker_cpu_seconds": cpu, "cpu_microseconds_per_event_per_process":
                 [c / len(events) * 1e6 for c in cpu],
+            "cpu_seconds": {"workers": sum(cpu), **servers},
+            "cpu_microseconds_per_event": {name: seconds / len(events) * 1e6
+                                           for name, seconds in {"workers": sum(cpu), **servers}.items()},
             "worker_peak_rss_mib": [k / 1024 for k in peak],
             "worker_rss_mib_first_last": [[s / 1024 for s in rss_samples[0]], [s / 1024 for s in rss_samples[-1]]]
             if rss_samples else None,
