@@ -12,7 +12,11 @@ Its label comes from the archive too, from the next screening:
 * ``overweight``: WS/T 586 "normal" at the year-Y growth screening, overweight or obesity at the
   year-Y+1 screening;
 * ``depression``: answered PHQ-A in year Y; positive PHQ-A screen (total >= 10) in the autumn
-  term of year Y+1 (the next term after the spring survey).
+  term of year Y+1 (the next term after the spring survey) -- unless a counselling alert about
+  depression or self-harm raised in that term was closed with a finding: the counsellor's
+  outcome is then the label (a concern confirmed, supported in school or referred on: positive;
+  not confirmed: negative). Outcomes that say nothing about the concern (parents informed, the
+  student left) leave the screen's label.
 
 A student without the later screening has no label and is left out of training; the same rule
 without the future part says who is eligible for scoring. The split is by time: the newest
@@ -43,6 +47,7 @@ __all__ = [
     "TASKS",
     "BinaryMetrics",
     "CalibrationBin",
+    "CounsellingOutcome",
     "GrowthObservation",
     "ModelCard",
     "SampleSet",
@@ -56,6 +61,7 @@ __all__ = [
     "build_samples",
     "calibration_bins",
     "depression_label",
+    "depression_label_source",
     "evaluate",
     "feature_vector",
     "myopia_onset_label",
@@ -102,6 +108,33 @@ def _autumn_term(day: date) -> bool:
 
 
 # --- Plain values read from the archive ---------------------------------------------------------
+
+
+#: Outcomes of a closed counselling alert that find a concern, and one that finds none.
+CONFIRMING_OUTCOMES: Final = frozenset({"concern_confirmed", "support_in_school"})
+NOT_CONFIRMING_OUTCOMES: Final = frozenset({"concern_not_confirmed"})
+#: Alert concerns that speak to the depression model's label.
+DEPRESSION_CONCERNS: Final = frozenset({"depression", "self_harm"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CounsellingOutcome:
+    """A closed counselling alert: when the observation that raised it was made, and what was found."""
+
+    observed_on: date
+    concern: str
+    state: str
+    """``resolved`` (with an outcome) or ``referred`` (handed to a specialist service)."""
+    outcome: str | None
+
+    @property
+    def finding(self) -> bool | None:
+        """True when a concern was found, False when it was not, None when the outcome says neither."""
+        if self.state == "referred" or self.outcome in CONFIRMING_OUTCOMES:
+            return True
+        if self.outcome in NOT_CONFIRMING_OUTCOMES:
+            return False
+        return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,6 +191,7 @@ class StudentHistory:
     growth: tuple[GrowthObservation, ...] = ()
     surveys: tuple[SurveyObservation, ...] = ()
     status: tuple[StatusObservation, ...] = ()
+    counselling: tuple[CounsellingOutcome, ...] = ()
 
 
 # --- Selecting observations by school year ------------------------------------------------------
@@ -232,19 +266,50 @@ def _overweight_eligible(history: StudentHistory, origin_year: int) -> bool:
     return now is not None and now.wst586 == "normal"
 
 
-def depression_label(history: StudentHistory, origin_year: int) -> bool | None:
-    """Positive PHQ-A screen in the autumn term after `origin_year`, for a student who answered PHQ-A in it."""
-    if not _depression_eligible(history, origin_year):
+def _next_term(day: date, origin_year: int) -> bool:
+    return school_year_of(day) == origin_year + 1 and _autumn_term(day)
+
+
+def _counselling_finding(history: StudentHistory, origin_year: int) -> bool | None:
+    """What counsellors found about depression or self-harm alerts raised next term (any concern wins)."""
+    findings = [
+        o.finding for o in history.counselling
+        if o.concern in DEPRESSION_CONCERNS and _next_term(o.observed_on, origin_year) and o.finding is not None
+    ]
+    if not findings:
         return None
+    return any(findings)
+
+
+def _next_term_screen(history: StudentHistory, origin_year: int) -> bool | None:
     next_term = sorted(
         (
             s for s in history.surveys
-            if s.instrument == "phq-a" and s.positive_screen is not None
-            and school_year_of(s.answered_on) == origin_year + 1 and _autumn_term(s.answered_on)
+            if s.instrument == "phq-a" and s.positive_screen is not None and _next_term(s.answered_on, origin_year)
         ),
         key=lambda s: s.answered_on,
     )
     return next_term[0].positive_screen if next_term else None
+
+
+def depression_label(history: StudentHistory, origin_year: int) -> bool | None:
+    """Positive depression screen next term, or the counsellor's finding where an alert was closed with one.
+
+    For a student who answered PHQ-A in `origin_year`: the finding of counselling alerts (depression
+    or self-harm) raised in the next autumn term and closed with an outcome that says whether a
+    concern was found; otherwise that term's first PHQ-A screen. None when neither exists.
+    """
+    if not _depression_eligible(history, origin_year):
+        return None
+    finding = _counselling_finding(history, origin_year)
+    if finding is not None:
+        return finding
+    return _next_term_screen(history, origin_year)
+
+
+def depression_label_source(history: StudentHistory, origin_year: int) -> str:
+    """Where `depression_label` took its value from: ``counselling_outcome`` or ``screening``."""
+    return "counselling_outcome" if _counselling_finding(history, origin_year) is not None else "screening"
 
 
 def _depression_eligible(history: StudentHistory, origin_year: int) -> bool:
@@ -263,6 +328,8 @@ class Task:
     label: Callable[[StudentHistory, int], bool | None]
     eligible: Callable[[StudentHistory, int], bool]
     truth_column: str
+    label_source: Callable[[StudentHistory, int], str] | None = None
+    """Where a sample's label came from, for tasks with more than one source (default: screening)."""
 
 
 TASKS: Final[tuple[Task, ...]] = (
@@ -293,9 +360,12 @@ TASKS: Final[tuple[Task, ...]] = (
         title="Positive depression screen next term",
         label_text=(
             "Among students who answered PHQ-A this school year: PHQ-A total >= 10 at the autumn-term "
-            "survey of the next school year."
+            "survey of the next school year; where a counselling alert about depression or self-harm raised "
+            "in that term was closed with a finding, the counsellor's finding instead (concern confirmed, "
+            "supported in school or referred: positive; concern not confirmed: negative)."
         ),
         label=depression_label,
+        label_source=depression_label_source,
         eligible=_depression_eligible,
         truth_column="p_depression_positive_next_term",
     ),
@@ -478,6 +548,8 @@ class SampleSet:
     student_keys: tuple[str, ...]
     origin_years: npt.NDArray[np.int64]
     groups: Mapping[str, tuple[str, ...]]
+    label_sources: tuple[str, ...] = ()
+    """Per row, where its label came from (empty: all from the screening)."""
 
     def __len__(self) -> int:
         return len(self.student_keys)
@@ -491,7 +563,17 @@ class SampleSet:
             student_keys=tuple(self.student_keys[i] for i in keep),
             origin_years=self.origin_years[keep],
             groups={name: tuple(values[i] for i in keep) for name, values in self.groups.items()},
+            label_sources=tuple(self.label_sources[i] for i in keep) if self.label_sources else (),
         )
+
+    def label_source_counts(self) -> dict[str, int]:
+        """How many rows took their label from each source."""
+        if not self.label_sources:
+            return {"screening": len(self)} if len(self) else {}
+        counts: dict[str, int] = {}
+        for source in self.label_sources:
+            counts[source] = counts.get(source, 0) + 1
+        return counts
 
 
 def _group_values(history: StudentHistory, origin_year: int, urban: float) -> dict[str, str]:
@@ -523,6 +605,7 @@ def build_samples(
     labels: list[bool] = []
     keys: list[str] = []
     row_years: list[int] = []
+    sources: list[str] = []
     groups: dict[str, list[str]] = {name: [] for name in SUBGROUPS}
     urban_index = FEATURE_NAMES.index("urban")
     for history in histories:
@@ -540,6 +623,8 @@ def build_samples(
             labels.append(label)
             keys.append(history.student_key)
             row_years.append(year)
+            if labelled and task.label_source is not None:
+                sources.append(task.label_source(history, year))
             for name, value in _group_values(history, year, row[urban_index]).items():
                 groups[name].append(value)
     return SampleSet(
@@ -548,6 +633,7 @@ def build_samples(
         student_keys=tuple(keys),
         origin_years=np.array(row_years, dtype=np.int64),
         groups={name: tuple(values) for name, values in groups.items()},
+        label_sources=tuple(sources),
     )
 
 
@@ -690,6 +776,8 @@ class ModelCard:
     sha256: str = ""
     intended_use: str = INTENDED_USE
     limitations: tuple[str, ...] = field(default_factory=tuple)
+    label_sources: Mapping[str, int] = field(default_factory=dict)
+    """Training and test samples by where their label came from (screening, counselling outcome)."""
 
     @property
     def auc_gap(self) -> float | None:
@@ -709,6 +797,10 @@ class ModelCard:
         """The card as indented JSON (NaN written as null)."""
         return json.dumps(_no_nan(self.as_dict()), indent=2, ensure_ascii=False, sort_keys=True)
 
+    def _label_sources_line(self) -> str:
+        counts = ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in sorted(self.label_sources.items()))
+        return f"Label sources (train and test samples): {counts}."
+
     def to_markdown(self) -> str:
         """The card as a Markdown document with every section in `MODEL_CARD_SECTIONS`."""
         t = self.test
@@ -726,6 +818,7 @@ class ModelCard:
             "",
             self.label,
             "",
+            *([self._label_sources_line(), ""] if self.label_sources else []),
             "## Data",
             "",
             "Samples are students at the end of a school year, with features from the archive up to then.",

@@ -31,6 +31,7 @@ from models.identity import student_key
 from models.screening import (
     FEATURE_NAMES,
     TASKS,
+    CounsellingOutcome,
     GrowthObservation,
     ModelCard,
     SampleSet,
@@ -92,7 +93,10 @@ LIMITATIONS: Final[tuple[str, ...]] = (
     "missed a screening are not represented, and may differ.",
     "Special-group status is as recorded on the health record at the time; under-recording hides the "
     "students these groups are meant to protect.",
-    "Counselling outcomes of resolved alerts are not yet used as labels.",
+    "Depression labels take the counsellor's finding where a depression or self-harm alert of the label term "
+    "was closed with one; such findings exist only for students whose answers raised an alert, so they mostly "
+    "correct positive screens (and add self-harm answers below the cut-off), and they are as good as the "
+    "assessment behind them. The card's label sources say how many labels came from each.",
     "A model trained on the synthetic province says nothing about real students; retrain on the real archive "
     "and read the subgroup table before use.",
     "Subgroups with few positives have unstable metrics; n/a means the AUC is undefined there.",
@@ -184,6 +188,16 @@ def _histories_for(conn: psycopg.Connection[Any], keys: Sequence[str]) -> list[S
             effective_on=row[1], school_id=row[2], grade=row[3], boarding=row[4], left_behind=row[5],
             disability=row[6],
         ))
+    # Closed counselling alerts and what the counsellor found: labels for the depression model.
+    counselling: dict[str, list[CounsellingOutcome]] = defaultdict(list)
+    for row in conn.execute(
+        "SELECT student_key, observed_on, concern, state, outcome FROM alerts.alerts"
+        " WHERE student_key = ANY(%s) AND team = 'counselling' AND state IN ('resolved', 'referred')"
+        " ORDER BY observed_on, alert_id",
+        (list(keys),),
+    ):
+        counselling[row[0]].append(CounsellingOutcome(observed_on=row[1], concern=row[2], state=row[3],
+                                                      outcome=row[4]))
     people = conn.execute(
         "SELECT student_key, sex, birth_date FROM archive.students WHERE student_key = ANY(%s) ORDER BY student_key",
         (list(keys),),
@@ -191,7 +205,7 @@ def _histories_for(conn: psycopg.Connection[Any], keys: Sequence[str]) -> list[S
     return [
         StudentHistory(
             student_key=key, sex=sex, birth_date=born, vision=tuple(vision[key]), growth=tuple(growth[key]),
-            surveys=tuple(surveys[key]), status=tuple(status[key]),
+            surveys=tuple(surveys[key]), status=tuple(status[key]), counselling=tuple(counselling[key]),
         )
         for key, sex, born in people
     ]
@@ -342,8 +356,17 @@ def train_task(
         model_on_true_risk_rows=model_on_truth,
         sha256=digest,
         limitations=LIMITATIONS,
+        label_sources=_merged_counts(train.label_source_counts(), test.label_source_counts()),
     )
     return TrainedModel(task=task, model=model, card=card, artifact=artifact, sha256=digest)
+
+
+def _merged_counts(*counts: Mapping[str, int]) -> dict[str, int]:
+    merged: dict[str, int] = {}
+    for part in counts:
+        for source, count in part.items():
+            merged[source] = merged.get(source, 0) + count
+    return merged
 
 
 def build_training_sets(settings: Settings) -> dict[str, SampleSet]:
@@ -371,6 +394,7 @@ def _concatenate(sets: Sequence[SampleSet]) -> SampleSet:
         student_keys=tuple(k for s in sets for k in s.student_keys),
         origin_years=np.concatenate([s.origin_years for s in sets]),
         groups={name: tuple(v for s in sets for v in s.groups[name]) for name in sets[0].groups},
+        label_sources=tuple(source for s in sets for source in (s.label_sources or ("screening",) * len(s))),
     )
 
 

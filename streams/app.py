@@ -29,6 +29,9 @@ def create_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         producer_max_request_size=10 * 1024 * 1024,
         consumer_max_fetch_size=8 * 1024 * 1024,
+        # Messages faust buffers ahead of the agent. Its default (4,096) of 500-event envelopes is
+        # hundreds of MB of backlog held in memory; two micro-batches ahead keeps memory flat.
+        stream_buffer_maxsize=max(2 * settings.worker_batch_size, 16),
         value_serializer="raw",
         key_serializer="raw",
     )

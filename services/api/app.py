@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from models.rules import rules_table
 from services.alerts import utc_now
-from services.api import alerts, screenings
+from services.api import alerts, risk, screenings
 from services.api.session import TokenHash, user_session
 from services.settings import Settings
 
@@ -62,7 +62,8 @@ def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             await pool.close()
 
     app = FastAPI(title="schoolhealth", version="1", lifespan=lifespan,
-                  description="Counsellors' and school doctors' alert queues, single screenings, live feed. "
+                  description="Counsellors' and school doctors' alert queues, single screenings, live feed, "
+                              "risk rankings of the screening models. "
                               "Every endpoint but /health needs `Authorization: Bearer <token>`.")
     app.state.settings = settings
     app.state.clock = clock
@@ -93,5 +94,6 @@ def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
 
     app.include_router(alerts.router)
     app.include_router(screenings.router)
+    app.include_router(risk.router)
     app.include_router(web_router)
     return app

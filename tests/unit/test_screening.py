@@ -13,6 +13,7 @@ from models.screening import (
     FEATURE_NAMES,
     MODEL_CARD_SECTIONS,
     TASKS,
+    CounsellingOutcome,
     GrowthObservation,
     ModelCard,
     StatusObservation,
@@ -22,6 +23,7 @@ from models.screening import (
     build_samples,
     calibration_bins,
     depression_label,
+    depression_label_source,
     evaluate,
     feature_vector,
     myopia_onset_label,
@@ -96,6 +98,69 @@ def test_depression_label_is_the_next_autumn_term() -> None:
     assert depression_label(h, 2023) is None  # no autumn 2024 survey
     spring_only = history(surveys=(phq(date(2022, 10, 20), 4), phq(date(2024, 4, 20), 15)))
     assert depression_label(spring_only, 2022) is None
+
+
+def closed(day: date, concern: str = "depression", *, outcome: str | None = "concern_confirmed",
+           state: str = "resolved") -> CounsellingOutcome:
+    return CounsellingOutcome(observed_on=day, concern=concern, state=state, outcome=outcome)
+
+
+SURVEYS = (phq(date(2022, 10, 20), 4), phq(date(2023, 4, 20), 8), phq(date(2023, 10, 20), 12))
+
+
+@pytest.mark.parametrize(("outcome", "state", "expected"), [
+    ("concern_confirmed", "resolved", True),
+    ("support_in_school", "resolved", True),
+    (None, "referred", True),
+    ("concern_not_confirmed", "resolved", False),
+])
+def test_a_counsellors_finding_next_term_is_the_depression_label(outcome: str | None, state: str,
+                                                                   expected: bool) -> None:
+    # The autumn 2023 screen is positive (12); the counsellor's finding on its alert decides.
+    h = history(surveys=SURVEYS, counselling=(closed(date(2023, 10, 20), outcome=outcome, state=state),))
+    assert depression_label(h, 2022) is expected
+    assert depression_label_source(h, 2022) == "counselling_outcome"
+
+
+def test_a_self_harm_finding_labels_a_student_whose_screen_was_negative() -> None:
+    below_cut_off = (phq(date(2022, 10, 20), 4), phq(date(2023, 4, 20), 6), phq(date(2023, 10, 20), 7))
+    h = history(surveys=below_cut_off, counselling=(closed(date(2023, 10, 20), "self_harm"),))
+    assert depression_label(h, 2022) is True
+    assert depression_label(history(surveys=below_cut_off), 2022) is False
+
+
+@pytest.mark.parametrize("ignored", [
+    closed(date(2023, 10, 20), outcome="parents_informed"),  # says nothing about the concern
+    closed(date(2023, 10, 20), outcome="student_left"),
+    closed(date(2023, 10, 20), "anxiety"),  # not the depression model's concern
+    closed(date(2023, 4, 20)),  # spring: the features' year, not the label term
+    closed(date(2024, 10, 20)),  # a later term
+])
+def test_outcomes_that_do_not_speak_to_the_label_term_leave_the_screen(ignored: CounsellingOutcome) -> None:
+    h = history(surveys=SURVEYS, counselling=(ignored,))
+    assert depression_label(h, 2022) is True  # the autumn 2023 screen
+    assert depression_label_source(h, 2022) == "screening"
+
+
+def test_any_confirmed_concern_outweighs_one_not_confirmed() -> None:
+    h = history(surveys=SURVEYS, counselling=(closed(date(2023, 10, 20), outcome="concern_not_confirmed"),
+                                              closed(date(2023, 11, 5), "self_harm")))
+    assert depression_label(h, 2022) is True
+
+
+def test_an_outcome_without_the_origin_years_survey_gives_no_sample() -> None:
+    h = history(surveys=(phq(date(2023, 10, 20), 12),), counselling=(closed(date(2023, 10, 20)),))
+    assert depression_label(h, 2022) is None
+
+
+def test_samples_record_where_each_label_came_from() -> None:
+    confirmed = history(surveys=SURVEYS, counselling=(closed(date(2023, 10, 20), outcome="concern_not_confirmed"),))
+    plain = history(surveys=SURVEYS)
+    samples = build_samples([confirmed, plain], task("depression"), [2022], URBAN)
+    assert list(samples.labels) == [False, True]
+    assert samples.label_sources == ("counselling_outcome", "screening")
+    assert samples.label_source_counts() == {"counselling_outcome": 1, "screening": 1}
+    assert samples.subset(np.array([False, True])).label_sources == ("screening",)
 
 
 def test_features_read_trajectories_and_nothing_from_the_future() -> None:

@@ -1,0 +1,66 @@
+"""Students to review first: the screening models' risk scores, for the people who act on them.
+
+A counsellor gets the depression model's ranking for the schools they serve, a school doctor the
+myopia-onset and overweight rankings; row-level security on `ml.risk_scores` enforces it (a model
+the caller's role does not act on answers with an empty list). Reading depression scores is a
+read of psychological data and is audited. The scores prioritise review; they are not diagnoses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+
+from services.api.session import TokenHash, user_session
+
+router = APIRouter(prefix="/risk", tags=["screening models"])
+
+RISK_ROLES = ("counsellor", "school_doctor", "county_officer", "admin")
+MODEL_TEAMS = {"depression": "counselling", "myopia_onset": "school_doctor", "overweight": "school_doctor"}
+
+
+class RiskOut(BaseModel):
+    rank: int
+    student_key: str
+    name: str | None
+    grade: int | None
+    school_id: str
+    model: str
+    version: str
+    score: float
+    scored_at: datetime
+    open_alerts: int
+    """Open alerts of the model's team for this student: already on someone's queue."""
+
+
+@router.get("", response_model=list[RiskOut],
+            summary="students to review first, by a screening model's risk (not a diagnosis)")
+async def ranked(
+    request: Request, token: TokenHash,
+    model: Literal["depression", "myopia_onset", "overweight"],
+    school_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[RiskOut]:
+    """Highest risk first, among the students of the schools I serve that the model scored."""
+    async with user_session(request, token) as session:
+        session.require(*RISK_ROLES)
+        rows = await session.fetch(
+            "SELECT r.student_key, r.school_id, r.model, r.version, r.score, r.scored_at, ro.name, s.grade,"
+            " (SELECT count(*) FROM alerts.alerts a WHERE a.student_key = r.student_key AND a.team = %(team)s"
+            "   AND a.state IN ('open', 'acknowledged', 'in_progress'))::int AS open_alerts"
+            " FROM ml.risk_scores r"
+            " LEFT JOIN roster.students ro ON ro.student_key = r.student_key"
+            " LEFT JOIN archive.students s ON s.student_key = r.student_key"
+            " WHERE r.model = %(model)s AND (%(school)s::text IS NULL OR r.school_id = %(school)s)"
+            " ORDER BY r.score DESC, r.student_key LIMIT %(limit)s",
+            {"model": model, "team": MODEL_TEAMS[model], "school": school_id, "limit": limit})
+        if model == "depression" and rows:
+            async with session.conn.cursor() as cursor:
+                await cursor.executemany(
+                    "INSERT INTO audit.psych_reads (user_id, student_key, school_id, alert_id, what)"
+                    " VALUES ('', %s, %s, NULL, 'risk_scores')",
+                    [(row["student_key"], row["school_id"]) for row in rows])
+        return [RiskOut(rank=position, **row) for position, row in enumerate(rows, start=1)]
