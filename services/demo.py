@@ -320,9 +320,25 @@ def _show_counsellor_queue(settings: Settings, school_id: str, console: Console)
         response.raise_for_status()
         queue = response.json()
         unauthenticated = httpx.get(f"{base}/alerts", timeout=30).status_code
-    console.print(f"  counsellor {user} sees {len(queue)} alert(s) of school {school_id} through the API "
-                  f"(without a token: HTTP {unauthenticated}); the first:")
-    for alert in queue[:5]:
-        student = str(alert.get("student_key"))[:12]
-        console.print(f"    {alert.get('priority')} {alert.get('concern')} student {student}… "
-                      f"state {alert.get('state')}, acknowledge by {alert.get('ack_deadline')}")
+        console.print(f"  counsellor {user} sees {len(queue)} alert(s) of school {school_id} through the API "
+                      f"(without a token: HTTP {unauthenticated}); the first:")
+        for alert in queue[:5]:
+            student = str(alert.get("student_key"))[:12]
+            console.print(f"    {alert.get('priority')} {alert.get('concern')} student {student}… "
+                          f"state {alert.get('state')}, acknowledge by {alert.get('ack_deadline')}")
+        if queue:
+            # The counsellor works the first alert; the finding becomes a depression label at the next training.
+            first = f"{base}/alerts/{queue[0]['alert_id']}"
+            headers = {"Authorization": f"Bearer {token}"}
+            httpx.post(f"{first}/acknowledge", headers=headers, timeout=30).raise_for_status()
+            done = httpx.post(f"{first}/resolve", headers=headers, json={"outcome": "support_in_school"}, timeout=30)
+            done.raise_for_status()
+            console.print(f"  the counsellor acknowledges and resolves the first one: {done.json()['state']}, "
+                          f"outcome {done.json()['outcome']} (a label for the next depression model)")
+        ranking = httpx.get(f"{base}/risk", headers={"Authorization": f"Bearer {token}"},
+                            params={"model": "depression", "limit": 5}, timeout=30)
+        ranking.raise_for_status()
+        console.print("  their review-first list from the depression model (GET /risk, audited):")
+        for row in ranking.json():
+            console.print(f"    {row['rank']}. student {row['student_key'][:12]}… risk {row['score']:.2f} "
+                          f"({row['open_alerts']} open alert(s))")
