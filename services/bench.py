@@ -5,7 +5,9 @@ On the same machine and the same events it measures:
   2. a bare faust-streaming agent that only counts one-event messages (the framework's own rate);
   3. raw binary COPY of the same classified rows into PostgreSQL (the database ceiling);
   4. end to end: batch envelopes produced to Kafka → worker processes → committed archive rows,
-     with CPU seconds per event per worker process and the workers' peak memory.
+     with CPU seconds per event per worker process and the workers' peak memory, and the CPU
+     the Kafka broker, the PostgreSQL cluster, this process and the whole machine used meanwhile
+     (so "other" shows anything else that ran during the measurement).
 Results go to JSON; ratios are printed, so a run on a noisy machine still says where time goes.
 """
 
