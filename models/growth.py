@@ -83,6 +83,8 @@ class GrowthResult:
     sex: Sex
     age_months: float
     bmi: float
+    bmi_display: float
+    """BMI rounded half-up to 1 decimal: the value compared with the WS/T tables."""
     bmi_for_age_z: float | None
     height_for_age_z: float | None
     who_category: WhoCategory
@@ -93,11 +95,6 @@ class GrowthResult:
     flags: tuple[str, ...]
     reference: str = REFERENCE
     rule_version: str = RULE_VERSION
-
-    @property
-    def bmi_display(self) -> float:
-        """BMI rounded half-up to 1 decimal: the value compared with the WS/T tables."""
-        return float(_round_tenth(self.bmi))
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +379,7 @@ def classify_growth(
         sex=sex,
         age_months=age_months,
         bmi=bmi,
+        bmi_display=float(_round_tenth(bmi)),
         bmi_for_age_z=bmi_z,
         height_for_age_z=height_z,
         who_category=who_category,

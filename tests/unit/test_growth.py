@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from datetime import date
 from decimal import Decimal
@@ -218,6 +219,7 @@ def test_bmi_is_compared_at_one_decimal_rounded_half_up() -> None:
     assert with_bmi("male", 75.0, Decimal("16.349")).startswith("normal/")
     result = classify_growth(sex="male", age_months=75.0, height_cm=100.0, weight_kg=16.35)
     assert result.bmi_display == 16.4
+    assert dataclasses.asdict(result)["bmi_display"] == 16.4  # what the API and pages show
 
 
 def test_half_year_groups_are_closed_below_and_open_above() -> None:
