@@ -9,12 +9,12 @@ read of psychological data and is audited. The scores prioritise review; they ar
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
-from services.api.session import TokenHash, user_session
+from services.api.session import Session, TokenHash, user_session
 
 router = APIRouter(prefix="/risk", tags=["screening models"])
 
@@ -47,20 +47,29 @@ async def ranked(
     """Highest risk first, among the students of the schools I serve that the model scored."""
     async with user_session(request, token) as session:
         session.require(*RISK_ROLES)
-        rows = await session.fetch(
-            "SELECT r.student_key, r.school_id, r.model, r.version, r.score, r.scored_at, ro.name, s.grade,"
-            " (SELECT count(*) FROM alerts.alerts a WHERE a.student_key = r.student_key AND a.team = %(team)s"
-            "   AND a.state IN ('open', 'acknowledged', 'in_progress'))::int AS open_alerts"
-            " FROM ml.risk_scores r"
-            " LEFT JOIN roster.students ro ON ro.student_key = r.student_key"
-            " LEFT JOIN archive.students s ON s.student_key = r.student_key"
-            " WHERE r.model = %(model)s AND (%(school)s::text IS NULL OR r.school_id = %(school)s)"
-            " ORDER BY r.score DESC, r.student_key LIMIT %(limit)s",
-            {"model": model, "team": MODEL_TEAMS[model], "school": school_id, "limit": limit})
-        if model == "depression" and rows:
-            async with session.conn.cursor() as cursor:
-                await cursor.executemany(
-                    "INSERT INTO audit.psych_reads (user_id, student_key, school_id, alert_id, what)"
-                    " VALUES ('', %s, %s, NULL, 'risk_scores')",
-                    [(row["student_key"], row["school_id"]) for row in rows])
-        return [RiskOut(rank=position, **row) for position, row in enumerate(rows, start=1)]
+        rows = await ranked_rows(session, model, school_id=school_id, limit=limit)
+        return [RiskOut(**row) for row in rows]
+
+
+async def ranked_rows(session: Session, model: str, *, school_id: str | None = None,
+                      limit: int = 50) -> list[dict[str, Any]]:
+    """The ranking the caller may see (row-level security), highest risk first, its reads audited."""
+    rows = await session.fetch(
+        "SELECT r.student_key, r.school_id, r.model, r.version, r.score, r.scored_at, ro.name, s.grade,"
+        " (SELECT count(*) FROM alerts.alerts a WHERE a.student_key = r.student_key AND a.team = %(team)s"
+        "   AND a.state IN ('open', 'acknowledged', 'in_progress'))::int AS open_alerts"
+        " FROM ml.risk_scores r"
+        " LEFT JOIN roster.students ro ON ro.student_key = r.student_key"
+        " LEFT JOIN archive.students s ON s.student_key = r.student_key"
+        " WHERE r.model = %(model)s AND (%(school)s::text IS NULL OR r.school_id = %(school)s)"
+        " ORDER BY r.score DESC, r.student_key LIMIT %(limit)s",
+        {"model": model, "team": MODEL_TEAMS[model], "school": school_id, "limit": limit})
+    if model == "depression" and rows:
+        async with session.conn.cursor() as cursor:
+            await cursor.executemany(
+                "INSERT INTO audit.psych_reads (user_id, student_key, school_id, alert_id, what)"
+                " VALUES ('', %s, %s, NULL, 'risk_scores')",
+                [(row["student_key"], row["school_id"]) for row in rows])
+    for position, row in enumerate(rows, start=1):
+        row["rank"] = position
+    return rows

@@ -17,7 +17,14 @@ DEFAULT_LANGUAGE = "zh-CN"
 _EN: dict[str, str] = {
     "app": "School health", "skip": "Skip to content", "language": "Language", "logout": "Sign out",
     "signed_in_as": "Signed in as", "nav.screening": "Enter a screening", "nav.import": "Upload a screening day",
-    "nav.followup": "Follow-up list", "nav.queue": "Alert queue",
+    "nav.followup": "Follow-up list", "nav.queue": "Alert queue", "nav.risk": "Review first",
+    "risk.title": "Review first", "risk.empty": "No scores for the students of your schools yet.",
+    "risk.intro": "Students ranked by a screening model's estimated risk at the next screening, to decide whom "
+        "to see first. This is not a diagnosis; never show it to a student or parent as a result.",
+    "risk.model": "Model", "col.rank": "Rank", "col.risk": "Risk", "col.grade": "Grade",
+    "col.open_alerts": "Open alerts", "col.model_version": "Model version",
+    "model.depression": "Positive depression screen next term", "model.myopia_onset": "Myopia onset next year",
+    "model.overweight": "Overweight or obesity next year",
     "login.title": "Sign in", "login.token": "Access token", "login.help":
         "Paste the personal access token your administrator issued (it starts with shk_).",
     "login.submit": "Sign in", "login.failed": "This token is unknown, revoked or its user is disabled.",
@@ -101,7 +108,13 @@ _EN: dict[str, str] = {
 _ZH: dict[str, str] = {
     "app": "学生健康", "skip": "跳到正文", "language": "语言", "logout": "退出",
     "signed_in_as": "当前用户", "nav.screening": "录入筛查", "nav.import": "上传筛查日数据",
-    "nav.followup": "随访名单", "nav.queue": "预警队列",
+    "nav.followup": "随访名单", "nav.queue": "预警队列", "nav.risk": "优先关注",
+    "risk.title": "优先关注", "risk.empty": "您负责学校的学生暂无风险评分。",
+    "risk.intro": "按筛查模型估计的下次筛查风险排序，用于决定先关注哪些学生。这不是诊断，不得作为结果告知学生或家长。",
+    "risk.model": "模型", "col.rank": "排名", "col.risk": "风险", "col.grade": "年级",
+    "col.open_alerts": "未结预警", "col.model_version": "模型版本",
+    "model.depression": "下学期抑郁筛查阳性", "model.myopia_onset": "明年新发近视",
+    "model.overweight": "明年超重或肥胖",
     "login.title": "登录", "login.token": "访问令牌",
     "login.help": "请粘贴管理员发给您的个人访问令牌（以 shk_ 开头）。",
     "login.submit": "登录", "login.failed": "令牌无效、已吊销或用户已停用。",

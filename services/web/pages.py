@@ -38,6 +38,7 @@ from models.pipeline import ProcessedMessages, classify_event
 from models.rules import evaluate_batch
 from models.topics import TOPIC_FOR_FAMILY
 from services.api import alerts as alert_api
+from services.api import risk as risk_api
 from services.api import screenings as screening_api
 from services.api.session import Session, user_session
 from services.importer import BATCH_EVENTS, ImportSummary, Rejected, read_rows
@@ -520,6 +521,20 @@ async def follow_up(request: Request) -> Response:
             return _error(request, session, 403)
         rows = await _queue_rows(session, concerns=FOLLOW_UP_CONCERNS)
         return _page("follow_up.html", _context(request, session, rows=rows))
+
+
+@router.get("/risk", response_class=HTMLResponse)
+async def risk_page(request: Request, model: str | None = None) -> Response:
+    """The review-first list of one screening model (the role's own models; RLS decides the rows)."""
+    async with web_session(request) as session:
+        if session.role not in risk_api.RISK_ROLES:
+            return _error(request, session, 403)
+        own = [name for name, team in risk_api.MODEL_TEAMS.items()
+               if session.role not in ("counsellor", "school_doctor")
+               or team == ("counselling" if session.role == "counsellor" else "school_doctor")]
+        chosen = model if model in own else own[0]
+        rows = await risk_api.ranked_rows(session, chosen, limit=100)
+        return _page("risk.html", _context(request, session, rows=rows, model=chosen, models=own))
 
 
 async def _detail(request: Request, alert_id: uuid.UUID) -> alert_api.AlertDetail:

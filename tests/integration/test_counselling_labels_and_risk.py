@@ -7,6 +7,7 @@ the API and directly under the per-request role.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from services.api.server import serve_in_thread
 from services.seed import seed_archive
 from services.settings import Settings
 from services.users import add_user
+from services.web.pages import SESSION_COOKIE
 from tests.integration.test_alerts_escalation import apply
 from tests.integration.test_alerts_flow import rows_as
 
@@ -150,6 +152,23 @@ def test_risk_rankings_reach_only_the_team_and_schools_that_act_on_them(scored: 
         assert httpx.get(f"{url}/risk", headers=_auth(office), params={"model": "depression"}).status_code == 403
         assert httpx.get(f"{url}/risk", params={"model": "depression"}).status_code == 401
         assert httpx.get(f"{url}/risk", headers=_auth(counsellor), params={"model": "x"}).status_code == 422
+
+        # The same list as a web page (zh-CN by default), with the role's own models only.
+        def page(token: str, **params: str) -> httpx.Response:
+            return httpx.get(f"{url}/web/risk", cookies={SESSION_COOKIE: token}, params=params)
+
+        counsellor_page = page(counsellor)
+        assert counsellor_page.status_code == 200
+        assert re.findall(r'data-student="([0-9a-f]{64})"', counsellor_page.text) == ["a" * 64, "b" * 64]
+        assert 'id="model-depression" href="/web/risk?model=depression" aria-current="page"' in counsellor_page.text
+        assert 'id="model-myopia_onset"' not in counsellor_page.text
+        assert "这不是诊断" in counsellor_page.text
+        # A counsellor asking for a school doctor's model gets their own model's list instead.
+        assert re.findall(r'data-student="([0-9a-f]{64})"', page(counsellor, model="overweight").text) == [
+            "a" * 64, "b" * 64]
+        doctor_page = page(doctor)
+        assert 'data-model="myopia_onset"' in doctor_page.text and 'id="model-depression"' not in doctor_page.text
+        assert page(office).status_code == 403
 
     # Row-level security, not only the endpoint: the same rows directly under the request role.
     query = "SELECT student_key, model FROM ml.risk_scores ORDER BY 1, 2"
