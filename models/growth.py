@@ -127,14 +127,6 @@ class _OverweightRow:
     overweight: _Bounds
     obesity: _Bounds
 
-    @property
-    def overweight_ge(self) -> Decimal:
-        return self.overweight.cut_off
-
-    @property
-    def obesity_ge(self) -> Decimal:
-        return self.obesity.cut_off
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _WastingRow:
@@ -144,14 +136,6 @@ class _WastingRow:
     moderate_severe: _Bounds
     mild: _Bounds
 
-    @property
-    def moderate_severe_le(self) -> Decimal:
-        return self.moderate_severe.cut_off
-
-    @property
-    def mild_le(self) -> Decimal:
-        return self.mild.cut_off
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _StuntingRow:
@@ -159,10 +143,6 @@ class _StuntingRow:
     age_from: float
     age_to: float
     height: _Bounds
-
-    @property
-    def height_le(self) -> Decimal:
-        return self.height.cut_off
 
 
 _Row = TypeVar("_Row", _OverweightRow, _WastingRow, _StuntingRow)
@@ -198,23 +178,17 @@ def who_lms(indicator: Indicator, sex: Sex, age_months: float) -> LMS:
     Raises `OutOfRange` outside 60 <= age_months <= 228.
     """
     _check_sex(sex)
+    _check_who_age(age_months)
+    l, m, s = _interpolated_lms(indicator, sex, age_months)  # noqa: E741
+    return LMS(l=l, m=m, s=s)
+
+
+def _check_who_age(age_months: float) -> None:
     if not (math.isfinite(age_months) and WHO_MIN_AGE_MONTHS <= age_months <= WHO_MAX_AGE_MONTHS):
         raise OutOfRange(
             f"age {age_months:.2f} months is outside the WHO 2007 reference "
             f"({WHO_MIN_AGE_MONTHS}..{WHO_MAX_AGE_MONTHS} months)"
         )
-    table = _who_table(indicator)
-    low_age = math.floor(age_months)
-    low = table[sex, low_age]
-    fraction = age_months - low_age
-    if fraction == 0:
-        return low
-    high = table[sex, low_age + 1]
-    return LMS(
-        l=low.l + fraction * (high.l - low.l),
-        m=low.m + fraction * (high.m - low.m),
-        s=low.s + fraction * (high.s - low.s),
-    )
 
 
 @cache
@@ -240,7 +214,7 @@ def _interpolated_lms(indicator: Indicator, sex: Sex, age_months: float) -> tupl
             low[2] + fraction * (high[2] - low[2]))
 
 
-def _raw_z_of(l: float, m: float, s: float, value: float) -> float:  # noqa: E741
+def _raw_z(l: float, m: float, s: float, value: float) -> float:  # noqa: E741
     if l == 0:
         return math.log(value / m) / s
     return (math.pow(value / m, l) - 1) / (l * s)
@@ -254,7 +228,7 @@ def lms_z(lms: LMS, value: float, *, restricted: bool = False) -> float:
     """
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"measurement must be a positive number, got {value!r}")
-    z = _raw_z(lms, value)
+    z = _raw_z(lms.l, lms.m, lms.s, value)
     if restricted and z > 3:
         sd3 = _sd_curve(lms, 3)
         return 3 + (value - sd3) / (sd3 - _sd_curve(lms, 2))
@@ -315,24 +289,23 @@ def classify_growth(
     bmi_z: float | None = None
     height_z: float | None = None
     who_category: WhoCategory = "not_applicable"
-    if math.isfinite(age_months) and WHO_MIN_AGE_MONTHS <= age_months <= WHO_MAX_AGE_MONTHS:
+    try:
+        _check_who_age(age_months)
+    except OutOfRange as error:
+        reasons.append(f"WHO 2007: {error}")
+    else:
         bmi_l, bmi_m, bmi_s = _interpolated_lms("bmi", sex, age_months)
         height_l, height_m, height_s = _interpolated_lms("height", sex, age_months)
-        raw_bmi_z = _raw_z_of(bmi_l, bmi_m, bmi_s, bmi)
+        raw_bmi_z = _raw_z(bmi_l, bmi_m, bmi_s, bmi)
         if abs(raw_bmi_z) > 3:  # beyond +-3 SD: WHO's restricted adjustment
             raw_bmi_z = lms_z(LMS(l=bmi_l, m=bmi_m, s=bmi_s), bmi, restricted=True)
         bmi_z = _round_z(raw_bmi_z)
-        height_z = _round_z(_raw_z_of(height_l, height_m, height_s, height_cm))
+        height_z = _round_z(_raw_z(height_l, height_m, height_s, height_cm))
         who_category = who_bmi_category(bmi_z)
         if abs(bmi_z) > 5:
             flags.append("implausible_bmi_for_age_z")
         if abs(height_z) > 6:
             flags.append("implausible_height_for_age_z")
-    else:
-        reasons.append(
-            f"WHO 2007: age {age_months:.2f} months is outside the WHO 2007 reference "
-            f"({WHO_MIN_AGE_MONTHS}..{WHO_MAX_AGE_MONTHS} months)"
-        )
 
     # The tables are compared at their precision, rounded half-up to one decimal; each row
     # holds its cut-offs as the float bounds that make the comparison exact (see _Bounds).
@@ -402,12 +375,6 @@ def who_bmi_category(bmi_for_age_z: float) -> WhoCategory:
     if bmi_for_age_z > 1:
         return "overweight"
     return "normal"
-
-
-def _raw_z(lms: LMS, value: float) -> float:
-    if lms.l == 0:
-        return math.log(value / lms.m) / lms.s
-    return (math.pow(value / lms.m, lms.l) - 1) / (lms.l * lms.s)
 
 
 def _sd_curve(lms: LMS, z: float) -> float:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -318,6 +319,10 @@ def _depression_eligible(history: StudentHistory, origin_year: int) -> bool:
     )
 
 
+def _from_screening(history: StudentHistory, origin_year: int) -> str:
+    return "screening"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Task:
     """One screening model: its label, who is eligible, and the generator's matching truth column."""
@@ -328,8 +333,8 @@ class Task:
     label: Callable[[StudentHistory, int], bool | None]
     eligible: Callable[[StudentHistory, int], bool]
     truth_column: str
-    label_source: Callable[[StudentHistory, int], str] | None = None
-    """Where a sample's label came from, for tasks with more than one source (default: screening)."""
+    label_source: Callable[[StudentHistory, int], str] = _from_screening
+    """Where a sample's label came from, for tasks with more than one source."""
 
 
 TASKS: Final[tuple[Task, ...]] = (
@@ -549,7 +554,7 @@ class SampleSet:
     origin_years: npt.NDArray[np.int64]
     groups: Mapping[str, tuple[str, ...]]
     label_sources: tuple[str, ...] = ()
-    """Per row, where its label came from (empty: all from the screening)."""
+    """Per labelled row, where its label came from (empty for rows to score)."""
 
     def __len__(self) -> int:
         return len(self.student_keys)
@@ -568,12 +573,7 @@ class SampleSet:
 
     def label_source_counts(self) -> dict[str, int]:
         """How many rows took their label from each source."""
-        if not self.label_sources:
-            return {"screening": len(self)} if len(self) else {}
-        counts: dict[str, int] = {}
-        for source in self.label_sources:
-            counts[source] = counts.get(source, 0) + 1
-        return counts
+        return dict(Counter(self.label_sources))
 
 
 def _group_values(history: StudentHistory, origin_year: int, urban: float) -> dict[str, str]:
@@ -623,7 +623,7 @@ def build_samples(
             labels.append(label)
             keys.append(history.student_key)
             row_years.append(year)
-            if labelled and task.label_source is not None:
+            if labelled:
                 sources.append(task.label_source(history, year))
             for name, value in _group_values(history, year, row[urban_index]).items():
                 groups[name].append(value)

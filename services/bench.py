@@ -36,7 +36,7 @@ from services.archive import GROWTH, growth_row
 from services.importer import BATCH_EVENTS
 from services.migrate import migrate
 from services.settings import Settings
-from services.stack import Postgres, bootstrap_database
+from services.stack import Kafka, Postgres, bootstrap_database
 from services.topics import create_topics
 from services.worker import stop_processes
 
@@ -70,14 +70,14 @@ def make_events(count: int, *, seed: int = 1, schools: int = 64) -> list[BmiScre
     return events
 
 
-def _proc_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
 def _proc_fields(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name: fields[11] utime, [12] stime, [13] cutime, [14] cstime."""
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    fields = _proc_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _server_cpu_seconds(settings: Settings) -> dict[str, float]:
@@ -88,7 +88,7 @@ def _server_cpu_seconds(settings: Settings) -> dict[str, float]:
     """
     ticks = os.sysconf("SC_CLK_TCK")
     result: dict[str, float] = {}
-    kafka_pid = Path(settings.state_dir / "kafka" / "kafka.pid")
+    kafka_pid = Kafka(settings).pid_file
     if kafka_pid.exists():
         result["kafka"] = _proc_cpu_seconds(int(kafka_pid.read_text().strip()))
     postmaster_file = Postgres(settings).data / "postmaster.pid"

@@ -315,8 +315,9 @@ def _show_counsellor_queue(settings: Settings, school_id: str, console: Console)
 
     user = f"demo-counsellor-{school_id}-{int(time.time())}"
     token = add_user(settings, user, "counsellor", schools=[school_id])
+    headers = {"Authorization": f"Bearer {token}"}
     with serve_in_thread(create_api(settings)) as base:
-        response = httpx.get(f"{base}/alerts", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        response = httpx.get(f"{base}/alerts", headers=headers, timeout=30)
         response.raise_for_status()
         queue = response.json()
         unauthenticated = httpx.get(f"{base}/alerts", timeout=30).status_code
@@ -329,14 +330,12 @@ def _show_counsellor_queue(settings: Settings, school_id: str, console: Console)
         if queue:
             # The counsellor works the first alert; the finding becomes a depression label at the next training.
             first = f"{base}/alerts/{queue[0]['alert_id']}"
-            headers = {"Authorization": f"Bearer {token}"}
             httpx.post(f"{first}/acknowledge", headers=headers, timeout=30).raise_for_status()
             done = httpx.post(f"{first}/resolve", headers=headers, json={"outcome": "support_in_school"}, timeout=30)
             done.raise_for_status()
             console.print(f"  the counsellor acknowledges and resolves the first one: {done.json()['state']}, "
                           f"outcome {done.json()['outcome']} (a label for the next depression model)")
-        ranking = httpx.get(f"{base}/risk", headers={"Authorization": f"Bearer {token}"},
-                            params={"model": "depression", "limit": 5}, timeout=30)
+        ranking = httpx.get(f"{base}/risk", headers=headers, params={"model": "depression", "limit": 5}, timeout=30)
         ranking.raise_for_status()
         console.print("  their review-first list from the depression model (GET /risk, audited):")
         for row in ranking.json():

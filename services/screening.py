@@ -356,17 +356,9 @@ def train_task(
         model_on_true_risk_rows=model_on_truth,
         sha256=digest,
         limitations=LIMITATIONS,
-        label_sources=_merged_counts(train.label_source_counts(), test.label_source_counts()),
+        label_sources=samples.label_source_counts(),  # the train and test rows together
     )
     return TrainedModel(task=task, model=model, card=card, artifact=artifact, sha256=digest)
-
-
-def _merged_counts(*counts: Mapping[str, int]) -> dict[str, int]:
-    merged: dict[str, int] = {}
-    for part in counts:
-        for source, count in part.items():
-            merged[source] = merged.get(source, 0) + count
-    return merged
 
 
 def build_training_sets(settings: Settings) -> dict[str, SampleSet]:
@@ -394,7 +386,7 @@ def _concatenate(sets: Sequence[SampleSet]) -> SampleSet:
         student_keys=tuple(k for s in sets for k in s.student_keys),
         origin_years=np.concatenate([s.origin_years for s in sets]),
         groups={name: tuple(v for s in sets for v in s.groups[name]) for name in sets[0].groups},
-        label_sources=tuple(source for s in sets for source in (s.label_sources or ("screening",) * len(s))),
+        label_sources=tuple(source for s in sets for source in s.label_sources),
     )
 
 

@@ -90,12 +90,8 @@ def _alert(row: dict[str, Any], now: datetime) -> AlertOut:
 
 async def audit_reads(session: Session, rows: list[dict[str, Any]], what: str) -> None:
     """Write one audit row per counselling alert (psychological data) in `rows`, in this transaction."""
-    psych = [(r["student_key"], r["school_id"], r["alert_id"], what) for r in rows if r["team"] == "counselling"]
-    if psych:
-        async with session.conn.cursor() as cursor:
-            await cursor.executemany(
-                "INSERT INTO audit.psych_reads (user_id, student_key, school_id, alert_id, what)"
-                " VALUES ('', %s, %s, %s, %s)", psych)
+    await session.audit_psych_reads(
+        [(r["student_key"], r["school_id"], r["alert_id"]) for r in rows if r["team"] == "counselling"], what)
 
 
 @router.get("", response_model=list[AlertOut], summary="my queue, most urgent first")

@@ -20,6 +20,14 @@ router = APIRouter(prefix="/risk", tags=["screening models"])
 
 RISK_ROLES = ("counsellor", "school_doctor", "county_officer", "admin")
 MODEL_TEAMS = {"depression": "counselling", "myopia_onset": "school_doctor", "overweight": "school_doctor"}
+# The team each role acts for; county officers and admins see every team's models.
+_ROLE_TEAMS = {"counsellor": "counselling", "school_doctor": "school_doctor"}
+
+
+def models_for(role: str) -> list[str]:
+    """The models whose rankings a role acts on, in a fixed order (row-level security still decides rows)."""
+    team = _ROLE_TEAMS.get(role)
+    return [name for name, model_team in MODEL_TEAMS.items() if team is None or model_team == team]
 
 
 class RiskOut(BaseModel):
@@ -64,12 +72,8 @@ async def ranked_rows(session: Session, model: str, *, school_id: str | None = N
         " WHERE r.model = %(model)s AND (%(school)s::text IS NULL OR r.school_id = %(school)s)"
         " ORDER BY r.score DESC, r.student_key LIMIT %(limit)s",
         {"model": model, "team": MODEL_TEAMS[model], "school": school_id, "limit": limit})
-    if model == "depression" and rows:
-        async with session.conn.cursor() as cursor:
-            await cursor.executemany(
-                "INSERT INTO audit.psych_reads (user_id, student_key, school_id, alert_id, what)"
-                " VALUES ('', %s, %s, NULL, 'risk_scores')",
-                [(row["student_key"], row["school_id"]) for row in rows])
+    if model == "depression":
+        await session.audit_psych_reads([(row["student_key"], row["school_id"], None) for row in rows], "risk_scores")
     for position, row in enumerate(rows, start=1):
         row["rank"] = position
     return rows

@@ -9,10 +9,11 @@ decided by the database, not only by this code.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
+from uuid import UUID
 
 import psycopg
 from fastapi import Depends, HTTPException, Request, status
@@ -49,6 +50,17 @@ class Session:
     async def fetch_one(self, query: str | sql.Composable, params: Any = None) -> dict[str, Any] | None:
         rows = await self.fetch(query, params)
         return rows[0] if rows else None
+
+    async def audit_psych_reads(self, reads: Sequence[tuple[str, str, UUID | None]], what: str) -> None:
+        """One `audit.psych_reads` row per (student key, school, alert or None) read, in this transaction.
+
+        The table's trigger stamps the authenticated user; rows can be added, never changed.
+        """
+        if reads:
+            async with self.conn.cursor() as cursor:
+                await cursor.executemany(
+                    "INSERT INTO audit.psych_reads (user_id, student_key, school_id, alert_id, what)"
+                    " VALUES ('', %s, %s, %s, %s)", [(*read, what) for read in reads])
 
     def require(self, *roles: str) -> None:
         if self.role not in roles:

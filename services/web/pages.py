@@ -529,9 +529,7 @@ async def risk_page(request: Request, model: str | None = None) -> Response:
     async with web_session(request) as session:
         if session.role not in risk_api.RISK_ROLES:
             return _error(request, session, 403)
-        own = [name for name, team in risk_api.MODEL_TEAMS.items()
-               if session.role not in ("counsellor", "school_doctor")
-               or team == ("counselling" if session.role == "counsellor" else "school_doctor")]
+        own = risk_api.models_for(session.role)
         chosen = model if model in own else own[0]
         rows = await risk_api.ranked_rows(session, chosen, limit=100)
         return _page("risk.html", _context(request, session, rows=rows, model=chosen, models=own))

@@ -48,9 +48,8 @@ def _depression_samples(settings: Settings) -> dict[tuple[str, int], tuple[bool,
     from services.screening import build_training_sets
 
     samples = build_training_sets(settings)["depression"]
-    sources = samples.label_sources or ("screening",) * len(samples)
     return {(key, int(year)): (bool(label), source) for key, year, label, source
-            in zip(samples.student_keys, samples.origin_years, samples.labels, sources, strict=True)}
+            in zip(samples.student_keys, samples.origin_years, samples.labels, samples.label_sources, strict=True)}
 
 
 def test_closed_counselling_alerts_become_depression_labels(isolated: Settings, tmp_path: Path) -> None:
