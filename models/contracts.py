@@ -261,13 +261,16 @@ class _EventBase(_Frozen):
             )
         return value
 
-    @model_validator(mode="after")
-    def _not_superseding_itself(self) -> Self:
-        if self.supersedes is not None and self.supersedes == self.event_id:
+    # A field validator, not a model one: it runs only for events that carry `supersedes` (few),
+    # where a model validator would cost every event a call into Python.
+    @field_validator("supersedes")
+    @classmethod
+    def _not_superseding_itself(cls, value: UUID | None, info: ValidationInfo) -> UUID | None:
+        if value is not None and value == info.data.get("event_id"):
             raise PydanticCustomError(
                 "supersedes_itself", "an event cannot supersede itself", {"field": "supersedes"}
             )
-        return self
+        return value
 
 
 class HealthRecord(_EventBase):

@@ -29,12 +29,12 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 from typing import Any, Literal, TypeVar
 
-from models.types import SEXES, Sex
+from models.types import SEXES, Sex, positional_builder
 
 RULE_VERSION = "growth-1"
 REFERENCE = "WHO2007;WS/T586-2018;WS/T456-2014;WS/T456-2014-stunting-UNVERIFIED"
@@ -60,7 +60,6 @@ WastingCategory = Literal["normal", "mild", "moderate_severe", "not_applicable"]
 StuntingCategory = Literal["normal", "stunting", "not_applicable"]
 
 _REFERENCE_PACKAGE = "models.reference"
-_TENTH = Decimal("0.1")
 
 
 class OutOfRange(ValueError):
@@ -97,12 +96,16 @@ class GrowthResult:
     rule_version: str = RULE_VERSION
 
 
+# In field order; classify_growth builds one per measurement (see `positional_builder`).
+_growth_result = positional_builder(GrowthResult)
+
+
 @dataclass(frozen=True, slots=True)
 class _Bounds:
     """A table cut-off T (one decimal) as the float bounds of "x rounded half-up to 0.1" tests.
 
     round_half_up(x, 0.1) >= T exactly when x >= T - 0.05, and <= T exactly when x < T + 0.05,
-    where x is the shortest decimal that round-trips the float (what `_round_tenth` rounds).
+    where x is the shortest decimal that round-trips the float (what `_display_tenth` rounds).
     Rounding to the nearest float is monotonic and maps that decimal back to the float itself,
     so comparing the float with the float nearest T -/+ 0.05 gives the same answer, without
     building a Decimal per measurement (`tests/unit/test_growth.py` checks the equivalence).
@@ -348,20 +351,9 @@ def classify_growth(
     else:
         stunting_category = "normal"
 
-    return GrowthResult(
-        sex=sex,
-        age_months=age_months,
-        bmi=bmi,
-        bmi_display=float(_round_tenth(bmi)),
-        bmi_for_age_z=bmi_z,
-        height_for_age_z=height_z,
-        who_category=who_category,
-        wst586=wst586,
-        wst456_wasting=wasting_category,
-        wst456_stunting=stunting_category,
-        not_applicable_reasons=tuple(reasons),
-        flags=tuple(flags),
-    )
+    return _growth_result(sex, age_months, bmi, _display_tenth(bmi), bmi_z, height_z, who_category, wst586,
+                          wasting_category, stunting_category, tuple(reasons), tuple(flags), REFERENCE,
+                          RULE_VERSION)
 
 
 def who_bmi_category(bmi_for_age_z: float) -> WhoCategory:
@@ -391,9 +383,21 @@ def _round_z(z: float) -> float:
     return round(z, 2) + 0.0
 
 
-def _round_tenth(value: float) -> Decimal:
-    # repr gives the shortest decimal that round-trips, i.e. the number as the user wrote it.
-    return Decimal(repr(value)).quantize(_TENTH, rounding=ROUND_HALF_UP)
+def _display_tenth(value: float) -> float:
+    """A positive value rounded half-up to one decimal, as the WS/T tables are compared.
+
+    The rounding is of the shortest decimal that round-trips the float (the number as the user
+    wrote it), exactly as ``float(Decimal(repr(value)).quantize(Decimal("0.1"), ROUND_HALF_UP))``,
+    without a Decimal: by the argument of `_Bounds`, it rounds to at least k/10 exactly when
+    value >= float((2k - 1) / 20), and Python's int division rounds (2k - 1) / 20 and k / 10
+    correctly. `tests/unit/test_growth.py` checks it against the Decimal rounding.
+    """
+    tenths = int(value * 10 + 0.5)  # the candidate; the float product may be one off
+    while value < (2 * tenths - 1) / 20:
+        tenths -= 1
+    while value >= (2 * tenths + 1) / 20:
+        tenths += 1
+    return tenths / 10
 
 
 def _check_sex(sex: str) -> None:

@@ -6,7 +6,7 @@ import csv
 import dataclasses
 import math
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from importlib import resources
 from typing import Any
 
@@ -328,9 +328,14 @@ def _neighbours(value: float, steps: int = 3) -> list[float]:
     return found
 
 
+def _round_tenth(value: float) -> Decimal:
+    # The definition: the number as written (shortest round-trip repr), rounded half-up.
+    return Decimal(repr(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
 @pytest.mark.parametrize("text", _cut_offs())
 def test_float_bounds_decide_exactly_as_decimal_rounding(text: str) -> None:
-    from models.growth import _Bounds, _round_tenth
+    from models.growth import _Bounds
 
     bounds = _Bounds.of(text)
     cut_off = Decimal(text)
@@ -347,7 +352,7 @@ def test_float_bounds_decide_exactly_as_decimal_rounding(text: str) -> None:
 
 def test_float_bounds_agree_with_decimal_rounding_on_bmi_arithmetic() -> None:
     # BMIs as the classifier computes them from measurements with one decimal.
-    from models.growth import _Bounds, _round_tenth
+    from models.growth import _Bounds
 
     bounds = [_Bounds.of(text) for text in _cut_offs()]
     for height_tenths in range(1000, 1900, 7):
@@ -357,3 +362,16 @@ def test_float_bounds_agree_with_decimal_rounding_on_bmi_arithmetic() -> None:
             for bound in bounds:
                 assert (bmi >= bound.rounds_ge) == (rounded >= bound.cut_off)
                 assert (bmi < bound.rounds_le) == (rounded <= bound.cut_off)
+
+
+def test_displayed_bmi_is_the_decimal_half_up_rounding() -> None:
+    from models.growth import _display_tenth
+
+    values: list[float] = []
+    for tenths in range(1, 3000):  # every half-way point 0.05 .. 299.95 and its float neighbours
+        values += _neighbours(float(Decimal(tenths) / 10 - Decimal("0.05")), steps=3)
+    for height_tenths in range(1000, 1900, 7):  # BMIs as the classifier computes them
+        for weight_tenths in range(150, 900, 3):
+            values.append((weight_tenths / 10) / (height_tenths / 1000) ** 2)
+    for value in values:
+        assert _display_tenth(value) == float(_round_tenth(value)), repr(value)
