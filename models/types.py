@@ -27,11 +27,11 @@ StudentKey = NewType("StudentKey", str)
 def positional_builder(cls: type[T]) -> Callable[..., T]:
     """A constructor taking a frozen, slotted dataclass's fields positionally, in declaration order.
 
-    A frozen dataclass's generated ``__init__`` sets each field through ``object.__setattr__``,
-    which is most of the cost of building a wide result: 15 fields take about three times as long
-    as setting the slots directly, as this does. Only for results built once per event on the
-    worker's hot path; everywhere else the keyword constructor reads better. There is no
-    ``__post_init__`` to skip: the helper refuses classes that have one.
+    A frozen dataclass's generated ``__init__`` sets each field through ``object.__setattr__``
+    and takes its arguments by keyword; setting the slots directly builds a 15-field growth result
+    in about two thirds of the time (2.0 against 2.9 µs here). Only for results built once per
+    event or alert on the worker's hot path; everywhere else the keyword constructor reads better.
+    There is no ``__post_init__`` to skip: the helper refuses classes that have one.
     """
     if getattr(cls, "__post_init__", None) is not None or not hasattr(cls, "__slots__"):
         raise TypeError(f"{cls.__name__} must be a slotted dataclass without __post_init__")
