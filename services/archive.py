@@ -177,7 +177,7 @@ class ArchiveWriter:
         self._max_backoff = max_backoff
         self._sleep = sleep
         self.retries = 0
-        self.redelivered_batches = 0
+        self.conflict_fallbacks = 0  # inserts (one per table and batch) redone with ON CONFLICT
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         if self._connection is None or self._connection.closed:
@@ -263,5 +263,5 @@ class ArchiveWriter:
             except psycopg.errors.UniqueViolation:
                 # Redelivered after a crash, or a repeat inside the batch: the savepoint is rolled
                 # back and the same rows go in again, those already stored skipped.
-                self.redelivered_batches += 1
+                self.conflict_fallbacks += 1
                 await cursor.execute(sql.SQL("{} ON CONFLICT {} DO NOTHING").format(insert, sql.SQL(table.conflict)))

@@ -31,16 +31,16 @@ def test_new_batches_take_the_plain_insert_and_repeats_are_stored_once(isolated:
         try:
             await writer.write(_batch(list(range(0, 100))), [])
             await writer.write(_batch(list(range(100, 200))), [])
-            assert writer.redelivered_batches == 0  # new rows only: no fallback
+            assert writer.conflict_fallbacks == 0  # new rows only: no fallback
             # Redelivered: half already stored, half new; then a batch repeating one event in itself.
             await writer.write(_batch(list(range(150, 250))), [])
             await writer.write(_batch([300, 300, 301]), [])
-            return writer.redelivered_batches
+            return writer.conflict_fallbacks
         finally:
             await writer.close()
 
     fallbacks = asyncio.run(scenario())
-    # Two tables per repeating batch took the ON CONFLICT path; nothing else did.
+    # Both tables of the two repeating batches took the ON CONFLICT path; nothing else did.
     assert fallbacks == 4
     for table in ("archive.growth_screenings", "archive.vision_screenings"):
         assert count(settings, f"SELECT count(*) FROM {table}") == 252
