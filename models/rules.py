@@ -130,6 +130,10 @@ RULES: Final[tuple[Rule, ...]] = (
 _RULE_BY_KEY: Final[Mapping[tuple[str, int], Rule]] = {(rule.id, rule.version): rule for rule in RULES}
 
 
+# The `schema` member of an alert on the ``intervention-alerts`` topic: written and checked here.
+_ALERT_SCHEMA: Final[dict[str, str | int]] = {"family": "intervention-alert", "version": 1}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlertCandidate:
     """What a rule raised for one screening: the message on the ``intervention-alerts`` topic.
@@ -156,7 +160,7 @@ class AlertCandidate:
     @property
     def wire_schema(self) -> dict[str, str | int]:
         """The ``schema`` member each alert carries on the ``intervention-alerts`` topic."""
-        return {"family": "intervention-alert", "version": 1}
+        return dict(_ALERT_SCHEMA)
 
 
 # In field order (see `positional_builder`): a busy screening day raises thousands of alerts.
@@ -265,6 +269,7 @@ class InvalidAlertMessage(ValueError):
 
 
 ALERT_BATCH_FAMILY: Final = "intervention-alert-batch"
+_ALERT_BATCH_SCHEMA: Final[dict[str, str | int]] = {"family": ALERT_BATCH_FAMILY, "version": 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +279,7 @@ class _AlertBatch:
     @computed_field(alias="schema")  # type: ignore[prop-decorator]  # pydantic reads the property
     @property
     def wire_schema(self) -> dict[str, str | int]:
-        return {"family": ALERT_BATCH_FAMILY, "version": 1}
+        return dict(_ALERT_BATCH_SCHEMA)
 
 
 # pydantic's serializer writes the dataclasses (UUIDs, dates, times and all) in one native pass:
@@ -312,7 +317,7 @@ def decode_alert_messages(payload: bytes | str) -> tuple[list[AlertCandidate], l
         data = json.loads(payload)
     except ValueError:
         return [], [InvalidAlertMessage("not JSON")]
-    if isinstance(data, dict) and data.get("schema") == {"family": ALERT_BATCH_FAMILY, "version": 1}:
+    if isinstance(data, dict) and data.get("schema") == _ALERT_BATCH_SCHEMA:
         members = data.get("alerts")
         if not isinstance(members, list):
             return [], [InvalidAlertMessage("alert batch without an alerts list")]
@@ -330,7 +335,7 @@ def decode_alert_messages(payload: bytes | str) -> tuple[list[AlertCandidate], l
 
 def _candidate_from(data: Any) -> AlertCandidate:
     try:
-        if data["schema"] != {"family": "intervention-alert", "version": 1}:
+        if data["schema"] != _ALERT_SCHEMA:
             raise InvalidAlertMessage("not an intervention-alert v1 message")
         rule = _RULE_BY_KEY.get((data["rule_id"], data["rule_version"]))
         if rule is None:
