@@ -13,7 +13,8 @@ reports WS/T 586 / WS/T 456 while international comparison uses WHO z-scores:
 * **WS/T 586-2018** (overweight/obesity, BMI >= cut-off) and **WS/T 456-2014** (wasting,
   BMI <= cut-off; stunting, height <= cut-off), in half-year age groups ``[from, to)``.
   BMI and height are compared at the tables' precision: rounded half-up to one decimal
-  (so 16.949 compares as 16.9 and 16.95 as 17.0). The stunting table comes from a single
+  (so 16.949 compares as 16.9 and 16.95 as 17.0), BMI computed exactly from the recorded
+  decimals (`bmi_tenths`), never from a binary floating-point quotient. The stunting table comes from a single
   unverified transcription; the result's `reference` says so.
 
 Ages outside a reference's range never produce a number: the indicator is
@@ -30,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from fractions import Fraction
 from functools import cache
 from importlib import resources
 from typing import Any, Literal, TypeVar
@@ -100,35 +102,14 @@ class GrowthResult:
 _growth_result = positional_builder(GrowthResult)
 
 
-@dataclass(frozen=True, slots=True)
-class _Bounds:
-    """A table cut-off T (one decimal) as the float bounds of "x rounded half-up to 0.1" tests.
-
-    round_half_up(x, 0.1) >= T exactly when x >= T - 0.05, and <= T exactly when x < T + 0.05,
-    where x is the shortest decimal that round-trips the float (what `_display_tenth` rounds).
-    Rounding to the nearest float is monotonic and maps that decimal back to the float itself,
-    so comparing the float with the float nearest T -/+ 0.05 gives the same answer, without
-    building a Decimal per measurement (`tests/unit/test_growth.py` checks the equivalence).
-    """
-
-    cut_off: Decimal
-    rounds_ge: float
-    rounds_le: float
-
-    @classmethod
-    def of(cls, text: str) -> _Bounds:
-        cut_off = Decimal(text)
-        half = Decimal("0.05")
-        return cls(cut_off=cut_off, rounds_ge=float(cut_off - half), rounds_le=float(cut_off + half))
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _OverweightRow:
     sex: Sex
     age_from: float
     age_to: float
-    overweight: _Bounds
-    obesity: _Bounds
+    overweight: int
+    """Cut-offs in tenths of the table's unit (16.4 kg/m² is 164), compared with `bmi_tenths`."""
+    obesity: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,8 +117,8 @@ class _WastingRow:
     sex: Sex
     age_from: float
     age_to: float
-    moderate_severe: _Bounds
-    mild: _Bounds
+    moderate_severe: int
+    mild: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,7 +126,7 @@ class _StuntingRow:
     sex: Sex
     age_from: float
     age_to: float
-    height: _Bounds
+    height: int
 
 
 _Row = TypeVar("_Row", _OverweightRow, _WastingRow, _StuntingRow)
@@ -173,6 +154,69 @@ def completed_months(birth_date: date, measured_on: date) -> int:
     if months < 0:
         raise ValueError(f"measured_on {measured_on} is before birth_date {birth_date}")
     return months
+
+
+def recorded_tenths(value: float) -> int:
+    """A measurement as written, rounded half-up to one decimal, as an integer count of tenths.
+
+    "As written" is the shortest decimal that round-trips the float (``repr``): 60.8 is 608
+    tenths, 106.35 rounds to 1064. Values recorded to one decimal, as school screenings record
+    them, take an integer fast path; others are rounded exactly through `fractions.Fraction`.
+    """
+    if not math.isfinite(value):
+        raise ValueError(f"measurement must be finite, got {value!r}")
+    tenths = round(value * 10)
+    if tenths / 10 == value:  # the float is the correctly rounded k/10: recorded as k tenths
+        return tenths
+    return math.floor(_recorded(value) * 10 + _HALF)
+
+
+def exact_bmi(height_cm: float, weight_kg: float) -> Fraction:
+    """BMI in kg/m² as an exact fraction of the recorded decimals: weight / (height / 100)²."""
+    height, weight = _recorded(height_cm), _recorded(weight_kg)
+    if height <= 0 or weight <= 0:
+        raise ValueError(f"height and weight must be positive, got {height_cm!r} cm, {weight_kg!r} kg")
+    return weight * 10_000 / (height * height)
+
+
+def bmi_tenths(height_cm: float, weight_kg: float) -> int:
+    """BMI rounded half-up to 0.1 kg/m², in integer tenths (23.75 is 238): the value the WS/T
+    tables (586-2018, 456-2014) and the national fitness standard compare at their precision.
+
+    Computed exactly from the recorded decimals: binary floating point gives 23.749999999999993
+    for 60.8 kg at 160.0 cm, which is exactly 23.75 and rounds to 23.8. With both values on the
+    0.1 grid (h and w tenths of a cm and a kg) BMI * 10 = w * 10^6 / h², and rounding half-up is
+    one integer floor division; other values go through `exact_bmi`.
+    """
+    if not (math.isfinite(height_cm) and math.isfinite(weight_kg)):
+        raise ValueError(f"height and weight must be finite, got {height_cm!r} cm, {weight_kg!r} kg")
+    height, weight = round(height_cm * 10), round(weight_kg * 10)
+    if height / 10 == height_cm and weight / 10 == weight_kg and height > 0 and weight > 0:
+        square = height * height
+        return (2_000_000 * weight + square) // (2 * square)
+    return math.floor(exact_bmi(height_cm, weight_kg) * 10 + _HALF)
+
+
+def bmi_rounded(height_cm: float, weight_kg: float) -> Decimal:
+    """BMI rounded half-up to one decimal, as a Decimal (``Decimal("23.8")``): see `bmi_tenths`."""
+    return Decimal(bmi_tenths(height_cm, weight_kg)).scaleb(-1)
+
+
+_HALF = Fraction(1, 2)
+
+
+def _recorded(value: float) -> Fraction:
+    if not math.isfinite(value):
+        raise ValueError(f"measurement must be finite, got {value!r}")
+    return Fraction(Decimal(repr(value)))
+
+
+def _table_tenths(text: str) -> int:
+    """A cut-off printed with one decimal ("16.4") as integer tenths (164), refusing any other."""
+    tenths = Decimal(text) * 10
+    if tenths != tenths.to_integral_value():
+        raise ValueError(f"reference cut-off {text!r} has more than one decimal")
+    return int(tenths)
 
 
 def who_lms(indicator: Indicator, sex: Sex, age_months: float) -> LMS:
@@ -284,7 +328,8 @@ def classify_growth(
     if calendar_months is not None and calendar_months < 0:
         raise ValueError(f"calendar_months must be >= 0, got {calendar_months}")
 
-    bmi = weight_kg / (height_cm / 100) ** 2
+    bmi = weight_kg / (height_cm / 100) ** 2  # unrounded, for WHO's z-scores
+    bmi_t = bmi_tenths(height_cm, weight_kg)  # exact, rounded half-up: for the WS/T tables
     age_years = age_months / 12 if calendar_months is None else calendar_months / 12
     reasons: list[str] = []
     flags: list[str] = []
@@ -310,15 +355,15 @@ def classify_growth(
         if abs(height_z) > 6:
             flags.append("implausible_height_for_age_z")
 
-    # The tables are compared at their precision, rounded half-up to one decimal; each row
-    # holds its cut-offs as the float bounds that make the comparison exact (see _Bounds).
+    # The tables are compared at their precision: the exact BMI and the recorded height rounded
+    # half-up to one decimal, in integer tenths, against cut-offs in integer tenths.
     wst586: Wst586Category = "not_applicable"
     overweight = _find_row(_overweight_table(), sex, age_years)
     if overweight is None:
         reasons.append(f"WS/T 586-2018: age {age_years:.2f} years is outside {_years_range(WST586_AGE_RANGE_YEARS)}")
-    elif bmi >= overweight.obesity.rounds_ge:
+    elif bmi_t >= overweight.obesity:
         wst586 = "obesity"
-    elif bmi >= overweight.overweight.rounds_ge:
+    elif bmi_t >= overweight.overweight:
         wst586 = "overweight"
     else:
         wst586 = "normal"
@@ -329,9 +374,9 @@ def classify_growth(
         reasons.append(
             f"WS/T 456-2014 wasting: age {age_years:.2f} years is outside {_years_range(WST456_AGE_RANGE_YEARS)}"
         )
-    elif bmi < wasting.moderate_severe.rounds_le:
+    elif bmi_t <= wasting.moderate_severe:
         wasting_category = "moderate_severe"
-    elif bmi < wasting.mild.rounds_le:
+    elif bmi_t <= wasting.mild:
         wasting_category = "mild"
     else:
         wasting_category = "normal"
@@ -346,12 +391,12 @@ def classify_growth(
                 f"WS/T 456-2014 stunting: age {age_years:.2f} years is outside "
                 f"{_years_range((WST456_AGE_RANGE_YEARS[0], 17.5))} (unverified table)"
             )
-    elif height_cm < stunting.height.rounds_le:
+    elif recorded_tenths(height_cm) <= stunting.height:
         stunting_category = "stunting"
     else:
         stunting_category = "normal"
 
-    return _growth_result(sex, age_months, bmi, _display_tenth(bmi), bmi_z, height_z, who_category, wst586,
+    return _growth_result(sex, age_months, bmi, bmi_t / 10, bmi_z, height_z, who_category, wst586,
                           wasting_category, stunting_category, tuple(reasons), tuple(flags), REFERENCE,
                           RULE_VERSION)
 
@@ -381,23 +426,6 @@ def _sd_curve(lms: LMS, z: float) -> float:
 def _round_z(z: float) -> float:
     # Adding 0.0 turns a rounded -0.0 into 0.0.
     return round(z, 2) + 0.0
-
-
-def _display_tenth(value: float) -> float:
-    """A positive value rounded half-up to one decimal, as the WS/T tables are compared.
-
-    The rounding is of the shortest decimal that round-trips the float (the number as the user
-    wrote it), exactly as ``float(Decimal(repr(value)).quantize(Decimal("0.1"), ROUND_HALF_UP))``,
-    without a Decimal: by the argument of `_Bounds`, it rounds to at least k/10 exactly when
-    value >= float((2k - 1) / 20), and Python's int division rounds (2k - 1) / 20 and k / 10
-    correctly. `tests/unit/test_growth.py` checks it against the Decimal rounding.
-    """
-    tenths = int(value * 10 + 0.5)  # the candidate; the float product may be one off
-    while value < (2 * tenths - 1) / 20:
-        tenths -= 1
-    while value >= (2 * tenths + 1) / 20:
-        tenths += 1
-    return tenths / 10
 
 
 def _check_sex(sex: str) -> None:
@@ -474,8 +502,8 @@ def _overweight_table() -> tuple[_OverweightRow, ...]:
             sex=_sex(row["sex"]),
             age_from=float(row["age_from_years"]),
             age_to=float(row["age_to_years_exclusive"] or WST586_AGE_RANGE_YEARS[1]),
-            overweight=_Bounds.of(row["overweight_bmi_ge"]),
-            obesity=_Bounds.of(row["obesity_bmi_ge"]),
+            overweight=_table_tenths(row["overweight_bmi_ge"]),
+            obesity=_table_tenths(row["obesity_bmi_ge"]),
         )
         for row in _read_csv("ws_t_586_2018_bmi_overweight_obesity.csv")
     )
@@ -488,8 +516,8 @@ def _wasting_table() -> tuple[_WastingRow, ...]:
             sex=_sex(row["sex"]),
             age_from=float(row["age_from_years"]),
             age_to=float(row["age_to_years_exclusive"]),
-            moderate_severe=_Bounds.of(row["moderate_severe_wasting_bmi_le"]),
-            mild=_Bounds.of(row["mild_wasting_bmi_le"]),
+            moderate_severe=_table_tenths(row["moderate_severe_wasting_bmi_le"]),
+            mild=_table_tenths(row["mild_wasting_bmi_le"]),
         )
         for row in _read_csv("ws_t_456_2014_bmi_wasting.csv")
     )
@@ -510,7 +538,7 @@ def _stunting_table() -> tuple[_StuntingRow, ...]:
                 sex=_sex(row["sex"]),
                 age_from=age_from,
                 age_to=age_from + 0.5,
-                height=_Bounds.of(row["stunting_height_cm_le"]),
+                height=_table_tenths(row["stunting_height_cm_le"]),
             )
         )
     return tuple(rows)

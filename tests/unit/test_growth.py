@@ -6,7 +6,7 @@ import csv
 import dataclasses
 import math
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from importlib import resources
 from typing import Any
 
@@ -308,70 +308,3 @@ def test_value_at_z_is_the_lms_inverse() -> None:
     assert lms_z(lms, value_at_z(lms, 4.0)) == pytest.approx(4.0)
     with pytest.raises(ValueError, match="domain"):
         value_at_z(lms, 20.0)
-
-
-# --- The float bounds that stand in for "rounded half-up to 0.1, then compared" -------------
-
-def _cut_offs() -> list[str]:
-    columns = {"overweight_bmi_ge", "obesity_bmi_ge", "moderate_severe_wasting_bmi_le",
-               "mild_wasting_bmi_le", "stunting_height_cm_le"}
-    return sorted({row[c] for rows in (OVERWEIGHT_ROWS, WASTING_ROWS, STUNTING_ROWS)
-                   for row in rows for c in columns if row.get(c)})
-
-
-def _neighbours(value: float, steps: int = 3) -> list[float]:
-    found = [value]
-    up = down = value
-    for _ in range(steps):
-        up, down = math.nextafter(up, math.inf), math.nextafter(down, -math.inf)
-        found += [up, down]
-    return found
-
-
-def _round_tenth(value: float) -> Decimal:
-    # The definition: the number as written (shortest round-trip repr), rounded half-up.
-    return Decimal(repr(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
-
-
-@pytest.mark.parametrize("text", _cut_offs())
-def test_float_bounds_decide_exactly_as_decimal_rounding(text: str) -> None:
-    from models.growth import _Bounds
-
-    bounds = _Bounds.of(text)
-    cut_off = Decimal(text)
-    # Floats on and around both half-way points, and ones a little further away.
-    candidates: list[float] = []
-    for centre in (float(cut_off - Decimal("0.05")), float(cut_off + Decimal("0.05")), float(cut_off)):
-        candidates += _neighbours(centre)
-        candidates += [centre + delta for delta in (-0.01, -0.001, 1e-9, 0.001, 0.01)]
-    for value in candidates:
-        rounded = _round_tenth(value)
-        assert (value >= bounds.rounds_ge) == (rounded >= cut_off), (text, repr(value))
-        assert (value < bounds.rounds_le) == (rounded <= cut_off), (text, repr(value))
-
-
-def test_float_bounds_agree_with_decimal_rounding_on_bmi_arithmetic() -> None:
-    # BMIs as the classifier computes them from measurements with one decimal.
-    from models.growth import _Bounds
-
-    bounds = [_Bounds.of(text) for text in _cut_offs()]
-    for height_tenths in range(1000, 1900, 7):
-        for weight_tenths in range(150, 900, 3):
-            bmi = (weight_tenths / 10) / (height_tenths / 1000) ** 2
-            rounded = _round_tenth(bmi)
-            for bound in bounds:
-                assert (bmi >= bound.rounds_ge) == (rounded >= bound.cut_off)
-                assert (bmi < bound.rounds_le) == (rounded <= bound.cut_off)
-
-
-def test_displayed_bmi_is_the_decimal_half_up_rounding() -> None:
-    from models.growth import _display_tenth
-
-    values: list[float] = []
-    for tenths in range(1, 3000):  # every half-way point 0.05 .. 299.95 and its float neighbours
-        values += _neighbours(float(Decimal(tenths) / 10 - Decimal("0.05")), steps=3)
-    for height_tenths in range(1000, 1900, 7):  # BMIs as the classifier computes them
-        for weight_tenths in range(150, 900, 3):
-            values.append((weight_tenths / 10) / (height_tenths / 1000) ** 2)
-    for value in values:
-        assert _display_tenth(value) == float(_round_tenth(value)), repr(value)
