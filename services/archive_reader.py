@@ -17,32 +17,66 @@ from services.settings import Settings
 
 
 class StudentNotFound(LookupError):
-    """No archive entry for that key."""
+    """No archive entry for that key, or a prefix that is not a key's beginning."""
+
+
+class AmbiguousKey(LookupError):
+    """A key prefix that begins more than one student's key."""
+
+
+#: The shortest prefix accepted: shorter ones match too many keys to be meant.
+MIN_PREFIX = 6
+_HEX = frozenset("0123456789abcdef")
+_MATCHING_KEYS = """
+SELECT student_key FROM archive.students WHERE student_key LIKE %(prefix)s
+UNION SELECT student_key FROM roster.students WHERE student_key LIKE %(prefix)s
+ORDER BY 1 LIMIT 6
+"""
+
+
+def resolve_key(conn: psycopg.Connection[Any], key: str) -> str:
+    """The full 64-hex key that ``key`` is, or is the unique beginning of (at least 6 hex digits)."""
+    key = key.strip().lower().rstrip("…").rstrip(".")
+    if not key or not set(key) <= _HEX:
+        raise StudentNotFound(f"{key[:70]!r} is not a student key (64 hexadecimal digits, or their beginning)")
+    if len(key) == 64:
+        return key
+    if len(key) < MIN_PREFIX or len(key) > 64:
+        raise StudentNotFound(f"a key prefix needs {MIN_PREFIX} to 63 hexadecimal digits; got {len(key)}")
+    keys = [row[0] for row in conn.execute(_MATCHING_KEYS, {"prefix": key + "%"})]
+    if not keys:
+        raise StudentNotFound(f"no student key begins with {key}")
+    if len(keys) > 1:
+        shown = ", ".join(k[:16] + "…" for k in keys[:5])
+        raise AmbiguousKey(f"{key} begins {'more than 5' if len(keys) > 5 else len(keys)} student keys "
+                           f"({shown}); give more digits")
+    return str(keys[0])
 
 
 _TIMELINE = """
 SELECT measured_on AS on_date, 'vision' AS kind,
-       format('UCVA R %s L %s, SE R %s L %s; impairment %s; screening myopia %s; myopia %s',
+       format('UCVA R %%s L %%s, SE R %%s L %%s; impairment %%s; screening myopia %%s; myopia %%s',
               ucva_right, ucva_left, coalesce(se_right::text, '-'), coalesce(se_left::text, '-'),
               impairment_student, coalesce(screening_myopia::text, 'unknown'), coalesce(myopia_grade, '-')) AS detail,
-       supersedes IS NOT NULL AS correction, event_id
+       supersedes IS NOT NULL AS correction, event_id, school_id
 FROM archive.vision_screenings WHERE student_key = %(key)s
 UNION ALL
 SELECT measured_on, 'growth',
-       format('%s cm, %s kg, BMI %s, BMI-for-age z %s, height-for-age z %s; WHO %s; WS/T 586 %s; WS/T 456 %s/%s%s',
+       format('%%s cm, %%s kg, BMI %%s, BMI-for-age z %%s, height-for-age z %%s; WHO %%s; WS/T 586 %%s; '
+              'WS/T 456 %%s/%%s%%s',
               height_cm, weight_kg, round(bmi::numeric, 1), coalesce(bmi_for_age_z::text, 'n/a'),
               coalesce(height_for_age_z::text, 'n/a'), who_category, wst586, wst456_wasting, wst456_stunting,
               CASE WHEN cardinality(flags) > 0 THEN '; flags ' || array_to_string(flags, ',')
                    ELSE '' END),
-       supersedes IS NOT NULL, event_id
+       supersedes IS NOT NULL, event_id, school_id
 FROM archive.growth_screenings WHERE student_key = %(key)s
 UNION ALL
 SELECT answered_on, instrument,
-       format('total %s/%s%s%s%s', total, max_total, coalesce(', ' || band, ''),
+       format('total %%s/%%s%%s%%s%%s', total, max_total, coalesce(', ' || band, ''),
               CASE WHEN literate IS NULL THEN '' WHEN literate THEN ', literate' ELSE ', not literate' END,
               CASE WHEN cardinality(safety_flags) > 0 THEN '; SAFETY ' || array_to_string(safety_flags, ',')
                    ELSE '' END),
-       supersedes IS NOT NULL, event_id
+       supersedes IS NOT NULL, event_id, school_id
 FROM archive.survey_results WHERE student_key = %(key)s
 ORDER BY 1, 2
 """
@@ -50,8 +84,8 @@ ORDER BY 1, 2
 
 def print_student(settings: Settings, key: str, *, out: Callable[[str], Any] = print) -> None:
     """Print the student's current status, school history and every screening in date order."""
-    key = key.strip().lower()
     with psycopg.connect(settings.pg_dsn("admin")) as conn, conn.cursor(row_factory=dict_row) as cursor:
+        key = resolve_key(conn, key)
         cursor.execute("SELECT * FROM archive.students WHERE student_key = %s", (key,))
         status = cursor.fetchone()
         cursor.execute("SELECT * FROM archive.student_history WHERE student_key = %s ORDER BY occurred_at", (key,))
@@ -64,7 +98,7 @@ def print_student(settings: Settings, key: str, *, out: Callable[[str], Any] = p
             cursor.execute(
                 "INSERT INTO audit.psych_reads (user_id, student_key, school_id, what)"
                 " VALUES (%s, %s, %s, 'cli student archive')",
-                (f"cli:{getpass.getuser()}", key, status["school_id"] if status else timeline[0].get("school_id", "")),
+                (f"cli:{getpass.getuser()}", key, status["school_id"] if status else timeline[0]["school_id"]),
             )
         conn.commit()
     out(f"student {key}")

@@ -230,13 +230,14 @@ def demo(
 
 
 @app.command("student")
-def student(key: Annotated[str, typer.Argument(help="the student's pseudonymous key (64 hex)")]) -> None:
+def student(key: Annotated[str, typer.Argument(
+        help="the student's pseudonymous key (64 hex), or its unique beginning (at least 6 hex digits)")]) -> None:
     """Print one student's archive: status, school history and every screening over time."""
-    from services.archive_reader import StudentNotFound, print_student
+    from services.archive_reader import AmbiguousKey, StudentNotFound, print_student
 
     try:
         print_student(_settings(), key, out=typer.echo)
-    except StudentNotFound as error:
+    except (StudentNotFound, AmbiguousKey) as error:
         raise _fail(str(error)) from error
 
 

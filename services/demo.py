@@ -50,6 +50,7 @@ class DemoReport:
     dashboards: list[Path] = field(default_factory=list)
     model_cards: list[Any] = field(default_factory=list)
     queues: list[dict[str, Any]] = field(default_factory=list)
+    example_student: str | None = None
 
 
 class _Step:
@@ -256,15 +257,29 @@ def run_demo(settings: Settings, *, students: int, out_dir: Path, workers: int =
         console.print(f"  report: {report.report_path}")
         console.print(f"  dashboards: {', '.join(p.name for p in report.dashboards)}")
 
+    report.example_student = example_student_key(settings)
     wall = time.monotonic() - started
     console.rule("[bold]schoolhealth demo finished")
     console.print(f"wall time {wall:.0f}s; {report.events_published:,} events streamed through Kafka; "
                   f"published revision {report.revision} of {report.year}")
     console.print(f"look at: {report.report_path} (annual report), {out_dir / 'models'} (model cards), "
-                  f"{out_dir / 'dashboards'} (Grafana JSON), `schoolhealth student KEY` (one archive), "
-                  "`schoolhealth api` (alert queue API, OpenAPI at /docs)")
+                  f"{out_dir / 'dashboards'} (Grafana JSON), "
+                  "`schoolhealth api` (API, OpenAPI at /docs; web pages at /web/login, see the README)")
+    if report.example_student:
+        # soft_wrap: the whole key on one line, so it can be copied.
+        console.print(f"one student's archive: schoolhealth student {report.example_student}", soft_wrap=True)
     report.steps.append(("total", wall))
     return report
+
+
+def example_student_key(settings: Settings) -> str | None:
+    """A student with both kinds of screening on record, for the demo's last line (full key)."""
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        row = conn.execute(
+            "SELECT g.student_key FROM archive.growth_screenings g"
+            " WHERE EXISTS (SELECT 1 FROM archive.vision_screenings v WHERE v.student_key = g.student_key)"
+            " ORDER BY g.student_key LIMIT 1").fetchone()
+    return None if row is None else str(row[0])
 
 
 def _card_line(card: Any) -> str:
