@@ -17,7 +17,8 @@ in the report's definitions (``DEFINITIONS``):
 * **Item results are not rounded**: a result is compared with the thresholds as measured
   (a 50 m time of 9.35 s does not reach a 9.3 s threshold).
 * **BMI** = weight / height² from the numbers as written, computed exactly (no binary floating
-  point) and rounded to 0.1 half-up before the band lookup (the bands meet at 0.1 steps).
+  point) and rounded to 0.1 half-up before the band lookup (the bands meet at 0.1 steps):
+  `models.growth.bmi_rounded`, the same rounding as the WS/T tables.
 * **Weighted and total scores are not rounded**: they are exact decimals (multiples of 0.05),
   and the bands read the printed ranges as cut-offs: excellent >= 90, good >= 80, pass >= 60,
   fail below 60 (so 79.95 is pass: rounding never lifts a student into a higher band).
@@ -45,6 +46,7 @@ from functools import cache
 from importlib import resources
 from typing import Final, Literal, get_args
 
+from models.growth import bmi_rounded
 from models.types import SEXES, Sex
 
 __all__ = [
@@ -63,7 +65,6 @@ __all__ = [
     "ItemScore",
     "band_of",
     "bmi_category",
-    "bmi_tenth",
     "bonus_points",
     "grade_group",
     "graduation_below_minimum",
@@ -410,16 +411,6 @@ def bonus_points(item: Item, sex: Sex, grade: int, result: float) -> int:
     return 0
 
 
-def bmi_tenth(height_cm: float, weight_kg: float) -> Decimal:
-    """BMI (kg/m²) of the numbers as written, computed exactly and rounded to 0.1 half-up."""
-    height, weight = _exact(height_cm), _exact(weight_kg)
-    if height <= 0 or weight <= 0:
-        raise ValueError("height and weight must be positive")
-    bmi = weight / (height / 100) ** 2
-    tenths = (bmi * 10 + Fraction(1, 2)).__floor__()
-    return Decimal(tenths).scaleb(-1)
-
-
 def bmi_category(sex: Sex, grade: int, bmi: Decimal) -> tuple[BmiCategory, int]:
     """The BMI band (and its score) of a BMI already rounded to 0.1."""
     _check_grade(grade)
@@ -465,7 +456,7 @@ def score_test(
     unverified: list[str] = []
     bmi = category = bmi_score = None
     if height_cm is not None and weight_kg is not None:
-        bmi = bmi_tenth(height_cm, weight_kg)
+        bmi = bmi_rounded(height_cm, weight_kg)  # the exact rounding shared with WS/T 586 and 456
         category, bmi_score = bmi_category(sex, grade, bmi)
         if table_status("bmi", sex, grade) != "VERIFIED":
             unverified.append("bmi")

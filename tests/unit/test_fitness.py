@@ -25,7 +25,6 @@ from models.fitness import (
     ItemNotApplicable,
     band_of,
     bmi_category,
-    bmi_tenth,
     bonus_points,
     graduation_below_minimum,
     graduation_score,
@@ -34,6 +33,7 @@ from models.fitness import (
     score_test,
     year_attempt,
 )
+from models.growth import bmi_rounded
 
 
 def _rows(name: str) -> list[dict[str, str]]:
@@ -198,8 +198,8 @@ def test_bmi_spot_values(sex: Any, grade: int, bmi: str, expected: str) -> None:
     (170.0, 65.0, "22.5"),    # 22.491...
 ])
 def test_bmi_is_exact_and_rounded_half_up(height: float, weight: float, expected: str) -> None:
-    assert bmi_tenth(height, weight) == Decimal(expected)
-    assert str(bmi_tenth(height, weight)) == expected
+    assert bmi_rounded(height, weight) == Decimal(expected)
+    assert str(bmi_rounded(height, weight)) == expected
 
 
 # --- bonus, totals, bands -------------------------------------------------------------------
