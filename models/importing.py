@@ -41,8 +41,10 @@ from models.types import SchoolId, Sex, StudentKey
 
 __all__ = [
     "COLUMNS",
+    "COLUMN_NAMES_ZH",
     "DAYS_PER_MONTH",
     "EVENT_KINDS",
+    "OPTIONAL_COLUMNS",
     "Action",
     "EventKind",
     "FileKind",
@@ -53,7 +55,9 @@ __all__ = [
     "Stage",
     "UrbanRural",
     "age_in_months",
+    "canonical_column",
     "check_header",
+    "expected_columns_text",
     "parse_roster_row",
     "parse_school_row",
     "roster_to_event",
@@ -96,6 +100,72 @@ COLUMNS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         ),
     }
 )
+
+#: Columns a file of that kind may add (blank or absent means unknown).
+OPTIONAL_COLUMNS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {"roster": ("class_name", "guardian_name")}
+)
+
+#: The Chinese column heading of each column, as schools' own spreadsheets write them. A file may
+#: use these or the English names (or mix them); ``canonical_column`` maps either to the English.
+COLUMN_NAMES_ZH: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "school_id": "学校代码", "name": "姓名", "county_id": "区县代码", "county_name": "区县名称",
+        "urban_rural": "城乡", "stage": "学段", "boarding": "寄宿", "enrollment": "在校生人数",
+        "school_doctors": "校医人数", "student_number": "学籍号", "sex": "性别", "birth_date": "出生日期",
+        "grade": "年级", "enrolled_on": "入学日期", "left_behind": "留守儿童", "disability": "残疾",
+        "class_name": "班级", "guardian_name": "监护人姓名", "action": "变动类型", "effective_on": "生效日期",
+        "to_school_id": "转入学校代码", "measured_on": "检查日期", "ucva_right": "右眼裸眼视力",
+        "ucva_left": "左眼裸眼视力", "se_right": "右眼等效球镜", "se_left": "左眼等效球镜",
+        "wears_glasses": "戴镜", "screener": "检查人员", "height_cm": "身高(cm)", "weight_kg": "体重(kg)",
+        "answered_on": "答卷日期", "instrument": "量表", "instrument_version": "量表版本", "answers": "各题得分",
+    }
+)
+
+# Other ways schools head the same columns (after dropping spaces and the unit in brackets).
+_ZH_VARIANTS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "学校编码": "school_id", "学校代号": "school_id", "学生姓名": "name", "全国学籍号": "student_number",
+        "学号": "student_number", "出生年月日": "birth_date", "生日": "birth_date", "是否寄宿": "boarding",
+        "是否留守儿童": "left_behind", "是否残疾": "disability", "班": "class_name", "班别": "class_name",
+        "家长姓名": "guardian_name", "监护人": "guardian_name", "体检日期": "measured_on", "筛查日期": "measured_on",
+        "测量日期": "measured_on", "身高": "height_cm", "体重": "weight_kg", "右眼视力": "ucva_right",
+        "左眼视力": "ucva_left", "右眼裸眼": "ucva_right", "左眼裸眼": "ucva_left", "是否戴镜": "wears_glasses",
+        "右眼球镜等效度": "se_right", "左眼球镜等效度": "se_left", "右眼等效球镜度": "se_right",
+        "左眼等效球镜度": "se_left", "检测人员": "screener", "筛查人员": "screener", "填写日期": "answered_on",
+    }
+)
+_BRACKETED_UNIT: Final = re.compile(r"[(（][^)）]*[)）]$")
+
+
+def _zh_key(name: str) -> str:
+    return _BRACKETED_UNIT.sub("", re.sub(r"\s+", "", name))
+
+
+_COLUMN_BY_ZH: Final[Mapping[str, str]] = MappingProxyType(
+    {**{_zh_key(zh): column for column, zh in COLUMN_NAMES_ZH.items()}, **_ZH_VARIANTS}
+)
+
+
+def canonical_column(name: str) -> str:
+    """The English column name for a heading in English or Chinese; other headings unchanged.
+
+    ``学籍号`` and ``student_number`` both give ``student_number``; ``身高（厘米）`` and ``身高(cm)``
+    give ``height_cm``. Surrounding spaces and a byte-order mark are not silently dropped (the
+    header check names them), except around a Chinese heading, where they carry no meaning.
+    """
+    known = _COLUMN_BY_ZH.get(_zh_key(name.removeprefix("\ufeff")))
+    return known if known is not None else name
+
+
+def expected_columns_text(kind: str) -> str:
+    """``school_id (学校代码), student_number (学籍号), …`` for help texts and error messages."""
+    required = ", ".join(f"{c} ({COLUMN_NAMES_ZH[c]})" for c in COLUMNS[kind])
+    optional = OPTIONAL_COLUMNS.get(kind, ())
+    if optional:
+        required += "; optional: " + ", ".join(f"{c} ({COLUMN_NAMES_ZH[c]})" for c in optional)
+    return required
+
 
 #: WHO AnthroPlus: decimal months are days / 30.4375.
 DAYS_PER_MONTH: Final = 30.4375
@@ -182,6 +252,8 @@ class RosterEntry:
     boarding: bool
     left_behind: bool
     disability: bool
+    class_name: str | None = None
+    guardian_name: str | None = field(default=None, repr=False)
 
 
 def check_header(kind: str, fieldnames: Sequence[str] | None) -> None:
@@ -200,8 +272,9 @@ def check_header(kind: str, fieldnames: Sequence[str] | None) -> None:
         raise HeaderRejected(kind, reason="the header must be a row of column names")
     header = [str(name) for name in names]
     repeated = sorted({name for name in header if header.count(name) > 1})
+    optional = OPTIONAL_COLUMNS.get(kind, ())
     missing = tuple(name for name in expected if name not in header)
-    unexpected = tuple(dict.fromkeys(name for name in header if name not in expected))
+    unexpected = tuple(dict.fromkeys(name for name in header if name not in expected and name not in optional))
     hint = None
     if any(name.startswith("\ufeff") for name in header):
         hint = "the first column starts with a byte-order mark: read the file as utf-8-sig"
@@ -218,7 +291,8 @@ def _check_row(kind: str, row: Mapping[str, str]) -> None:
     keys: Collection[object] = row.keys()
     if None in keys:
         raise RowRejected("row", "more cells than the header has columns")
-    if len(row) != len(COLUMNS[kind]) or not all(name in row for name in COLUMNS[kind]):
+    allowed = (*COLUMNS[kind], *OPTIONAL_COLUMNS.get(kind, ()))
+    if not all(name in row for name in COLUMNS[kind]) or not all(name in allowed for name in row):
         check_header(kind, list(row))
 
 
@@ -336,6 +410,29 @@ def _age_months(birth_date: date, measured_on: date, measured_column: str) -> fl
     return age
 
 
+def _not_future(column: str, value: date, now: datetime) -> date:
+    # The contract allows a day for time zones (a school's today can be UTC's tomorrow); so do we.
+    if (value - now.date()).days > 1:
+        raise RowRejected(column, f"{value.isoformat()} is in the future (today is {now.date().isoformat()})")
+    return value
+
+
+def _height_cm(cells: _Cells) -> float:
+    value = cells.required("height_cm", cells.number)
+    if 800 <= value <= 2300:
+        raise RowRejected("height_cm", f"{value:g} looks like millimetres ({value / 10:g} cm); enter centimetres")
+    if 0.8 <= value <= 2.3:
+        raise RowRejected("height_cm", f"{value:g} looks like metres ({value * 100:g} cm); enter centimetres")
+    return value
+
+
+def _weight_kg(cells: _Cells) -> float:
+    value = cells.required("weight_kg", cells.number)
+    if 10_000 <= value <= 250_000:
+        raise RowRejected("weight_kg", f"{value:g} looks like grams ({value / 1000:g} kg); enter kilograms")
+    return value
+
+
 def _key(cells: _Cells, secret: bytes) -> StudentKey:
     number = cells.required("student_number", cells.text)
     try:
@@ -431,7 +528,8 @@ def _records_row(cells: _Cells, common: dict[str, Any]) -> HealthRecord:
     return _health_record(
         common=common,
         action=cells.required("action", cells.lookup(_ACTIONS)),
-        effective_on=cells.required("effective_on", cells.date),
+        effective_on=_not_future("effective_on", cells.required("effective_on", cells.date),
+                                 common["occurred_at"]),
         county_id=cells.required("county_id", cells.identifier),
         sex=cells.required("sex", cells.sex),
         birth_date=cells.required("birth_date", cells.date),
@@ -455,7 +553,7 @@ def _ucva(cells: _Cells, column: str) -> float:
 def _vision_row(cells: _Cells, common: dict[str, Any]) -> VisionScreening:
     sex = cells.required("sex", cells.sex)
     birth_date = cells.required("birth_date", cells.date)
-    measured_on = cells.required("measured_on", cells.date)
+    measured_on = _not_future("measured_on", cells.required("measured_on", cells.date), common["occurred_at"])
     age = _age_months(birth_date, measured_on, "measured_on")
     ucva_right = _ucva(cells, "ucva_right")
     ucva_left = _ucva(cells, "ucva_left")
@@ -489,10 +587,10 @@ def _vision_row(cells: _Cells, common: dict[str, Any]) -> VisionScreening:
 def _bmi_row(cells: _Cells, common: dict[str, Any]) -> BmiScreening:
     sex = cells.required("sex", cells.sex)
     birth_date = cells.required("birth_date", cells.date)
-    measured_on = cells.required("measured_on", cells.date)
+    measured_on = _not_future("measured_on", cells.required("measured_on", cells.date), common["occurred_at"])
     age = _age_months(birth_date, measured_on, "measured_on")
-    height_cm = cells.required("height_cm", cells.number)
-    weight_kg = cells.required("weight_kg", cells.number)
+    height_cm = _height_cm(cells)
+    weight_kg = _weight_kg(cells)
     event_id = event_id_for(
         "bmi", common["school_id"], common["student_key"], measured_on.isoformat(),
         repr(height_cm), repr(weight_kg),
@@ -533,7 +631,7 @@ def _answers(column: str, text: str) -> tuple[int, ...]:
 def _survey_row(cells: _Cells, common: dict[str, Any]) -> PsychSurvey:
     sex = cells.required("sex", cells.sex)
     birth_date = cells.required("birth_date", cells.date)
-    answered_on = cells.required("answered_on", cells.date)
+    answered_on = _not_future("answered_on", cells.required("answered_on", cells.date), common["occurred_at"])
     age = _age_months(birth_date, answered_on, "answered_on")
     instrument = cells.required("instrument", cells.identifier).lower()
     instrument_version = cells.optional("instrument_version", cells.identifier) or "1"
@@ -642,7 +740,24 @@ def parse_roster_row(row: Mapping[str, str], *, secret: bytes) -> RosterEntry:
         boarding=cells.required("boarding", cells.boolean),
         left_behind=cells.required("left_behind", cells.boolean),
         disability=cells.required("disability", cells.boolean),
+        class_name=cells.optional("class_name", _class_name),
+        guardian_name=cells.optional("guardian_name", cells.text),
     )
+
+
+def _class_name(column: str, text: str) -> str:
+    """A class within its grade: ``3``, ``3班``, ``(3)班`` and ``三班`` are all class 3."""
+    cleaned = re.sub(r"[\s()（）班]", "", text)
+    cleaned = str(_CHINESE_NUMERALS.get(cleaned, cleaned))
+    if not cleaned or len(cleaned) > 12:
+        raise RowRejected(column, f"{len(text)} characters is not a class name (e.g. 3 or 3班)")
+    return cleaned.lstrip("0") or "0"
+
+
+_CHINESE_NUMERALS: Final[Mapping[str, int]] = MappingProxyType(
+    {n: i for i, n in enumerate("一二三四五六七八九十", start=1)}
+    | {f"十{n}": 10 + i for i, n in enumerate("一二三四五六七八九", start=1)}
+)
 
 
 def roster_to_event(

@@ -136,13 +136,13 @@ from functools import cache, lru_cache
 from importlib import resources
 from itertools import pairwise, repeat
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
 from models.growth import WHO_MAX_AGE_MONTHS, WHO_MIN_AGE_MONTHS, Indicator, who_lms
-from models.importing import COLUMNS
+from models.importing import COLUMNS, OPTIONAL_COLUMNS
 from models.surveys import Instrument, get_instrument
 from models.types import SEXES
 
@@ -181,7 +181,9 @@ TRUTH_COLUMNS: Final[tuple[str, ...]] = (
 )
 
 #: The header of every kind of row, in column order: the import files' plus "truth".
-HEADERS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType({**COLUMNS, "truth": TRUTH_COLUMNS})
+HEADERS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {**COLUMNS, "roster": COLUMNS["roster"] + OPTIONAL_COLUMNS["roster"], "truth": TRUTH_COLUMNS}
+)
 KINDS: Final[tuple[str, ...]] = tuple(HEADERS)
 
 _MEASUREMENT_KINDS: Final = ("vision", "bmi", "survey")
@@ -219,6 +221,11 @@ _DOCTOR_THRESHOLD: Final = 600
 _REQUIRED_STAFFED: Final = {"urban": 0.82, "rural": 0.55}
 _OPTIONAL_STAFFED: Final = 0.10
 _GRADES: Final = {"primary": (1, 6), "junior": (7, 9), "nine_year": (1, 9)}
+_PRIMARY_SHARE: Final = 2 / 3  # of compulsory-education pupils in grades 1-6
+# Class sizes: the standard is at most 45 pupils a primary class and 50 a junior one
+# (教育部 "大班额" rules, 2019); rural schools' classes are often smaller.
+_CLASS_SIZE: Final = {("urban", "primary"): 45, ("urban", "junior"): 50, ("rural", "primary"): 38,
+                      ("rural", "junior"): 48}
 
 # --- Pupils -------------------------------------------------------------------------------------
 _FEMALE_SHARE: Final = 0.47  # sex ratio at birth ~113 in these cohorts
@@ -481,16 +488,32 @@ def _make_county(spec: ProvinceSpec, index: int, target: int, type_draw: float, 
 
     drafts: list[tuple[bool, str, int]] = []
     remaining = target
+    # Pupils still wanted in primary (grades 1-6) and junior (7-9) grades: about two thirds and one
+    # third of compulsory education (Henan 2023: 9.63 of 14.71 M primary). The stage of each new
+    # school is drawn from the stages that serve the grades further behind, so a small county
+    # does not become all primary when its first school happens to be large.
+    wanted = {"primary": target * _PRIMARY_SHARE, "junior": target * (1 - _PRIMARY_SHARE)}
     while remaining > 0:
         urban = bool(rng.random() < urban_share)
         setting = "urban" if urban else "rural"
-        stage = _STAGES[int(rng.choice(3, p=_STAGE_SHARES[setting]))]
+        shares = np.array(_STAGE_SHARES[setting])
+        primary_behind = wanted["primary"] / _PRIMARY_SHARE >= wanted["junior"] / (1 - _PRIMARY_SHARE)
+        shares[_STAGES.index("junior" if primary_behind else "primary")] = 0.0
+        stage = _STAGES[int(rng.choice(3, p=shares / shares.sum()))]
         size = int(np.clip(rng.lognormal(math.log(_MEDIAN_ENROLMENT[setting, stage]), 0.55), 25, 6000))
+        if stage == "nine_year":
+            room = min(wanted["primary"] / _PRIMARY_SHARE, wanted["junior"] / (1 - _PRIMARY_SHARE))
+        else:
+            room = wanted[stage]
+        size = min(size, max(25, round(room)))
         if remaining - size < 25 and drafts:
             size = remaining
         size = min(size, remaining)
         drafts.append((urban, stage, size))
         remaining -= size
+        primary_part = size if stage == "primary" else 0 if stage == "junior" else size * _PRIMARY_SHARE
+        wanted["primary"] -= primary_part
+        wanted["junior"] -= size - primary_part
 
     schools = []
     counters: dict[str, int] = {}
@@ -849,13 +872,15 @@ class _Cohort:
         self.names = np.zeros(0, dtype=object)
         self.sexes = np.zeros(0, dtype=object)
         self.births = np.zeros(0, dtype=object)
+        self.classes = np.zeros(0, dtype=object)  # class within the grade, kept from year to year
+        self.guardians = np.zeros(0, dtype=object)
 
     def extend(self, other: _Cohort) -> None:
         for name in (
             "female", "birth", "entry", "left_behind", "disability", "boarder", "active", "near_work", "se", "aniso",
             "myopic", "reduced_vision", "glasses", "obesogenic", "bmi_slope", "bmi_dev", "height_z", "dep_trait",
             "dep_state", "anx_trait", "anx_state", "hl_trait", "hl_noise", "birth_parts", "numbers", "names", "sexes",
-            "births",
+            "births", "classes", "guardians",
         ):
             setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
         self.n += other.n
@@ -1010,6 +1035,28 @@ class _SchoolRun:
 
     # -- admission
 
+    def _classes_and_guardians(
+        self, sizes: Mapping[int, int], year: int, surnames: list[int]
+    ) -> tuple[Any, Any]:
+        """Each new pupil's class (classes of at most the standard size) and guardian's name.
+
+        From a generator of their own, so adding them changed no other synthetic value.
+        """
+        rng = np.random.default_rng([self.spec.seed, 17, self.school.index, year])
+        classes: list[str] = []
+        for grade, count in sizes.items():
+            cap = _CLASS_SIZE[self.setting, "primary" if grade <= 6 else "junior"]
+            n_classes = max(1, math.ceil(count / cap))
+            classes += [str(k % n_classes + 1) for k in rng.permutation(count).tolist()]
+        mother = rng.random(len(surnames)) < 0.35
+        other = rng.integers(0, len(_SURNAMES), len(surnames))
+        given = rng.integers(0, len(_GIVEN), (len(surnames), 2))
+        guardians = [
+            _SURNAMES[o if m else s] + _GIVEN[g0] + _GIVEN[g1]
+            for s, o, m, (g0, g1) in zip(surnames, other.tolist(), mother.tolist(), given.tolist(), strict=True)
+        ]
+        return np.array(classes, dtype=object), np.array(guardians, dtype=object)
+
     def _admit(self, sizes: Mapping[int, int], year: int) -> Ints:
         """Add pupils who are in school year `year`, `sizes[grade]` of each grade, with their past.
 
@@ -1069,6 +1116,7 @@ class _SchoolRun:
             ],
             dtype=object,
         )
+        new.classes, new.guardians = self._classes_and_guardians(sizes, year, surnames.tolist())
         born = [date.fromordinal(value) for value in new.birth.tolist()]
         new.birth_parts = np.array([(d.year, d.month, d.day) for d in born], dtype=np.int64).reshape(-1, 3)
         new.births = np.array([d.isoformat() for d in born], dtype=object)
@@ -1273,7 +1321,8 @@ class _SchoolRun:
         self._count("records", n)
         yield "roster", zip(
             repeat(school.school_id, n), numbers, c.names[idx].tolist(), sexes, births, grades,
-            repeat(enrolled, n), boarders, left, disabled, strict=True,
+            repeat(enrolled, n), boarders, left, disabled, c.classes[idx].tolist(), c.guardians[idx].tolist(),
+            strict=True,
         )
         yield "records", zip(
             repeat(school.school_id, n), numbers, sexes, births, repeat(self.county.county_id, n), grades,

@@ -173,17 +173,28 @@ def worker(loglevel: Annotated[str, typer.Option(help="faust log level")] = "war
     run_worker(_settings(), loglevel=loglevel)
 
 
-@app.command("import")
+def _import_epilog() -> str:
+    from models.importing import COLUMNS, expected_columns_text
+
+    lines = ["Columns of each kind (header row; English or Chinese headings, any order):"]
+    lines += [f"{kind}: {expected_columns_text(kind)}" for kind in COLUMNS]
+    lines.append("Dates YYYY-MM-DD (2015/3/7, 2015年3月7日 too); sex male/female or 男/女; yes/no as 是/否, 1/0; "
+                 "height in cm, weight in kg, acuity in 5-point notation (3.0..5.3).")
+    return "\n\n".join(lines)
+
+
+@app.command("import", epilog=_import_epilog())
 def import_command(
     kind: Annotated[str, typer.Argument(help="schools, roster, records, vision, bmi or survey")],
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV (UTF-8) or XLSX")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV (UTF-8 or GB18030) or XLSX")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="validate only; publish and store nothing")] = False,
     report: Annotated[Path | None, typer.Option(help="where the per-row error report goes")] = None,
 ) -> None:
     """Validate a school doctor's file and publish its valid rows; rejected rows go to a report."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-    from services.importer import KINDS, HeaderRejected, import_file
+    from models.importing import expected_columns_text
+    from services.importer import KINDS, HeaderRejected, UnreadableFile, import_file
 
     if kind not in KINDS:
         raise _fail(f"unknown kind {kind!r}: expected one of {', '.join(KINDS)}", 2)
@@ -205,7 +216,9 @@ def import_command(
         try:
             summary = import_file(_settings(), kind, file, dry_run=dry_run, report_path=report, on_row=on_row)
         except HeaderRejected as error:
-            raise _fail(f"{file}: {error}", 2) from error
+            raise _fail(f"{file}: {error}. Expected columns: {expected_columns_text(kind)}", 2) from error
+        except UnreadableFile as error:
+            raise _fail(error.problem, 2) from error
         progress.update(task, completed=summary.rows, total=summary.rows,
                         rate=summary.rows / max(summary.seconds, 1e-6))
     verb = "validated" if dry_run else "accepted"

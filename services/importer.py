@@ -27,6 +27,7 @@ from models.importing import (
     RosterEntry,
     RowRejected,
     School,
+    canonical_column,
     check_header,
     parse_roster_row,
     parse_school_row,
@@ -100,35 +101,99 @@ class ImportSummary:
         return self.accepted + len(self.rejected)
 
 
+class UnreadableFile(ValueError):
+    """A file that is not a CSV or XLSX file this importer can read; ``problem`` says why in one sentence.
+
+    ``code`` names the problem for translation: ``not_xlsx``, ``not_text``, ``not_csv``.
+    """
+
+    def __init__(self, code: str, problem: str) -> None:
+        super().__init__(problem)
+        self.code = code
+        self.problem = problem
+
+
+_XLSX_HINT = "save it again from Excel or WPS as .xlsx, or as CSV (UTF-8)"
+
+
+def _csv_encoding(path: Path) -> str:
+    """UTF-8 (a BOM tolerated), else GB18030: what Excel and WPS write for CSV on Chinese Windows."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    with path.open("rb") as handle:
+        try:
+            while block := handle.read(1 << 20):
+                decoder.decode(block, final=False)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "gb18030"
+    return "utf-8-sig"
+
+
 def read_rows(path: Path) -> tuple[list[str], Iterator[dict[str, str]]]:
-    """The header and the data rows of a CSV (UTF-8, BOM tolerated) or XLSX (first sheet) file."""
+    """The header and the data rows of a CSV (UTF-8 or GB18030) or XLSX (first sheet) file.
+
+    Column headings in Chinese (学籍号, 身高(cm), …) become the English column names. Raises
+    ``UnreadableFile`` for a file that is neither.
+    """
     if path.suffix.lower() in (".xlsx", ".xlsm"):
-        from openpyxl import load_workbook
-
-        workbook = load_workbook(path, read_only=True, data_only=True)
-        sheet = workbook.worksheets[0]
-        values = sheet.iter_rows(values_only=True)
-        header = [str(cell).strip() if cell is not None else "" for cell in next(values, ())]
-
-        def xlsx_rows() -> Iterator[dict[str, str]]:
-            try:
-                for cells in values:
-                    if cells is None or all(cell is None for cell in cells):
-                        continue
-                    yield {name: _cell_text(cell) for name, cell in zip(header, cells, strict=False)}
-            finally:
-                workbook.close()
-
-        return header, xlsx_rows()
-    handle = path.open(newline="", encoding="utf-8-sig")
+        return _read_xlsx(path)
+    encoding = _csv_encoding(path)
+    handle = path.open(newline="", encoding=encoding)
+    try:
+        sample = handle.read(4096)
+    except UnicodeDecodeError:
+        handle.close()
+        raise UnreadableFile("not_text", f"{path.name} is not a text (CSV) file; {_XLSX_HINT}") from None
+    if "\x00" in sample:
+        handle.close()
+        raise UnreadableFile("not_text", f"{path.name} is not a text (CSV) file; {_XLSX_HINT}")
+    handle.seek(0)
     reader = csv.DictReader(handle)
-    header = list(reader.fieldnames or [])
+    try:
+        header = [canonical_column(name) for name in reader.fieldnames or []]
+    except csv.Error as error:
+        handle.close()
+        raise UnreadableFile("not_csv", f"{path.name} cannot be read as CSV ({error}); {_XLSX_HINT}") from None
+    reader.fieldnames = header
 
     def csv_rows() -> Iterator[dict[str, str]]:
         with handle:
-            yield from reader
+            try:
+                yield from reader
+            except csv.Error as error:
+                raise UnreadableFile("not_csv", f"{path.name}, line {reader.line_num}, cannot be read as CSV "
+                                                f"({error}); {_XLSX_HINT}") from None
 
     return header, csv_rows()
+
+
+def _read_xlsx(path: Path) -> tuple[list[str], Iterator[dict[str, str]]]:
+    import zipfile
+
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+        sheet = workbook.worksheets[0]
+        values = sheet.iter_rows(values_only=True)
+        header = [canonical_column(str(cell).strip()) if cell is not None else "" for cell in next(values, ())]
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, IndexError, ValueError):
+        raise UnreadableFile("not_xlsx", f"{path.name} is not an Excel workbook (.xlsx) that can be read; "
+                                         f"{_XLSX_HINT}") from None
+
+    def xlsx_rows() -> Iterator[dict[str, str]]:
+        try:
+            for cells in values:
+                if cells is None or all(cell is None for cell in cells):
+                    continue
+                yield {name: _cell_text(cell) for name, cell in zip(header, cells, strict=False)}
+        finally:
+            workbook.close()
+
+    return header, xlsx_rows()
 
 
 def _cell_text(cell: object) -> str:
@@ -190,12 +255,15 @@ def _write_schools(conn: psycopg.Connection[Any], schools: list[School]) -> None
 def _write_roster(conn: psycopg.Connection[Any], entries: list[RosterEntry]) -> None:
     with conn.cursor() as cursor:
         cursor.executemany(
-            "INSERT INTO roster.students (student_key, school_id, national_number, name, sex, birth_date, grade)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (student_key) DO UPDATE SET"
+            "INSERT INTO roster.students (student_key, school_id, national_number, name, sex, birth_date, grade,"
+            " enrolled_on, class_name, guardian_name)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (student_key) DO UPDATE SET"
             " school_id = EXCLUDED.school_id, name = EXCLUDED.name, sex = EXCLUDED.sex,"
-            " birth_date = EXCLUDED.birth_date, grade = EXCLUDED.grade, updated_at = now()",
-            [(e.student_key, e.school_id, e.student_number, e.name, e.sex, e.birth_date, e.grade)
-             for e in entries],
+            " birth_date = EXCLUDED.birth_date, grade = EXCLUDED.grade, enrolled_on = EXCLUDED.enrolled_on,"
+            " class_name = coalesce(EXCLUDED.class_name, roster.students.class_name),"
+            " guardian_name = coalesce(EXCLUDED.guardian_name, roster.students.guardian_name), updated_at = now()",
+            [(e.student_key, e.school_id, e.student_number, e.name, e.sex, e.birth_date, e.grade, e.enrolled_on,
+              e.class_name, e.guardian_name) for e in entries],
         )
 
 
@@ -326,4 +394,5 @@ def import_file(
     return summary
 
 
-__all__ = ["COLUMNS", "KINDS", "HeaderRejected", "ImportSummary", "KafkaPublisher", "import_file", "read_rows"]
+__all__ = ["COLUMNS", "KINDS", "HeaderRejected", "ImportSummary", "KafkaPublisher", "UnreadableFile", "import_file",
+           "read_rows"]

@@ -185,6 +185,46 @@ _ZH: dict[str, str] = {
     "refused.invalid": "请检查表单。",
 }
 
+_EN.update({
+    "field.name": "Name", "field.grade": "Grade", "field.class_name": "Class", "field.guardian_name": "Guardian",
+    "field.enrolled_on": "Enrolled on", "field.boarding": "Boarding", "field.left_behind": "Left-behind child",
+    "field.disability": "Disability", "field.county_id": "County code", "field.action": "Change",
+    "field.effective_on": "Effective on", "field.to_school_id": "New school code", "field.answered_on": "Answered on",
+    "field.instrument": "Questionnaire", "field.instrument_version": "Questionnaire version",
+    "field.now": "Submission time", "field.age": "Age",
+    "import.unreadable": "This file cannot be read: save it again from Excel or WPS as .xlsx, or as CSV (UTF-8).",
+    "import.unreadable.not_xlsx": "{name} is not an Excel workbook (.xlsx) that can be read. Save it again from "
+        "Excel or WPS as .xlsx, or as CSV (UTF-8).",
+    "import.unreadable.not_text": "{name} is not a CSV text file. Save it again from Excel or WPS as .xlsx, or as "
+        "CSV (UTF-8).",
+    "import.unreadable.not_csv": "{name} cannot be read as CSV. Save it again from Excel or WPS as .xlsx, or as "
+        "CSV (UTF-8).",
+    "import.missing": "missing columns", "import.unexpected": "columns not expected",
+    "import.template": "Download a template", "import.columns_help": "The first row names the columns, in Chinese or "
+        "English, in any order. Height in centimetres, weight in kilograms, acuity in 5-point notation (e.g. 4.9); "
+        "dates as 2025-09-15.",
+    "import.student": "Student",
+})
+_ZH.update({
+    "field.name": "姓名", "field.grade": "年级", "field.class_name": "班级", "field.guardian_name": "监护人",
+    "field.enrolled_on": "入学日期", "field.boarding": "寄宿", "field.left_behind": "留守儿童",
+    "field.disability": "残疾", "field.county_id": "区县代码", "field.action": "变动类型",
+    "field.effective_on": "生效日期", "field.to_school_id": "转入学校代码", "field.answered_on": "答卷日期",
+    "field.instrument": "量表", "field.instrument_version": "量表版本", "field.now": "提交时间", "field.age": "年龄",
+    "import.unreadable": "无法读取此文件：请在 Excel 或 WPS 中另存为 .xlsx 或 CSV（UTF-8）后重新上传。",
+    "import.unreadable.not_xlsx": "{name} 不是可读取的 Excel 工作簿（.xlsx）。请在 Excel 或 WPS 中另存为 .xlsx 或 "
+        "CSV（UTF-8）后重新上传。",
+    "import.unreadable.not_text": "{name} 不是 CSV 文本文件。请在 Excel 或 WPS 中另存为 .xlsx 或 CSV（UTF-8）"
+        "后重新上传。",
+    "import.unreadable.not_csv": "{name} 无法按 CSV 读取。请在 Excel 或 WPS 中另存为 .xlsx 或 CSV（UTF-8）"
+        "后重新上传。",
+    "import.missing": "缺少的列", "import.unexpected": "多余的列",
+    "import.template": "下载模板",
+    "import.columns_help": "第一行为列名，中文或英文均可，顺序不限。身高填厘米，体重填千克，"
+        "视力按五分记录（如 4.9）；日期如 2025-09-15。",
+    "import.student": "学生",
+})
+
 MESSAGES: Mapping[str, Mapping[str, str]] = MappingProxyType({"en": _EN, "zh-CN": _ZH})
 
 

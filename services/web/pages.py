@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from models.alerts import OUTCOMES
 from models.contracts import Event, encode_batch
-from models.importing import COLUMNS, HeaderRejected, RowRejected, check_header, row_to_event
+from models.importing import COLUMN_NAMES_ZH, COLUMNS, HeaderRejected, RowRejected, check_header, row_to_event
 from models.pipeline import ProcessedMessages, classify_event
 from models.rules import evaluate_batch
 from models.topics import TOPIC_FOR_FAMILY
@@ -41,9 +41,10 @@ from services.api import alerts as alert_api
 from services.api import risk as risk_api
 from services.api import screenings as screening_api
 from services.api.session import Session, user_session
-from services.importer import BATCH_EVENTS, ImportSummary, Rejected, read_rows
+from services.importer import BATCH_EVENTS, ImportSummary, Rejected, UnreadableFile, read_rows
 from services.users import hash_token
 from services.web.messages import LANGUAGES, label, pick_language, translate
+from services.web.reasons import translate_reason
 
 router = APIRouter(prefix="/web", include_in_schema=False)
 
@@ -124,7 +125,11 @@ def _context(request: Request, session: Session | None, **values: Any) -> dict[s
     def code(prefix: str, value: object) -> str:
         return label(language, prefix, value)
 
-    return {"request": request, "lang": language, "languages": LANGUAGES, "t": t, "code": code,
+    def reason(text: str) -> str:
+        return translate_reason(language, text)
+
+    return {"request": request, "lang": language, "languages": LANGUAGES, "t": t, "code": code, "reason": reason,
+            "import_columns": _import_columns(),
             "user": None if session is None else {"id": session.user_id, "role": session.role},
             "csrf": csrf_token(token) if token and session is not None else "",
             "here": quote(request.url.path), **values}
@@ -256,12 +261,12 @@ async def screening_check(request: Request) -> JSONResponse:
     except RowRejected as error:
         shown = error.field in touched
         return JSONResponse({"ok": False, "field": error.field if shown else None,
-                             "reason": error.reason if shown else None})
+                             "reason": translate_reason(_language(request), error.reason) if shown else None})
     batch = ProcessedMessages()
     try:
         classify_event(event, batch)
     except ValueError as error:
-        return JSONResponse({"ok": False, "field": None, "reason": str(error)})
+        return JSONResponse({"ok": False, "field": None, "reason": translate_reason(_language(request), str(error))})
     return JSONResponse({"ok": True, "field": None, "reason": None})
 
 
@@ -319,6 +324,7 @@ class _Preview:
     accepted: list[dict[str, Any]]
     rejected: list[Rejected]
     events: list[Event]
+    numbers: dict[int, str] = dataclasses.field(default_factory=dict)  # row → student number, for the page
 
 
 def _uploads(request: Request) -> dict[str, _Upload]:
@@ -344,6 +350,7 @@ def _preview(kind: str, path: Path, *, schools: set[str], secret: bytes, user_id
                                              " rows in one file", school_id=None, screener=None))
             break
         school, screener = row.get("school_id") or None, row.get("screener") or None
+        preview.numbers[number] = (row.get("student_number") or "")[:40]
         try:
             if school not in schools:
                 raise RowRejected("school_id", "not_your_school")
@@ -363,6 +370,7 @@ def _preview(kind: str, path: Path, *, schools: set[str], secret: bytes, user_id
         preview.events.append(event)
         preview.accepted.append({
             "row": number, "school_id": school, "measured_on": row.get("measured_on"),
+            "student_number": preview.numbers[number], "student_key": event.student_key, "name": None,
             "shown": _shown_classification(kind, result),
             "alerts": [a.concern for a in evaluate_batch(batch)]})
     return preview
@@ -374,6 +382,10 @@ async def import_form(request: Request) -> Response:
         if session.role not in screening_api.SUBMIT_ROLES:
             return _error(request, session, 403)
         return _page("import.html", _context(request, session, problem=None))
+
+
+def _import_columns() -> dict[str, list[tuple[str, str]]]:
+    return {kind: [(column, COLUMN_NAMES_ZH[column]) for column in COLUMNS[kind]] for kind in SCREENING_KINDS}
 
 
 @router.post("/doctor/import", response_class=HTMLResponse)
@@ -395,24 +407,78 @@ async def import_preview(request: Request, file: UploadFile, kind: str = Form(),
     path = directory / f"upload{suffix}"
     path.write_bytes(content)
     secret = request.app.state.settings.student_key_secret.get_secret_value().encode()
+    t = context["t"]
     try:
         preview = await asyncio.to_thread(_preview, kind, path, schools=schools, secret=secret, user_id=user_id,
                                           now=now)
     except HeaderRejected as error:
         shutil.rmtree(directory, ignore_errors=True)
-        return _page("import.html", context | {"problem": f"{context['t']('import.header')}: {error}",
-                                               "expected": COLUMNS[kind]}, status_code=422)
-    except Exception as error:  # an unreadable file (not CSV/XLSX, wrong encoding)
-        shutil.rmtree(directory, ignore_errors=True)
-        return _page("import.html", context | {"problem": f"{type(error).__name__}: {error}"[:300]},
+        return _page("import.html", context | {"problem": _header_problem(context, error), "kind": kind},
                      status_code=422)
+    except UnreadableFile as error:
+        shutil.rmtree(directory, ignore_errors=True)
+        shown = Path(file.filename or "").name[:100] or "upload"
+        return _page("import.html", context | {"problem": t(f"import.unreadable.{error.code}", name=shown),
+                                               "kind": kind}, status_code=422)
+    except Exception:  # any other unreadable content: one sentence, never a traceback
+        shutil.rmtree(directory, ignore_errors=True)
+        return _page("import.html", context | {"problem": t("import.unreadable"), "kind": kind}, status_code=422)
+    async with web_session(request) as session:
+        names = await _roster_names(session, [a["student_key"] for a in preview.accepted[:SHOWN_ACCEPTED_ROWS]])
+    for accepted in preview.accepted[:SHOWN_ACCEPTED_ROWS]:
+        accepted["name"] = names.get(accepted["student_key"])
     upload_id = secrets.token_urlsafe(16)
     _uploads(request)[upload_id] = _Upload(user_id=user_id, kind=kind, path=path,
                                            filename=Path(file.filename or "").name[:100], created=time.monotonic())
     return _page("import_preview.html", context | {
         "upload_id": upload_id, "kind": kind, "filename": Path(file.filename or "").name[:100],
         "accepted": preview.accepted[:SHOWN_ACCEPTED_ROWS], "accepted_count": len(preview.accepted),
-        "rejected": preview.rejected})
+        "rejected": preview.rejected, "numbers": preview.numbers})
+
+
+def _header_problem(context: dict[str, Any], error: HeaderRejected) -> str:
+    t, zh = context["t"], context["lang"] == "zh-CN"
+
+    def shown(column: str) -> str:
+        return f"{COLUMN_NAMES_ZH[column]} ({column})" if zh and column in COLUMN_NAMES_ZH else column
+
+    parts = []
+    if error.missing:
+        parts.append(f"{t('import.missing')}: " + ", ".join(shown(c) for c in error.missing))
+    if error.unexpected:
+        parts.append(f"{t('import.unexpected')}: " + ", ".join(repr(c) for c in error.unexpected))
+    if not parts and error.reason:
+        parts.append(error.reason)
+    return f"{t('import.header')}: " + "; ".join(parts)
+
+
+async def _roster_names(session: Session, keys: list[str]) -> dict[str, str]:
+    """Names of these students from the protected roster (row-level security: the user's schools)."""
+    if not keys:
+        return {}
+    rows = await session.fetch("SELECT student_key, name FROM roster.students WHERE student_key = ANY(%s)", (keys,))
+    return {row["student_key"]: row["name"] for row in rows}
+
+
+_TEMPLATE_KINDS = ("bmi", "vision", "roster")
+
+
+@router.get("/doctor/import/template/{kind}.csv")
+async def import_template(request: Request, kind: str) -> Response:
+    """An empty file of one kind with its header row, headings in the page's language (UTF-8 with BOM for Excel)."""
+    if kind not in _TEMPLATE_KINDS:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such template")
+    async with web_session(request) as session:
+        if session.role not in screening_api.SUBMIT_ROLES:
+            return _error(request, session, 403)
+    from models.importing import OPTIONAL_COLUMNS
+
+    columns = (*COLUMNS[kind], *OPTIONAL_COLUMNS.get(kind, ()))
+    zh = _language(request) == "zh-CN"
+    header = ",".join(COLUMN_NAMES_ZH[c] if zh else c for c in columns)
+    name = f"{kind}-template.csv"
+    return Response(("\ufeff" + header + "\r\n").encode("utf-8"), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
 
 
 def _publish(settings: Any, events: list[Event]) -> int:
