@@ -6,9 +6,10 @@ connects anywhere at import time.
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +56,26 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 18080
+    # The time zone in which people read times on pages, letters and reports (IANA name).
+    school_timezone: str = "Asia/Shanghai"
+
+    @field_validator("school_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone such as Asia/Shanghai") from None
+        return value
+
+    @property
+    def zone(self) -> tzinfo:
+        """``school_timezone`` as a tzinfo."""
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.school_timezone)
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

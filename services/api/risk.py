@@ -8,13 +8,14 @@ read of psychological data and is audited. The scores prioritise review; they ar
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from services.api.session import Session, TokenHash, user_session
+from services.api.students import student_facts
 
 router = APIRouter(prefix="/risk", tags=["screening models"])
 
@@ -35,7 +36,10 @@ class RiskOut(BaseModel):
     student_key: str
     name: str | None
     grade: int | None
+    """The grade in today's school year (not the grade at registration); None past grade 9."""
+    class_name: str | None = None
     school_id: str
+    school_name: str | None = None
     model: str
     version: str
     score: float
@@ -55,25 +59,30 @@ async def ranked(
     """Highest risk first, among the students of the schools I serve that the model scored."""
     async with user_session(request, token) as session:
         session.require(*RISK_ROLES)
-        rows = await ranked_rows(session, model, school_id=school_id, limit=limit)
+        today = session.now.astimezone(request.app.state.settings.zone).date()
+        rows = await ranked_rows(session, model, school_id=school_id, limit=limit, today=today)
         return [RiskOut(**row) for row in rows]
 
 
-async def ranked_rows(session: Session, model: str, *, school_id: str | None = None,
+async def ranked_rows(session: Session, model: str, *, today: date, school_id: str | None = None,
                       limit: int = 50) -> list[dict[str, Any]]:
     """The ranking the caller may see (row-level security), highest risk first, its reads audited."""
     rows = await session.fetch(
-        "SELECT r.student_key, r.school_id, r.model, r.version, r.score, r.scored_at, ro.name, s.grade,"
+        "SELECT r.student_key, r.school_id, r.model, r.version, r.score, r.scored_at, ro.name,"
         " (SELECT count(*) FROM alerts.alerts a WHERE a.student_key = r.student_key AND a.team = %(team)s"
         "   AND a.state IN ('open', 'acknowledged', 'in_progress'))::int AS open_alerts"
         " FROM ml.risk_scores r"
         " LEFT JOIN roster.students ro ON ro.student_key = r.student_key"
-        " LEFT JOIN archive.students s ON s.student_key = r.student_key"
         " WHERE r.model = %(model)s AND (%(school)s::text IS NULL OR r.school_id = %(school)s)"
         " ORDER BY r.score DESC, r.student_key LIMIT %(limit)s",
         {"model": model, "team": MODEL_TEAMS[model], "school": school_id, "limit": limit})
     if model == "depression":
         await session.audit_psych_reads([(row["student_key"], row["school_id"], None) for row in rows], "risk_scores")
+    facts = await student_facts(session, [row["student_key"] for row in rows], today)
     for position, row in enumerate(rows, start=1):
         row["rank"] = position
+        known = facts.get(row["student_key"])
+        row["grade"] = known.grade if known else None
+        row["class_name"] = known.class_name if known else None
+        row["school_name"] = known.school_name if known else None
     return rows

@@ -204,6 +204,11 @@ _EN.update({
         "English, in any order. Height in centimetres, weight in kilograms, acuity in 5-point notation (e.g. 4.9); "
         "dates as 2025-09-15.",
     "import.student": "Student",
+    "col.grade_class": "Grade and class", "col.age_sex": "Age and sex", "age.years": "{n} years",
+    "alert.earlier": "Earlier alerts of this student", "alert.none": "None.",
+    "alert.safety_flag": "safety item answered",
+    "band.minimal": "Minimal", "band.mild": "Mild", "band.moderate": "Moderate",
+    "band.moderately_severe": "Moderately severe", "band.severe": "Severe",
 })
 _ZH.update({
     "field.name": "姓名", "field.grade": "年级", "field.class_name": "班级", "field.guardian_name": "监护人",
@@ -223,6 +228,10 @@ _ZH.update({
     "import.columns_help": "第一行为列名，中文或英文均可，顺序不限。身高填厘米，体重填千克，"
         "视力按五分记录（如 4.9）；日期如 2025-09-15。",
     "import.student": "学生",
+    "col.grade_class": "年级班级", "col.age_sex": "年龄性别", "age.years": "{n} 岁",
+    "alert.earlier": "该生以往的预警", "alert.none": "无。", "alert.safety_flag": "安全条目有回答",
+    "band.minimal": "无或极轻", "band.mild": "轻度", "band.moderate": "中度", "band.moderately_severe": "中重度",
+    "band.severe": "重度",
 })
 
 MESSAGES: Mapping[str, Mapping[str, str]] = MappingProxyType({"en": _EN, "zh-CN": _ZH})

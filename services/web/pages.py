@@ -21,7 +21,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,10 +29,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, HTTPException, Request, UploadFile, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 from pydantic import ValidationError
 
 from models.alerts import OUTCOMES
 from models.contracts import Event, encode_batch
+from models.evidence_text import describe_evidence
 from models.importing import COLUMN_NAMES_ZH, COLUMNS, HeaderRejected, RowRejected, check_header, row_to_event
 from models.pipeline import ProcessedMessages, classify_event
 from models.rules import evaluate_batch
@@ -41,6 +43,7 @@ from services.api import alerts as alert_api
 from services.api import risk as risk_api
 from services.api import screenings as screening_api
 from services.api.session import Session, user_session
+from services.api.students import StudentFacts, school_names, student_facts
 from services.importer import BATCH_EVENTS, ImportSummary, Rejected, UnreadableFile, read_rows
 from services.users import hash_token
 from services.web.messages import LANGUAGES, label, pick_language, translate
@@ -128,8 +131,9 @@ def _context(request: Request, session: Session | None, **values: Any) -> dict[s
     def reason(text: str) -> str:
         return translate_reason(language, text)
 
+    zone = request.app.state.settings.zone
     return {"request": request, "lang": language, "languages": LANGUAGES, "t": t, "code": code, "reason": reason,
-            "import_columns": _import_columns(),
+            "import_columns": _import_columns(), "tz": zone, "today": datetime.now(zone).date(),
             "user": None if session is None else {"id": session.user_id, "role": session.role},
             "csrf": csrf_token(token) if token and session is not None else "",
             "here": quote(request.url.path), **values}
@@ -540,7 +544,7 @@ async def import_publish(request: Request, upload_id: str, csrf: str = Form()) -
 _QUEUE_COLUMNS = alert_api._ALERT_COLUMNS + ", a.priority_rank, a.evidence, r.name"
 
 
-async def _queue_rows(session: Session, *, alert_id: uuid.UUID | None = None,
+async def _queue_rows(request: Request, session: Session, *, alert_id: uuid.UUID | None = None,
                       concerns: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
     rows = await session.fetch(
         f"SELECT {_QUEUE_COLUMNS} FROM alerts.alerts a LEFT JOIN roster.students r ON r.student_key = a.student_key"
@@ -550,9 +554,16 @@ async def _queue_rows(session: Session, *, alert_id: uuid.UUID | None = None,
         " ORDER BY a.priority_rank, a.ack_deadline, a.opened_at LIMIT 500",
         {"alert": alert_id, "concerns": list(concerns) if concerns else None})
     await alert_api.audit_reads(session, rows, "web_queue")
+    facts = await student_facts(session, [row["student_key"] for row in rows], _today(request, session))
     for row in rows:
         row["overdue"] = row["state"] == "open" and row["ack_deadline"] <= session.now
+        row["facts"] = facts.get(row["student_key"])
     return rows
+
+
+def _today(request: Request, session: Session) -> date:
+    """Today in the schools' time zone (a school day starts at midnight Beijing time, not UTC)."""
+    return session.now.astimezone(request.app.state.settings.zone).date()
 
 
 @router.get("/alerts", response_class=HTMLResponse)
@@ -560,7 +571,7 @@ async def queue(request: Request) -> Response:
     async with web_session(request) as session:
         if session.role not in alert_api.QUEUE_ROLES:
             return _error(request, session, 403)
-        rows = await _queue_rows(session)
+        rows = await _queue_rows(request, session)
         return _page("queue.html", _context(request, session, rows=rows))
 
 
@@ -574,7 +585,7 @@ async def feed(request: Request) -> Response:
 async def queue_row(request: Request, alert_id: uuid.UUID) -> Response:
     """One row of the queue table, for the live feed; 204 when the alert left the queue."""
     async with web_session(request) as session:
-        rows = await _queue_rows(session, alert_id=alert_id)
+        rows = await _queue_rows(request, session, alert_id=alert_id)
         if not rows:
             return Response(status_code=status.HTTP_204_NO_CONTENT)
         return _page("_alert_row.html", _context(request, session, row=rows[0]))
@@ -585,7 +596,7 @@ async def follow_up(request: Request) -> Response:
     async with web_session(request) as session:
         if session.role not in alert_api.QUEUE_ROLES:
             return _error(request, session, 403)
-        rows = await _queue_rows(session, concerns=FOLLOW_UP_CONCERNS)
+        rows = await _queue_rows(request, session, concerns=FOLLOW_UP_CONCERNS)
         return _page("follow_up.html", _context(request, session, rows=rows))
 
 
@@ -597,7 +608,7 @@ async def risk_page(request: Request, model: str | None = None) -> Response:
             return _error(request, session, 403)
         own = risk_api.models_for(session.role)
         chosen = model if model in own else own[0]
-        rows = await risk_api.ranked_rows(session, chosen, limit=100)
+        rows = await risk_api.ranked_rows(session, chosen, limit=100, today=_today(request, session))
         return _page("risk.html", _context(request, session, rows=rows, model=chosen, models=own))
 
 
@@ -616,8 +627,25 @@ async def alert_page(request: Request, alert_id: uuid.UUID, done: str | None = N
         async with web_session(request) as session:
             return _error(request, session, error.status_code)
     async with web_session(request) as session:
+        extra = await _alert_extras(request, session, detail)
         return _page("alert.html", _context(request, session, alert=detail, outcomes=OUTCOMES, done=done,
-                                            refused=refused))
+                                            refused=refused, **extra))
+
+
+async def _alert_extras(request: Request, session: Session, detail: alert_api.AlertDetail) -> dict[str, Any]:
+    """The student's facts, the school's name, the evidence in words and the student's earlier alerts."""
+    facts = (await student_facts(session, [detail.student_key], _today(request, session))).get(detail.student_key)
+    earlier = await session.fetch(
+        f"SELECT {alert_api._ALERT_COLUMNS}, a.evidence FROM alerts.alerts a"
+        " WHERE a.student_key = %s AND a.alert_id <> %s ORDER BY a.opened_at DESC LIMIT 20",
+        (detail.student_key, detail.alert_id))
+    await alert_api.audit_reads(session, earlier, "web_alert_earlier")
+    language = _language(request)
+    for row in earlier:
+        row["evidence_text"] = describe_evidence(row["concern"], row["evidence"] or {}, language)
+    names = await school_names(session, [detail.school_id])
+    return {"facts": facts, "school_name": names.get(detail.school_id, detail.school_id), "earlier": earlier,
+            "evidence_text": describe_evidence(detail.concern, detail.evidence, language)}
 
 
 @router.post("/alerts/{alert_id}/act")
@@ -670,7 +698,7 @@ async def referral_letter(request: Request, alert_id: uuid.UUID) -> Response:
                                          (detail.school_id,))
         return _page("letter.html", _context(request, session, alert=detail,
                                              school_name=school["name"] if school else detail.school_id,
-                                             today=datetime.now(UTC).date()))
+                                             ))
 
 
 def _iso(value: object) -> str:
@@ -678,4 +706,23 @@ def _iso(value: object) -> str:
 
 
 templates.env.filters["iso"] = _iso
-templates.env.filters["minute"] = lambda value: value.strftime("%Y-%m-%d %H:%M UTC") if value else "–"
+@pass_context
+def _minute(context: Any, value: datetime | None) -> str:
+    """A time as people at the school read it: their time zone, to the minute, without seconds."""
+    if not value:
+        return "–"
+    zone = context.get("tz")
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if zone else value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _grade_class(facts: StudentFacts | None, language: str) -> str:
+    """"4年级3班" / "Grade 4, class 3"; what is known of it, or "–"."""
+    if facts is None or facts.grade is None:
+        return "–"
+    if language == "zh-CN":
+        return f"{facts.grade}年级" + (f"{facts.class_name}班" if facts.class_name else "")
+    return f"Grade {facts.grade}" + (f", class {facts.class_name}" if facts.class_name else "")
+
+
+templates.env.filters["minute"] = _minute
+templates.env.globals["grade_class"] = _grade_class
