@@ -56,6 +56,7 @@ from pydantic import (
 from pydantic.config import JsonDict
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from models.fitness import ITEM_INFO, items_for
 from models.identity import event_id_for
 from models.surveys import InvalidAnswers, UnknownInstrument, get_instrument
 from models.types import Sex
@@ -67,6 +68,7 @@ __all__ = [
     "BMI_SCREENING",
     "EVENT_MAX_BYTES",
     "FAMILIES",
+    "FITNESS_TEST",
     "HEALTH_RECORD",
     "IDENTIFIER_MAX_LENGTH",
     "IDENTIFIER_PATTERN",
@@ -82,6 +84,8 @@ __all__ = [
     "EventRejected",
     "EventSchema",
     "FieldError",
+    "FitnessTest",
+    "FitnessTestSchema",
     "HealthRecord",
     "HealthRecordSchema",
     "PsychSurvey",
@@ -105,9 +109,10 @@ HEALTH_RECORD: Final = "health-record"
 VISION_SCREENING: Final = "vision-screening"
 BMI_SCREENING: Final = "bmi-screening"
 PSYCH_SURVEY: Final = "psych-survey"
+FITNESS_TEST: Final = "fitness-test"
 BATCH: Final = "batch"
 
-FAMILIES: Final = (HEALTH_RECORD, VISION_SCREENING, BMI_SCREENING, PSYCH_SURVEY)
+FAMILIES: Final = (HEALTH_RECORD, VISION_SCREENING, BMI_SCREENING, PSYCH_SURVEY, FITNESS_TEST)
 
 #: Schema versions this build decodes, per family (the batch envelope included).
 SUPPORTED_VERSIONS: Final[Mapping[str, tuple[int, ...]]] = {
@@ -115,6 +120,7 @@ SUPPORTED_VERSIONS: Final[Mapping[str, tuple[int, ...]]] = {
     VISION_SCREENING: (1,),
     BMI_SCREENING: (1,),
     PSYCH_SURVEY: (1,),
+    FITNESS_TEST: (1,),
     BATCH: (1,),
 }
 
@@ -160,6 +166,10 @@ AgeMonths = Annotated[
 Ucva = Annotated[
     float,
     Field(ge=3.0, le=5.3, description="uncorrected visual acuity, 5-point notation (GB 11533)"),
+]
+FitnessItemName = Literal[
+    "bmi", "vital_capacity", "run_50m", "sit_and_reach", "rope_skipping_1min", "sit_ups_1min",
+    "shuttle_run_50m_x8", "standing_long_jump", "pull_ups", "run_1000m", "run_800m",
 ]
 SphericalEquivalent = Annotated[
     float,
@@ -224,6 +234,11 @@ class BmiScreeningSchema(EventSchema):
 
 class PsychSurveySchema(EventSchema):
     family: Literal["psych-survey"] = "psych-survey"
+    version: Literal[1] = 1
+
+
+class FitnessTestSchema(EventSchema):
+    family: Literal["fitness-test"] = "fitness-test"
     version: Literal[1] = 1
 
 
@@ -422,13 +437,87 @@ class PsychSurvey(_EventBase):
         return value
 
 
-Event: TypeAlias = HealthRecord | VisionScreening | BmiScreening | PsychSurvey
+class FitnessTest(_EventBase):
+    """One student's physical-fitness test on one day (国家学生体质健康标准, 2014 revision).
+
+    Every item is optional: an item not measured is absent (null), never zero; 0 is a result
+    (no pull-up done). An item that the standard does not test for the student's grade and sex
+    is rejected, as is an implausible value. A wholly exempted student (免测) carries
+    ``exempt`` and its reason and no item results (height and weight may still be measured);
+    single items exempted on application are listed in ``exempt_items``.
+    """
+
+    FAMILY: ClassVar[str] = FITNESS_TEST
+    VERSION: ClassVar[int] = 1
+
+    schema_: FitnessTestSchema = Field(default_factory=FitnessTestSchema, alias="schema")
+    measured_on: date
+    sex: Sex
+    grade: int = Field(ge=1, le=12, description="1-6 primary, 7-9 junior, 10-12 senior high")
+    attempt: Literal["first", "retest"] = Field(
+        default="first", description="a retest (补测) after a first test rated fail, once a school year")
+    exempt: bool = Field(default=False, description="wholly exempted from the test (免测)")
+    exemption_reason: Literal["illness", "disability", "injury"] | None = Field(
+        default=None, description="required when exempt or exempt_items is non-empty (附表7)")
+    exempt_items: tuple[FitnessItemName, ...] = Field(
+        default=(), max_length=11, description="single items exempted on application")
+    height_cm: float | None = Field(default=None, ge=80, le=230)
+    weight_kg: float | None = Field(default=None, ge=10, le=250)
+    vital_capacity_ml: int | None = Field(default=None, ge=200, le=9000)
+    run_50m_s: float | None = Field(default=None, ge=5.5, le=30)
+    sit_and_reach_cm: float | None = Field(default=None, ge=-40, le=45)
+    rope_skipping_count: int | None = Field(default=None, ge=0, le=300)
+    sit_ups_count: int | None = Field(default=None, ge=0, le=100)
+    shuttle_run_50m_x8_s: float | None = Field(default=None, ge=60, le=400)
+    standing_long_jump_cm: int | None = Field(default=None, ge=30, le=350)
+    pull_ups_count: int | None = Field(default=None, ge=0, le=60)
+    run_800m_s: float | None = Field(default=None, ge=130, le=900)
+    run_1000m_s: float | None = Field(default=None, ge=150, le=900)
+    screener: Identifier
+
+    @model_validator(mode="after")
+    def _items_fit_grade_and_sex(self) -> Self:
+        tested = items_for(self.sex, self.grade)
+        for info in ITEM_INFO.values():
+            given = getattr(self, info.field) is not None
+            if (given or info.item in self.exempt_items) and info.item not in tested:
+                raise PydanticCustomError(
+                    "item_not_in_grade",
+                    "{item} is not tested in grade {grade} ({sex}); that grade's items are {tested}",
+                    {"field": info.field if given else "exempt_items", "item": info.item,
+                     "grade": self.grade, "sex": self.sex,
+                     "tested": ", ".join(tested)},
+                )
+            if given and info.item in self.exempt_items:
+                raise PydanticCustomError(
+                    "exempt_item_with_result", "{item} is both exempted and measured",
+                    {"field": info.field, "item": info.item})
+        if self.exempt and any(getattr(self, ITEM_INFO[item].field) is not None for item in tested):
+            raise PydanticCustomError(
+                "exempt_with_results", "a wholly exempted test (免测) carries no item results",
+                {"field": "exempt"})
+        if (self.exempt or self.exempt_items) and self.exemption_reason is None:
+            raise PydanticCustomError(
+                "exemption_without_reason", "required when exempt or exempt_items is given",
+                {"field": "exemption_reason"})
+        if not (self.exempt or self.exempt_items) and self.exemption_reason is not None:
+            raise PydanticCustomError(
+                "reason_without_exemption", "only allowed with exempt or exempt_items",
+                {"field": "exemption_reason"})
+        if len(set(self.exempt_items)) != len(self.exempt_items):
+            raise PydanticCustomError(
+                "repeated_exempt_item", "an item is listed twice", {"field": "exempt_items"})
+        return self
+
+
+Event: TypeAlias = HealthRecord | VisionScreening | BmiScreening | PsychSurvey | FitnessTest
 
 _EVENT_MODELS: Final[tuple[type[_EventBase], ...]] = (
     HealthRecord,
     VisionScreening,
     BmiScreening,
     PsychSurvey,
+    FitnessTest,
 )
 
 
@@ -459,7 +548,8 @@ _EventUnion = Annotated[
     Annotated[HealthRecord, Tag(f"{HEALTH_RECORD}/1")]
     | Annotated[VisionScreening, Tag(f"{VISION_SCREENING}/1")]
     | Annotated[BmiScreening, Tag(f"{BMI_SCREENING}/1")]
-    | Annotated[PsychSurvey, Tag(f"{PSYCH_SURVEY}/1")],
+    | Annotated[PsychSurvey, Tag(f"{PSYCH_SURVEY}/1")]
+    | Annotated[FitnessTest, Tag(f"{FITNESS_TEST}/1")],
     Discriminator(_message_tag),
 ]
 
@@ -480,6 +570,7 @@ _MessageUnion = Annotated[
     | Annotated[VisionScreening, Tag(f"{VISION_SCREENING}/1")]
     | Annotated[BmiScreening, Tag(f"{BMI_SCREENING}/1")]
     | Annotated[PsychSurvey, Tag(f"{PSYCH_SURVEY}/1")]
+    | Annotated[FitnessTest, Tag(f"{FITNESS_TEST}/1")]
     | Annotated[Batch, Tag(_BATCH_TAG)],
     Discriminator(_message_tag),
 ]

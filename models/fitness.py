@@ -44,10 +44,13 @@ from decimal import Decimal
 from fractions import Fraction
 from functools import cache
 from importlib import resources
-from typing import Final, Literal, get_args
+from typing import TYPE_CHECKING, Final, Literal, get_args
 
 from models.growth import bmi_rounded
 from models.types import SEXES, Sex
+
+if TYPE_CHECKING:
+    from models.contracts import FitnessTest
 
 __all__ = [
     "BAND_LABELS",
@@ -71,6 +74,7 @@ __all__ = [
     "graduation_score",
     "item_level",
     "items_for",
+    "score_fitness_event",
     "score_item",
     "score_test",
     "stage_of",
@@ -495,6 +499,17 @@ def score_test(
         standard_score=standard, bonus=bonus, total=total, band=band,
         failed_items=failed, document_only_tables=tuple(unverified), table_version=TABLE_VERSION,
     )
+
+
+def score_fitness_event(event: FitnessTest) -> FitnessResult:
+    """Score a validated `fitness-test` event (its contract has already refused foreign items)."""
+    results: dict[Item, float] = {}
+    for info in ITEM_INFO.values():
+        value = getattr(event, info.field)
+        if value is not None:
+            results[info.item] = value
+    return score_test(sex=event.sex, grade=event.grade, results=results, height_cm=event.height_cm,
+                      weight_kg=event.weight_kg, exempt=event.exempt, exempt_items=event.exempt_items)
 
 
 # --- school year and graduation ---------------------------------------------------------------

@@ -17,11 +17,13 @@ from models.contracts import (
     DecodedMessage,
     Event,
     EventRejected,
+    FitnessTest,
     HealthRecord,
     PsychSurvey,
     VisionScreening,
     decode_message,
 )
+from models.fitness import FitnessResult, score_fitness_event
 from models.growth import GrowthResult, classify_growth
 from models.surveys import SurveyResult, get_instrument
 from models.vision import VisionResult, classify_vision
@@ -48,6 +50,12 @@ class ClassifiedSurvey:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ClassifiedFitness:
+    event: FitnessTest
+    result: FitnessResult
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Rejection:
     """Why a message, or one event inside a batch (`item_index` ≥ 0), was not accepted."""
 
@@ -67,11 +75,13 @@ class ProcessedMessages:
     vision: list[ClassifiedVision] = field(default_factory=list)
     growth: list[ClassifiedGrowth] = field(default_factory=list)
     surveys: list[ClassifiedSurvey] = field(default_factory=list)
+    fitness: list[ClassifiedFitness] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
 
     @property
     def accepted(self) -> int:
-        return len(self.records) + len(self.vision) + len(self.growth) + len(self.surveys)
+        return (len(self.records) + len(self.vision) + len(self.growth) + len(self.surveys)
+                + len(self.fitness))
 
 
 def _family(event: Event) -> str:
@@ -129,6 +139,8 @@ def classify_event(event: Event, out: ProcessedMessages) -> None:
         out.surveys.append(ClassifiedSurvey(event=event, result=instrument.score(event.answers)))
     elif isinstance(event, HealthRecord):
         out.records.append(event)
+    elif isinstance(event, FitnessTest):
+        out.fitness.append(ClassifiedFitness(event=event, result=score_fitness_event(event)))
     else:  # pragma: no cover - the Event union is closed
         raise TypeError(f"unhandled event type {type(event).__name__}")
 

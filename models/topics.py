@@ -21,6 +21,7 @@ HEALTH_RECORDS = "health-records"
 VISION_SCREENINGS = "vision-screenings"
 BMI_SCREENINGS = "bmi-screenings"
 PSYCH_SURVEYS = "psych-surveys"
+FITNESS_TESTS = "fitness-tests"
 DEAD_LETTERS = "dead-letters"
 INTERVENTION_ALERTS = "intervention-alerts"
 
@@ -30,6 +31,7 @@ INPUT_TOPICS: dict[str, str] = {
     VISION_SCREENINGS: "vision-screening",
     BMI_SCREENINGS: "bmi-screening",
     PSYCH_SURVEYS: "psych-survey",
+    FITNESS_TESTS: "fitness-test",
 }
 
 #: The topic for each event family (the importer and the API publish by family).
@@ -40,6 +42,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(name=VISION_SCREENINGS, purpose="uncorrected acuity and refraction screenings"),
     TopicSpec(name=BMI_SCREENINGS, purpose="height and weight screenings"),
     TopicSpec(name=PSYCH_SURVEYS, purpose="PHQ-A/PHQ-9, GAD-7 and health-literacy answers"),
+    TopicSpec(name=FITNESS_TESTS, purpose="physical-fitness tests (national standard, 2014 revision)"),
     TopicSpec(name=DEAD_LETTERS, purpose="rejected messages with the reason and their origin",
               retention_days=90),
     TopicSpec(name=INTERVENTION_ALERTS, purpose="early-intervention alerts for counsellors and doctors",

@@ -23,7 +23,14 @@ import psycopg
 from psycopg import sql
 
 from models.contracts import HealthRecord
-from models.pipeline import ClassifiedGrowth, ClassifiedSurvey, ClassifiedVision, ProcessedMessages
+from models.fitness import ITEM_INFO
+from models.pipeline import (
+    ClassifiedFitness,
+    ClassifiedGrowth,
+    ClassifiedSurvey,
+    ClassifiedVision,
+    ProcessedMessages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +106,21 @@ HISTORY = _Table(
              ("grade", "int2"), ("to_school_id", "text"), ("boarding", "bool"), ("left_behind", "bool"),
              ("disability", "bool"), ("sex", "text"), ("birth_date", "date")),
 )
-_TABLES = (VISION, GROWTH, SURVEY, HISTORY)
+FITNESS = _Table(
+    target="archive.fitness_results", stage="stage_fitness", conflict="(event_id, measured_on)",
+    columns=(*_EVENT_COLUMNS, ("measured_on", "date"), ("screener", "text"), ("sex", "text"), ("grade", "int2"),
+             ("attempt", "text"), ("exempt", "bool"), ("exemption_reason", "text"), ("exempt_items", "text[]"),
+             ("height_cm", "float8"), ("weight_kg", "float8"), ("vital_capacity_ml", "int4"),
+             ("run_50m_s", "float8"), ("sit_and_reach_cm", "float8"), ("rope_skipping_count", "int2"),
+             ("sit_ups_count", "int2"), ("shuttle_run_50m_x8_s", "float8"), ("standing_long_jump_cm", "int2"),
+             ("pull_ups_count", "int2"), ("run_800m_s", "float8"), ("run_1000m_s", "float8"),
+             ("bmi", "numeric"), ("bmi_category", "text"), ("bmi_score", "int2"), ("item_scores", "jsonb"),
+             ("item_bonus", "jsonb"), ("status", "text"), ("missing_items", "text[]"),
+             ("failed_items", "text[]"), ("standard_score", "numeric"), ("bonus", "int2"), ("total", "numeric"),
+             ("band", "text"), ("document_only_tables", "text[]"), ("table_version", "text"),
+             ("reference", "text")),
+)
+_TABLES = (VISION, GROWTH, SURVEY, HISTORY, FITNESS)
 
 
 def _event_values(event: Any) -> tuple[Any, ...]:
@@ -131,6 +152,27 @@ def survey_row(item: ClassifiedSurvey) -> tuple[Any, ...]:
             event.instrument_version, result.total, result.max_total, result.band, result.positive_screen,
             result.literate, dimensions, list(result.safety_flags), answers, result.rule_version,
             result.reference)
+
+
+_MEASURED_FIELDS = (
+    "height_cm", "weight_kg", "vital_capacity_ml", "run_50m_s", "sit_and_reach_cm", "rope_skipping_count",
+    "sit_ups_count", "shuttle_run_50m_x8_s", "standing_long_jump_cm", "pull_ups_count", "run_800m_s",
+    "run_1000m_s",
+)
+assert set(_MEASURED_FIELDS) >= {info.field for info in ITEM_INFO.values()}
+
+
+def fitness_row(item: ClassifiedFitness) -> tuple[Any, ...]:
+    event, result = item.event, item.result
+    # Dicts: binary COPY's jsonb dumper serialises them (a JSON string would be stored as a string).
+    scores = {score.item: score.score for score in result.items}
+    bonus = {score.item: score.bonus for score in result.items if score.bonus}
+    return (*_event_values(event), event.measured_on, event.screener, event.sex, event.grade, event.attempt,
+            event.exempt, event.exemption_reason, list(event.exempt_items),
+            *(getattr(event, name) for name in _MEASURED_FIELDS),
+            result.bmi, result.bmi_category, result.bmi_score, scores, bonus, result.status,
+            list(result.missing_items), list(result.failed_items), result.standard_score, result.bonus,
+            result.total, result.band, list(result.document_only_tables), result.table_version, result.reference)
 
 
 def history_row(event: HealthRecord) -> tuple[Any, ...]:
@@ -228,6 +270,7 @@ class ArchiveWriter:
             (GROWTH, [growth_row(item) for item in batch.growth]),
             (SURVEY, [survey_row(item) for item in batch.surveys]),
             (HISTORY, [history_row(event) for event in batch.records]),
+            (FITNESS, [fitness_row(item) for item in batch.fitness]),
         ):
             if not rows:
                 continue

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from models.contracts import BmiScreening, HealthRecord, PsychSurvey, VisionScreening
+from models.contracts import BmiScreening, FitnessTest, HealthRecord, PsychSurvey, VisionScreening
 
 NOW = datetime(2025, 10, 15, 9, 0, tzinfo=UTC)
 
@@ -67,3 +67,15 @@ def record(n: int, school: str = "S001", *, action: str = "register", occurred_a
     }
     data["event_id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"test/record/{school}/{n}/{action}/{occurred_at}"))
     return HealthRecord.model_validate_json(json.dumps(data | overrides))
+
+
+def fitness(n: int, school: str = "S001", *, sex: str = "male", grade: int = 8, **overrides: Any) -> FitnessTest:
+    """A complete grade-8 test by default (boys: pull-ups and 1000 m; girls: sit-ups and 800 m)."""
+    data = _base(n, school, "fitness-test") | {
+        "measured_on": NOW.date().isoformat(), "sex": sex, "grade": grade, "screener": "pe-teacher-1",
+        "height_cm": 160.0, "weight_kg": 50.0, "vital_capacity_ml": 3000, "run_50m_s": 8.0,
+        "sit_and_reach_cm": 10.0, "standing_long_jump_cm": 210,
+    }
+    data |= ({"pull_ups_count": 12, "run_1000m_s": 226.0} if sex == "male"
+             else {"sit_ups_count": 40, "run_800m_s": 220.0})
+    return FitnessTest.model_validate_json(json.dumps(data | overrides))

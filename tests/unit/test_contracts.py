@@ -120,11 +120,33 @@ def survey(**overrides: Any) -> dict[str, Any]:
     )
 
 
+def fitness(**overrides: Any) -> dict[str, Any]:
+    return common(
+        "fitness-test",
+        dict(
+            measured_on="2025-10-14",
+            sex="female",
+            grade=8,
+            height_cm=158.0,
+            weight_kg=48.5,
+            vital_capacity_ml=2600,
+            run_50m_s=9.1,
+            sit_and_reach_cm=14.5,
+            sit_ups_count=38,
+            standing_long_jump_cm=172,
+            run_800m_s=228.0,
+            screener="pe-teacher-2",
+        ),
+        overrides,
+    )
+
+
 VALID = {
     "health-record": health_record,
     "vision-screening": vision,
     "bmi-screening": bmi,
     "psych-survey": survey,
+    "fitness-test": fitness,
 }
 
 

@@ -29,6 +29,7 @@ FAMILIES = {
     "vision-screening": factories.vision,
     "psych-survey": factories.survey,
     "health-record": factories.record,
+    "fitness-test": factories.fitness,
 }
 
 
