@@ -457,8 +457,9 @@ class FitnessTest(_EventBase):
     attempt: Literal["first", "retest"] = Field(
         default="first", description="a retest (补测) after a first test rated fail, once a school year")
     exempt: bool = Field(default=False, description="wholly exempted from the test (免测)")
-    exemption_reason: Literal["illness", "disability", "injury"] | None = Field(
-        default=None, description="required when exempt or exempt_items is non-empty (附表7)")
+    exemption_reason: Literal["illness", "disability", "injury", "not_stated"] | None = Field(
+        default=None, description="required when exempt or exempt_items is non-empty (附表7); not_stated "
+                                  "when the source (the national upload sheet) does not say")
     exempt_items: tuple[FitnessItemName, ...] = Field(
         default=(), max_length=11, description="single items exempted on application")
     height_cm: float | None = Field(default=None, ge=80, le=230)

@@ -286,7 +286,7 @@ def _register_extensions() -> None:
     """Areas with several commands keep them in their own module, each with `register(app)`."""
     import importlib
 
-    for module in ("services.cli_alerts", "services.cli_screening", "services.cli_metrics"):
+    for module in ("services.cli_alerts", "services.cli_screening", "services.cli_metrics", "services.cli_fitness"):
         try:
             importlib.import_module(module).register(app)
         except ModuleNotFoundError as error:
