@@ -9,10 +9,13 @@ and the original bytes, so the caller can dead-letter it; nothing is dropped sil
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from models.contracts import (
+    IDENTIFIER_MAX_LENGTH,
+    IDENTIFIER_PATTERN,
     BmiScreening,
     DecodedMessage,
     Event,
@@ -29,6 +32,10 @@ from models.surveys import SurveyResult, get_instrument
 from models.vision import VisionResult, classify_vision
 
 WHOLE_MESSAGE = -1
+# The code of a message whose processing raised: it is dead-lettered with the error's type, its
+# batch goes on. Nothing a message contains may fail the other messages of its micro-batch.
+PROCESSING_ERROR = "processing_error"
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,25 +109,33 @@ class _Members:
         if self._members is None:
             try:
                 members = json.loads(self._payload)["events"]
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 members = None
             self._members = members if isinstance(members, list) else []
         if not 0 <= index < len(self._members):
             return self._payload
-        return json.dumps(self._members[index], separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            return json.dumps(self._members[index], separators=(",", ":"), ensure_ascii=False).encode()
+        except UnicodeEncodeError:  # a lone surrogate (an escaped \ud800): keep it escaped
+            return json.dumps(self._members[index], separators=(",", ":")).encode()
+
+
+def _identifier_or_none(value: object) -> str | None:
+    """`value` if it is a valid identifier of the contracts (ASCII, no NUL, no surrogate), else None."""
+    if isinstance(value, str) and len(value) <= IDENTIFIER_MAX_LENGTH and _IDENTIFIER.match(value):
+        return value
+    return None
 
 
 def _best_effort_origin(payload: bytes) -> tuple[str | None, str | None]:
-    """School and screener of a rejected event, when its JSON still says them (for data quality)."""
+    """School and screener of a rejected event, when its JSON still says them validly (for data quality)."""
     try:
         data = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the interpreter's stack
         return None, None
     if not isinstance(data, dict):
         return None, None
-    school, screener = data.get("school_id"), data.get("screener")
-    return (school if isinstance(school, str) and len(school) <= 64 else None,
-            screener if isinstance(screener, str) and len(screener) <= 64 else None)
+    return _identifier_or_none(data.get("school_id")), _identifier_or_none(data.get("screener"))
 
 
 def classify_event(event: Event, out: ProcessedMessages) -> None:
@@ -150,7 +165,24 @@ def process_message(payload: bytes, *, expected_family: str | None, out: Process
 
     `expected_family` is the family the topic carries; an event of another family is rejected
     with code `wrong_topic`, because it would otherwise bypass its topic's ordering and consumers.
+
+    Total in the bytes: if anything raises while this message is processed, what it had added to
+    `out` is taken back and the whole message is rejected with code `processing_error` (naming the
+    error's type, never its text, which may quote the message), so one message never fails the
+    others of its batch. Only BaseExceptions that are not Exceptions (cancellation, exit) escape.
     """
+    marks = (len(out.records), len(out.vision), len(out.growth), len(out.surveys), len(out.rejected))
+    try:
+        _process_message(payload, expected_family=expected_family, out=out)
+    except Exception as error:  # dead-lettered with the error's type: the batch goes on
+        del out.records[marks[0]:], out.vision[marks[1]:], out.growth[marks[2]:], out.surveys[marks[3]:]
+        del out.rejected[marks[4]:]
+        out.rejected.append(Rejection(
+            code=PROCESSING_ERROR, item_index=WHOLE_MESSAGE, payload=bytes(payload),
+            reason=f"the message could not be processed ({type(error).__name__}); kept for replay"))
+
+
+def _process_message(payload: bytes, *, expected_family: str | None, out: ProcessedMessages) -> None:
     try:
         decoded: DecodedMessage = decode_message(payload, family=expected_family)
     except EventRejected as whole:
@@ -179,7 +211,7 @@ def process_message(payload: bytes, *, expected_family: str | None, out: Process
                 code="wrong_topic",
                 reason=f"a {_family(event)} event on the topic for {expected_family} events",
                 item_index=index, payload=payload if single else members.payload_of(index),
-                school_id=event.school_id, screener=screener))
+                school_id=_identifier_or_none(event.school_id), screener=_identifier_or_none(screener)))
             continue
         try:
             classify_event(event, out)
@@ -187,4 +219,4 @@ def process_message(payload: bytes, *, expected_family: str | None, out: Process
             out.rejected.append(Rejection(
                 code="unclassifiable", reason=f"{_family(event)}: {error}", item_index=index,
                 payload=payload if single else members.payload_of(index),
-                school_id=event.school_id, screener=screener))
+                school_id=_identifier_or_none(event.school_id), screener=_identifier_or_none(screener)))

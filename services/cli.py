@@ -173,6 +173,46 @@ def worker(loglevel: Annotated[str, typer.Option(help="faust log level")] = "war
     run_worker(_settings(), loglevel=loglevel)
 
 
+audit_app = typer.Typer(help="Proofs for operators: what reached the archive.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("delivery")
+def audit_delivery_command(
+    since: Annotated[str | None, typer.Option(help="ISO time to start from (default: all retained)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
+) -> None:
+    """Per input topic: events produced, archived, dead-lettered, conflicting and missing; exit 1 if any is missing."""
+    from datetime import UTC, datetime
+
+    from rich.table import Table
+
+    from services.audit import audit_delivery
+
+    start = None
+    if since is not None:
+        try:
+            start = datetime.fromisoformat(since)
+        except ValueError as error:
+            raise _fail(f"--since: not an ISO time: {since!r}") from error
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=UTC)
+    audits = audit_delivery(_settings(), since=start)
+    if as_json:
+        for audit in audits:
+            typer.echo(json.dumps(audit.as_dict(), ensure_ascii=False))
+    else:
+        table = Table("topic 主题", "produced 生产", "archived 归档", "dead-lettered 死信", "conflicting 冲突",
+                      "missing 缺失", "alerts missing 预警缺失")
+        for audit in audits:
+            table.add_row(audit.topic, str(audit.produced), str(audit.archived), str(audit.dead_lettered),
+                          str(audit.conflicting), str(audit.missing), f"{audit.alerts_missing}/{audit.alerts_expected}")
+        Console().print(table)
+    if any(audit.missing or audit.alerts_missing for audit in audits):
+        console.print("[red]missing events: delivery is not complete[/red]")
+        raise typer.Exit(1)
+
+
 def _import_epilog() -> str:
     from models.importing import COLUMNS, expected_columns_text
 

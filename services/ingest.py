@@ -1,33 +1,60 @@
-"""The worker's batch handler: raw Kafka messages in, archive rows and dead letters out.
+"""The worker's batch handler: raw Kafka messages in, archive rows, dead letters and alerts out.
 
-Order per batch (at-least-once): dead letters are produced and acknowledged by the broker, the
-archive transaction commits, and only then does the agent let faust ack the batch's offsets.
+`Checkpoint` owns the order in which one micro-batch becomes durable, as Quix Streams'
+checkpoint does, and nothing else commits offsets:
+
+1. the dead letters are produced and acknowledged by the broker,
+2. the archive transaction (rows and the dead letters' table) commits,
+3. the alerts the rules raised are produced and acknowledged by the broker,
+4. only then are the batch's offsets committed (`commit_offsets`, the caller's adapter).
+
+A crash anywhere before step 4 leaves the offsets where they were: the batch is delivered again,
+and every step is idempotent (dead letters keyed by origin, archive rows by event id, alerts by
+alert event id). An exception, a cancellation (SIGTERM during a batch, a rebalance) or a process
+kill therefore never commits a batch that did not finish. Transient broker errors
+(`BrokerUnavailable`, translated by the adapter) are retried with backoff inside the step, the
+database's own outages inside the writer; anything else propagates, and the worker exits non-zero.
+
+The per-message work (`prepare_message`) is a total function of the bytes: whatever a message
+holds, it becomes accepted events or dead letters, never an exception that fails its batch.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import time
 from base64 import b64encode
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from models.pipeline import ProcessedMessages, process_message
+from models.pipeline import ProcessedMessages, Rejection, process_message
 from models.rules import AlertCandidate, encode_alert_batch, evaluate_batch
 from models.topics import INPUT_TOPICS
-from services.archive import ArchiveWriter, DeadLetter
+from services.archive import DeadLetter
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Dead letters keep the original bytes up to this size, plus the whole original's size and hash.
 DEAD_LETTER_PAYLOAD_MAX = 1024 * 1024
+# Text columns of a dead letter (reason, school, screener) are cut to this many characters.
+_TEXT_MAX = 2000
 
-SendDeadLetter = Callable[[bytes | None, bytes], Awaitable[None]]
-# Produces (key, value) alert messages and returns once the broker has acknowledged all of them.
-SendAlerts = Callable[[Sequence[tuple[bytes, bytes]]], Awaitable[None]]
+# Produces (key, value) messages and returns once the broker has acknowledged all of them.
+SendMessages = Callable[[Sequence[tuple[bytes | None, bytes]]], Awaitable[None]]
+CommitOffsets = Callable[[], Awaitable[None]]
+
+
+class BrokerUnavailable(Exception):
+    """A transient broker error (timeout, connection, leader moving): the step is retried."""
+
+
+class ArchivePort(Protocol):
+    async def write(self, batch: ProcessedMessages, dead_letters: Sequence[DeadLetter]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,8 +65,17 @@ class RawMessage:
     value: bytes | None
 
 
+def safe_text(value: str, limit: int = _TEXT_MAX) -> str:
+    """`value` as text PostgreSQL and UTF-8 accept: NUL and lone surrogates escaped, length cut."""
+    text = value.replace("\x00", "\\u0000")
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text[:limit]
+
+
 def dead_letter_message(letter: DeadLetter) -> bytes:
     """The JSON published on the dead-letters topic: origin, reason and the original bytes."""
+    # ensure_ascii (the default) escapes anything outside ASCII, lone surrogates included.
     return json.dumps({
         "topic": letter.topic, "partition": letter.partition, "offset": letter.offset,
         "item_index": letter.item_index, "code": letter.code, "reason": letter.reason,
@@ -49,61 +85,132 @@ def dead_letter_message(letter: DeadLetter) -> bytes:
     }, separators=(",", ":")).encode()
 
 
-class Ingestor:
-    """Turns one micro-batch of raw messages into one archive write."""
+def dead_letter_of(message: RawMessage, rejection: Rejection) -> DeadLetter:
+    """The dead letter of one rejection: safe text, the original bytes (cut at 1 MiB) and their hash."""
+    payload = bytes(rejection.payload)
+    return DeadLetter(
+        topic=safe_text(message.topic), partition=message.partition, offset=message.offset,
+        item_index=rejection.item_index, code=safe_text(rejection.code, 64), reason=safe_text(rejection.reason),
+        school_id=safe_text(rejection.school_id, 64) if rejection.school_id else None,
+        screener=safe_text(rejection.screener, 64) if rejection.screener else None,
+        payload=payload[:DEAD_LETTER_PAYLOAD_MAX], payload_size=len(payload),
+        payload_sha256=hashlib.sha256(payload).hexdigest())
 
-    def __init__(self, settings: Settings, writer: ArchiveWriter,
-                 send_dead_letter: SendDeadLetter | None = None) -> None:
+
+def dead_letter_record(letter: DeadLetter) -> tuple[bytes | None, bytes]:
+    """(key, value) of a dead letter on its topic; keyed by school when the message named a valid one."""
+    return (letter.school_id.encode("ascii", "backslashreplace") if letter.school_id else None,
+            dead_letter_message(letter))
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """One (sub-)batch classified and ready to be made durable."""
+
+    processed: ProcessedMessages = field(default_factory=ProcessedMessages)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    payload_bytes: int = 0
+
+    @property
+    def events(self) -> int:
+        return self.processed.accepted + len(self.dead_letters)
+
+
+def prepare_message(message: RawMessage, family: str | None, into: PreparedBatch) -> None:
+    """Classify one message into `into`; total in the bytes (see `models.pipeline.process_message`)."""
+    before = len(into.processed.rejected)
+    value = message.value or b""
+    process_message(value, expected_family=family, out=into.processed)
+    into.dead_letters.extend(dead_letter_of(message, r) for r in into.processed.rejected[before:])
+    into.payload_bytes += len(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff for transient errors: `first`, doubling, capped at `cap` seconds."""
+
+    first: float = 0.2
+    cap: float = 5.0
+
+    def delays(self) -> Any:
+        delay = self.first
+        while True:
+            yield delay
+            delay = min(delay * 2, self.cap)
+
+
+class Checkpoint:
+    """Owns the commit order of micro-batches: dead letters, archive, alerts, then offsets.
+
+    Memory is bounded in events and bytes, not messages: a batch whose messages hold more than
+    `max_events` events or `max_bytes` bytes is made durable in several sub-batches (each in the
+    order above) before its offsets are committed once.
+    """
+
+    def __init__(self, settings: Settings, writer: ArchivePort, *, send_dead_letters: SendMessages,
+                 send_alerts: SendMessages | None, backoff: Backoff = Backoff(),
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
         self._prefix = settings.topic_prefix
         self._writer = writer
-        self.send_dead_letter = send_dead_letter
-        self.send_alerts: SendAlerts | None = None
+        self._send_dead_letters = send_dead_letters
+        self._send_alerts = send_alerts
+        self._backoff = backoff
+        self._sleep = sleep
+        self.max_events = settings.worker_batch_events
+        self.max_bytes = settings.worker_batch_bytes
         self.accepted = 0
         self.alerts = 0
         self.rejected = 0
+        self.batches = 0
+        self.broker_retries = 0
 
     def _family_of(self, topic: str) -> str | None:
         return INPUT_TOPICS.get(topic.removeprefix(self._prefix))
 
-    async def handle(self, messages: Sequence[RawMessage]) -> ProcessedMessages:
+    async def run(self, messages: Sequence[RawMessage], commit_offsets: CommitOffsets) -> None:
+        """Make `messages` durable, then `commit_offsets()`; any exception leaves them uncommitted."""
         started = time.perf_counter()
-        batch = ProcessedMessages()
-        dead_letters: list[DeadLetter] = []
+        part = PreparedBatch()
         for message in messages:
-            before = len(batch.rejected)
-            process_message(message.value or b"", expected_family=self._family_of(message.topic), out=batch)
-            dead_letters.extend(
-                DeadLetter(topic=message.topic, partition=message.partition, offset=message.offset,
-                           item_index=r.item_index, code=r.code, reason=r.reason, school_id=r.school_id,
-                           screener=r.screener, payload=r.payload[:DEAD_LETTER_PAYLOAD_MAX],
-                           payload_size=len(r.payload), payload_sha256=hashlib.sha256(r.payload).hexdigest())
-                for r in batch.rejected[before:]
-            )
-        if dead_letters:
-            if self.send_dead_letter is None:
-                raise RuntimeError("no dead-letter producer configured")
-            for letter in dead_letters:
-                key = letter.school_id.encode() if letter.school_id else None
-                await self.send_dead_letter(key, dead_letter_message(letter))
+            prepare_message(message, self._family_of(message.topic), part)
+            if part.events >= self.max_events or part.payload_bytes >= self.max_bytes:
+                await self._make_durable(part)
+                part = PreparedBatch()
+        if part.events or part.payload_bytes:
+            await self._make_durable(part)
+        # Step 4, and only here: every sub-batch above has finished.
+        await commit_offsets()
+        self.batches += 1
+        log.debug("batch of %d message(s) durable in %.3fs", len(messages), time.perf_counter() - started)
+
+    async def _make_durable(self, part: PreparedBatch) -> None:
+        if part.dead_letters:
+            records = [dead_letter_record(letter) for letter in part.dead_letters]
+            await self._with_retry("dead letters", self._send_dead_letters, records)
             # Codes and counts only: a reason may quote a submitted value.
-            log.info("dead-lettered %d event(s): %s", len(dead_letters),
-                     sorted({letter.code for letter in dead_letters}))
-        classified = time.perf_counter()
-        await self._writer.write(batch, dead_letters)
-        log.debug("batch of %d message(s): %d accepted, %d rejected; classify %.3fs, write %.3fs",
-                  len(messages), batch.accepted, len(dead_letters), classified - started,
-                  time.perf_counter() - classified)
-        # Alerts go out after the archive commit and before the offsets are acked: a crash in
-        # between redelivers the batch, and the alert service drops the repeated alert ids.
-        if self.send_alerts is not None:
-            alerts = evaluate_batch(batch)
+            log.info("dead-lettered %d event(s): %s", len(part.dead_letters),
+                     sorted({letter.code for letter in part.dead_letters}))
+        await self._writer.write(part.processed, part.dead_letters)
+        if self._send_alerts is not None:
+            alerts = evaluate_batch(part.processed)
             if alerts:
                 by_school: dict[str, list[AlertCandidate]] = {}
                 for alert in alerts:
                     by_school.setdefault(alert.school_id, []).append(alert)
-                await self.send_alerts([(school.encode(), encode_alert_batch(group))
-                                        for school, group in by_school.items()])
+                await self._with_retry("alerts", self._send_alerts, [
+                    (school.encode(), encode_alert_batch(group)) for school, group in by_school.items()])
                 self.alerts += len(alerts)
-        self.accepted += batch.accepted
-        self.rejected += len(dead_letters)
-        return batch
+        self.accepted += part.processed.accepted
+        self.rejected += len(part.dead_letters)
+
+    async def _with_retry(self, what: str, send: SendMessages, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        # A retry may produce some records twice: their consumers are idempotent (dead letters by
+        # origin, alerts by alert event id).
+        for delay in self._backoff.delays():
+            try:
+                await send(records)
+                return
+            except BrokerUnavailable as error:
+                self.broker_retries += 1
+                log.warning("broker unavailable producing %s (%s); retrying in %.1fs", what, error, delay)
+                await self._sleep(delay)

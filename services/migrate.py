@@ -8,12 +8,16 @@ migrations are append-only.
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
 
 from services.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _LOCK_ID = 0x5C400_1  # arbitrary, constant: "schoolhealth migrations"
 
@@ -78,3 +82,19 @@ def migrate(settings: Settings, dsn: str | None = None) -> list[str]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
     return applied_now
+
+
+def migrate_with_retry(settings: Settings, *, attempts: int = 30, max_delay: float = 5.0) -> None:
+    """Apply migrations, waiting (with backoff) while PostgreSQL is unreachable at start-up."""
+    delay = 0.5
+    for attempt in range(1, attempts + 1):
+        try:
+            migrate(settings)
+            return
+        except psycopg.OperationalError as error:
+            if attempt == attempts:
+                raise
+            log.warning("database unavailable at start-up (%s); retrying in %.1fs",
+                        str(error).splitlines()[0] if str(error) else type(error).__name__, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, max_delay)

@@ -7,13 +7,15 @@ import ctypes.util
 import gc
 import logging
 import os
+import signal
 import subprocess
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 
 from services.archive import ArchiveWriter
-from services.ingest import Ingestor
+from services.ingest import Checkpoint
 from services.metrics import register_refresh_timer
-from services.migrate import migrate
+from services.migrate import migrate_with_retry
 from services.settings import Settings
 from services.topics import create_topics
 
@@ -46,20 +48,38 @@ def _fixed_mmap_threshold(size: int = 128 * 1024) -> None:
         log.debug("mallopt unavailable; default allocator thresholds")
 
 
-def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
-    """Run one worker process until SIGTERM/SIGINT (a consumer-group member; start one per core)."""
+def run_worker(settings: Settings, *, loglevel: str = "warning",
+               archive_writer: Callable[[str], ArchiveWriter] = ArchiveWriter) -> None:
+    """Run one worker process until SIGTERM/SIGINT (a consumer-group member; start one per core).
+
+    Exits with status 1, its failing batch uncommitted, when a batch fails with an error that is
+    not transient (transient broker and database errors are retried). `archive_writer` builds the
+    writer from a DSN (the fault suite passes one that fails on purpose).
+    """
     from faust import Worker
 
     from streams.agents import register_agents
     from streams.app import create_app
     from streams.scoring import register_scoring
 
-    migrate(settings)
+    migrate_with_retry(settings)
     create_topics(settings)
     app = create_app(settings)
-    writer = ArchiveWriter(settings.pg_dsn("app"))
-    ingestor = Ingestor(settings, writer)
-    register_agents(app, settings, ingestor)
+    writer = archive_writer(settings.pg_dsn("app"))
+    failures: list[BaseException] = []
+
+    def on_fatal(error: BaseException) -> None:
+        # Stop through faust's own shutdown (it leaves the group and commits only acked offsets,
+        # which exclude the failed batch); the status is set below once it has finished.
+        failures.append(error)
+        os.kill(os.getpid(), signal.SIGTERM)
+        # Should the shutdown hang, exit anyway: nothing unfinished was acked, so nothing is lost.
+        watchdog = threading.Timer(60.0, os._exit, args=(1,))
+        watchdog.daemon = True
+        watchdog.start()
+
+    register_agents(app, settings, lambda dead_letters, alerts: Checkpoint(
+        settings, writer, send_dead_letters=dead_letters, send_alerts=alerts), on_fatal=on_fatal)
     register_scoring(app, settings)
     register_refresh_timer(app, settings)
 
@@ -77,4 +97,13 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     _fixed_mmap_threshold()
     debug = bool(os.environ.get("SCHOOLHEALTH_DEBUG"))
     logging.getLogger("services").setLevel(logging.DEBUG if debug else logging.INFO)
-    Worker(app, loglevel="debug" if debug else loglevel, quiet=True).execute_from_commandline()
+    status: int | str | None = 0
+    try:
+        Worker(app, loglevel="debug" if debug else loglevel, quiet=True).execute_from_commandline()
+    except SystemExit as exit_:
+        status = exit_.code
+    if failures:
+        log.error("worker stopped after a failed batch (%s); exiting with status 1", type(failures[0]).__name__)
+        raise SystemExit(1)
+    raise SystemExit(status)
+

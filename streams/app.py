@@ -26,6 +26,11 @@ def create_app(settings: Settings) -> faust.App:
         datadir=str(settings.state_dir / "faust" / settings.consumer_group),
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        # faust would wait, at shutdown and at each rebalance, for every message it handed out to
+        # be acked, and a batch that failed is never acked: the worker would hang instead of
+        # exiting. Not waiting is safe: only finished batches are ever acked (streams.agents), so
+        # faust commits nothing else; a batch still in flight at a rebalance is delivered again.
+        stream_wait_empty=False,
         producer_acks=-1,
         producer_max_request_size=10 * 1024 * 1024,
         consumer_max_fetch_size=8 * 1024 * 1024,
