@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from models.contracts import (
@@ -89,6 +89,16 @@ class ProcessedMessages:
     def accepted(self) -> int:
         return (len(self.records) + len(self.vision) + len(self.growth) + len(self.surveys)
                 + len(self.fitness))
+
+
+# Every list of ProcessedMessages, accepted and rejected: what one message may have added.
+_OUTPUT_LISTS = tuple(f.name for f in fields(ProcessedMessages))
+
+
+def accepted_events(out: ProcessedMessages) -> list[Event]:
+    """Every accepted event of `out`, whatever its family (classified ones carry theirs)."""
+    return [getattr(item, "event", item) for name in _OUTPUT_LISTS if name != "rejected"
+            for item in getattr(out, name)]
 
 
 def _family(event: Event) -> str:
@@ -171,12 +181,13 @@ def process_message(payload: bytes, *, expected_family: str | None, out: Process
     error's type, never its text, which may quote the message), so one message never fails the
     others of its batch. Only BaseExceptions that are not Exceptions (cancellation, exit) escape.
     """
-    marks = (len(out.records), len(out.vision), len(out.growth), len(out.surveys), len(out.rejected))
+    lists = [getattr(out, name) for name in _OUTPUT_LISTS]
+    marks = [len(items) for items in lists]
     try:
         _process_message(payload, expected_family=expected_family, out=out)
     except Exception as error:  # dead-lettered with the error's type: the batch goes on
-        del out.records[marks[0]:], out.vision[marks[1]:], out.growth[marks[2]:], out.surveys[marks[3]:]
-        del out.rejected[marks[4]:]
+        for items, mark in zip(lists, marks, strict=True):
+            del items[mark:]
         out.rejected.append(Rejection(
             code=PROCESSING_ERROR, item_index=WHOLE_MESSAGE, payload=bytes(payload),
             reason=f"the message could not be processed ({type(error).__name__}); kept for replay"))

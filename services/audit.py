@@ -25,7 +25,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from models.pipeline import WHOLE_MESSAGE, ProcessedMessages, process_message
+from models.pipeline import WHOLE_MESSAGE, ProcessedMessages, accepted_events, process_message
 from models.rules import evaluate_batch
 from models.topics import INPUT_TOPICS
 from services.settings import Settings
@@ -37,6 +37,7 @@ ARCHIVE_TABLE_FOR_FAMILY: dict[str, str] = {
     "vision-screening": "archive.vision_screenings",
     "bmi-screening": "archive.growth_screenings",
     "psych-survey": "archive.survey_results",
+    "fitness-test": "archive.fitness_results",
 }
 
 Position = tuple[int, int, int]  # partition, offset, item index (-1: the whole message)
@@ -132,8 +133,7 @@ def audit_delivery(settings: Settings, *, since: datetime | None = None) -> list
                 process_message(value, expected_family=family, out=out)
                 for rejection in out.rejected:
                     items.append(_Item((record.partition, record.offset, rejection.item_index), None))
-                accepted = [*out.records, *(c.event for c in out.vision), *(c.event for c in out.growth),
-                            *(c.event for c in out.surveys)]
+                accepted = accepted_events(out)
                 indexes = _member_indexes(value) if accepted else {}
                 for event in accepted:
                     index = indexes.get(str(event.event_id), WHOLE_MESSAGE)

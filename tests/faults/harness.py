@@ -26,14 +26,14 @@ import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from models.contracts import Event, encode_batch, encode_event
-from models.topics import BMI_SCREENINGS, HEALTH_RECORDS, INPUT_TOPICS, PSYCH_SURVEYS, VISION_SCREENINGS
+from models.topics import BMI_SCREENINGS, FITNESS_TESTS, HEALTH_RECORDS, INPUT_TOPICS, PSYCH_SURVEYS, VISION_SCREENINGS
 from services.alerts import alert_consumer_group
 from services.audit import TopicAudit, audit_delivery
 from services.settings import Settings
 from tests import factories
 
 TABLES = ("archive.growth_screenings", "archive.vision_screenings", "archive.survey_results",
-          "archive.student_history")
+          "archive.student_history", "archive.fitness_results")
 SELF_HARM = [0, 0, 0, 0, 0, 0, 0, 0, 2]
 
 
@@ -85,7 +85,8 @@ def poison_messages() -> list[tuple[str, bytes, list[str], list[UUID]]]:
 def _families(n: int, school: str) -> list[tuple[str, Event]]:
     survey = factories.survey(n, school, answers=SELF_HARM) if n % 5 == 0 else factories.survey(n, school)
     return [(HEALTH_RECORDS, factories.record(n, school)), (VISION_SCREENINGS, factories.vision(n, school)),
-            (BMI_SCREENINGS, factories.bmi(n, school)), (PSYCH_SURVEYS, survey)]
+            (BMI_SCREENINGS, factories.bmi(n, school)), (PSYCH_SURVEYS, survey),
+            (FITNESS_TESTS, factories.fitness(n, school))]
 
 
 def produce_known_set(settings: Settings, *, students: int = 24, envelope: int = 8) -> KnownSet:
