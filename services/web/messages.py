@@ -209,6 +209,27 @@ _EN.update({
     "alert.safety_flag": "safety item answered",
     "band.minimal": "Minimal", "band.mild": "Mild", "band.moderate": "Moderate",
     "band.moderately_severe": "Moderately severe", "band.severe": "Severe",
+    "followup.intro": "Students whose latest screening needs action. Tell the parents (print the letter), refer "
+        "where needed, re-check on the date shown, then close.",
+    "followup.all": "All", "followup.finding": "Finding", "followup.apply": "Show", "followup.count": "{n} students.",
+    "followup.shown": "The first {n} are shown; narrow the list with the filters.",
+    "followup.next_check": "Next check", "followup.step": "Record a step", "followup.save": "Save",
+    "followup.alerts": "Alerts for the school doctor",
+    "finding.screening_myopia": "Screening myopia", "finding.visual_impairment": "Visual impairment",
+    "finding.overweight": "Overweight", "finding.obesity": "Obesity", "finding.wasting": "Wasting",
+    "finding.stunting": "Stunting",
+    "fstate.to_notify": "To notify", "fstate.parents_notified": "Parents notified", "fstate.referred": "Referred",
+    "fstate.rechecked": "Re-checked", "fstate.closed": "Closed",
+    "letters.letter": "Letter to parents", "letters.class_vision": "Vision letters for this class",
+    "letters.class_growth": "Growth letters for this class",
+    "letter.about": "About your child", "letters.count": "{n} letters",
+    "letters.none": "No student of this class has a screening of this kind.",
+    "letters.meaning": "What the result means", "letters.todo": "What to do next",
+    "letters.normal": "The result is within the normal range.", "letters.from": "School health office",
+    "letters.slip": "Reply slip (please return to the school doctor)",
+    "letters.slip_text": "I have read the screening result of {name}. Please return this slip by {by}.",
+    "letters.slip_fields": "Hospital: ____________  Diagnosis: ____________  Parent's signature: ____________  "
+        "Date: ________",
 })
 _ZH.update({
     "field.name": "姓名", "field.grade": "年级", "field.class_name": "班级", "field.guardian_name": "监护人",
@@ -232,6 +253,24 @@ _ZH.update({
     "alert.earlier": "该生以往的预警", "alert.none": "无。", "alert.safety_flag": "安全条目有回答",
     "band.minimal": "无或极轻", "band.mild": "轻度", "band.moderate": "中度", "band.moderately_severe": "中重度",
     "band.severe": "重度",
+    "followup.intro": "最近一次筛查结果需要处理的学生。请告知家长（打印告家长书），需要时转诊，"
+        "按下次复查日期复查，然后结案。",
+    "followup.all": "全部", "followup.finding": "筛查发现", "followup.apply": "筛选",
+    "followup.count": "共 {n} 名学生。",
+    "followup.shown": "仅显示前 {n} 名，请用筛选条件缩小范围。",
+    "followup.next_check": "下次复查", "followup.step": "记录处理", "followup.save": "保存",
+    "followup.alerts": "校医预警",
+    "finding.screening_myopia": "筛查性近视", "finding.visual_impairment": "视力低下", "finding.overweight": "超重",
+    "finding.obesity": "肥胖", "finding.wasting": "消瘦", "finding.stunting": "生长迟缓",
+    "fstate.to_notify": "待告知", "fstate.parents_notified": "已告知家长", "fstate.referred": "已转诊",
+    "fstate.rechecked": "已复查", "fstate.closed": "已结案",
+    "letters.letter": "告家长书", "letters.class_vision": "本班视力筛查告家长书",
+    "letters.class_growth": "本班生长发育筛查告家长书",
+    "letter.about": "关于您的孩子", "letters.count": "共 {n} 份", "letters.none": "本班没有学生有此类筛查结果。",
+    "letters.meaning": "结果说明", "letters.todo": "建议", "letters.normal": "结果在正常范围内。",
+    "letters.from": "校医室", "letters.slip": "回执（请交回校医）",
+    "letters.slip_text": "我已知晓 {name} 的筛查结果。请于 {by} 前交回本回执。",
+    "letters.slip_fields": "就诊医院：____________  诊断结果：____________  家长签名：____________  日期：________",
 })
 
 MESSAGES: Mapping[str, Mapping[str, str]] = MappingProxyType({"en": _EN, "zh-CN": _ZH})

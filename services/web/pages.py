@@ -35,6 +35,8 @@ from pydantic import ValidationError
 from models.alerts import OUTCOMES
 from models.contracts import Event, encode_batch
 from models.evidence_text import describe_evidence
+from models.follow_up import FINDINGS
+from models.follow_up import STATES as FOLLOW_UP_STATES
 from models.importing import COLUMN_NAMES_ZH, COLUMNS, HeaderRejected, RowRejected, check_header, row_to_event
 from models.pipeline import ProcessedMessages, classify_event
 from models.rules import evaluate_batch
@@ -44,8 +46,11 @@ from services.api import risk as risk_api
 from services.api import screenings as screening_api
 from services.api.session import Session, user_session
 from services.api.students import StudentFacts, school_names, student_facts
+from services.follow_up import StepRefused, follow_up_rows, record_step
 from services.importer import BATCH_EVENTS, ImportSummary, Rejected, UnreadableFile, read_rows
 from services.users import hash_token
+from services.web.letters import TITLES, Letter, build_letter
+from services.web.letters import greeting as letter_greeting
 from services.web.messages import LANGUAGES, label, pick_language, translate
 from services.web.reasons import translate_reason
 
@@ -591,13 +596,126 @@ async def queue_row(request: Request, alert_id: uuid.UUID) -> Response:
         return _page("_alert_row.html", _context(request, session, row=rows[0]))
 
 
+_LATEST_SCREENING = {
+    "vision": "SELECT DISTINCT ON (student_key) * FROM archive.vision_current WHERE student_key = ANY(%s)"
+              " ORDER BY student_key, measured_on DESC, ingested_at DESC",
+    "growth": "SELECT DISTINCT ON (student_key) * FROM archive.growth_current WHERE student_key = ANY(%s)"
+              " ORDER BY student_key, measured_on DESC, ingested_at DESC",
+}
+LETTER_KINDS = ("vision", "growth")
+
+
+async def class_students(request: Request, session: Session, *, school: str | None, grade: int,
+                         class_name: str | None) -> list[StudentFacts]:
+    """The roster's students now in ``grade`` (and ``class_name``) of the caller's schools, by class and name."""
+    rows = await session.fetch(
+        "SELECT student_key FROM roster.students WHERE (%(school)s::text IS NULL OR school_id = %(school)s)"
+        " AND grade BETWEEN %(low)s AND %(high)s",
+        {"school": school, "low": max(1, grade - 9), "high": grade})
+    facts = await student_facts(session, [row["student_key"] for row in rows], _today(request, session))
+    chosen = [f for f in facts.values() if f.grade == grade and f.status != "left"
+              and (not class_name or f.class_name == class_name)]
+    return sorted(chosen, key=lambda f: ((f.class_name or "").zfill(4), f.name or "", f.student_key))
+
+
+async def _letters(request: Request, session: Session, kind: str, facts: list[StudentFacts]) -> list[Letter]:
+    keys = [f.student_key for f in facts]
+    screenings = {row["student_key"]: row for row in await session.fetch(_LATEST_SCREENING[kind], (keys,))}
+    cases = {(row["student_key"], row["screening_event_id"]): row["next_check_on"] for row in await session.fetch(
+        "SELECT student_key, screening_event_id, next_check_on FROM followup.cases WHERE student_key = ANY(%s)",
+        (keys,))}
+    language = _language(request)
+    return [build_letter(kind, language, f.student_key, f, screenings[f.student_key],
+                         next_check=cases.get((f.student_key, screenings[f.student_key]["event_id"])))
+            for f in facts if f.student_key in screenings]
+
+
+@router.get("/doctor/letters/{kind}/{student_key}", response_class=HTMLResponse)
+async def parent_letter(request: Request, kind: str, student_key: str) -> Response:
+    """One student's screening result letter to the guardian (printable)."""
+    async with web_session(request) as session:
+        if session.role not in alert_api.QUEUE_ROLES or kind not in LETTER_KINDS:
+            return _error(request, session, 404 if kind not in LETTER_KINDS else 403)
+        facts = (await student_facts(session, [student_key], _today(request, session))).get(student_key)
+        letters = await _letters(request, session, kind, [facts]) if facts else []
+        if not letters:
+            return _error(request, session, 404)
+        return _page("parent_letters.html", _context(request, session, letters=letters, kind=kind,
+                                                     title=TITLES[kind, _language(request)]))
+
+
+@router.get("/doctor/letters/{kind}", response_class=HTMLResponse)
+async def class_letters(request: Request, kind: str, grade: int, class_name: str | None = None,
+                        school: str | None = None) -> Response:
+    """The letters of every student of one class with a screening of that kind, one page each when printed."""
+    async with web_session(request) as session:
+        if session.role not in alert_api.QUEUE_ROLES or kind not in LETTER_KINDS:
+            return _error(request, session, 404 if kind not in LETTER_KINDS else 403)
+        students = await class_students(request, session, school=school or None, grade=grade,
+                                        class_name=(class_name or "").strip() or None)
+        letters = await _letters(request, session, kind, students)
+        return _page("parent_letters.html", _context(request, session, letters=letters, kind=kind,
+                                                     title=TITLES[kind, _language(request)],
+                                                     group=grade_class_text(grade, class_name, _language(request))))
+
+
+def grade_class_text(grade: int, class_name: str | None, language: str) -> str:
+    if language == "zh-CN":
+        return f"{grade}年级" + (f"{class_name}班" if class_name else "")
+    return f"Grade {grade}" + (f", class {class_name}" if class_name else "")
+
+
+SHOWN_FOLLOW_UP_ROWS = 500
+
+
 @router.get("/doctor/follow-up", response_class=HTMLResponse)
-async def follow_up(request: Request) -> Response:
+async def follow_up(  # noqa: PLR0917 - the list's filters are query parameters
+    request: Request, finding: str | None = None, state: str | None = None, grade: str | None = None,
+    class_name: str | None = None, school: str | None = None,
+) -> Response:
+    """Students whose latest screening needs action, with the step reached and the next check."""
     async with web_session(request) as session:
         if session.role not in alert_api.QUEUE_ROLES:
             return _error(request, session, 403)
-        rows = await _queue_rows(request, session, concerns=FOLLOW_UP_CONCERNS)
-        return _page("follow_up.html", _context(request, session, rows=rows))
+        today = _today(request, session)
+        chosen_grade = int(grade) if grade and grade.isdigit() else None
+        rows = await follow_up_rows(
+            session, today, school=school or None, finding=finding if finding in FINDINGS else None,
+            state=state if state in FOLLOW_UP_STATES else None, grade=chosen_grade,
+            class_name=(class_name or "").strip() or None)
+        alerts = await _queue_rows(request, session, concerns=FOLLOW_UP_CONCERNS)
+        schools = await school_names(session, await _visible_schools(session))
+        return _page("follow_up.html", _context(
+            request, session, rows=rows[:SHOWN_FOLLOW_UP_ROWS], total=len(rows), alerts=alerts, findings=FINDINGS,
+            states=FOLLOW_UP_STATES, schools=schools,
+            chosen={"finding": finding or "", "state": state or "", "grade": chosen_grade, "school": school or "",
+                    "class_name": (class_name or "").strip()},
+            can_act=session.role in screening_api.SUBMIT_ROLES))
+
+
+@router.post("/doctor/follow-up/step")
+async def follow_up_step(request: Request) -> Response:
+    form = await request.form()
+    _check_csrf(request, str(form.get("csrf", "")))
+    back = str(form.get("back", "/web/doctor/follow-up"))
+    back = back if back.startswith("/web/doctor/follow-up") and "//" not in back else "/web/doctor/follow-up"
+    try:
+        event_id = uuid.UUID(str(form.get("event_id", "")))
+        next_text = str(form.get("next_check_on", "")).strip()
+        next_check = date.fromisoformat(next_text) if next_text else None
+    except ValueError:
+        return _redirect(back)
+    note = str(form.get("note", "")).strip()[:500] or None
+    async with web_session(request) as session:
+        if session.role not in screening_api.SUBMIT_ROLES:
+            return _error(request, session, 403)
+        try:
+            await record_step(session, student_key=str(form.get("student_key", "")), event_id=event_id,
+                              state=str(form.get("state", "")), next_check_on=next_check, note=note)
+        except StepRefused:
+            return _error(request, session, 404)
+    separator = "&" if "?" in back else "?"
+    return _redirect(f"{back}{separator}saved={event_id}#case-{event_id}")
 
 
 @router.get("/risk", response_class=HTMLResponse)
@@ -696,9 +814,10 @@ async def referral_letter(request: Request, alert_id: uuid.UUID) -> Response:
             return _error(request, session, 404)
         school = await session.fetch_one("SELECT name FROM archive.schools WHERE school_id = %s",
                                          (detail.school_id,))
-        return _page("letter.html", _context(request, session, alert=detail,
-                                             school_name=school["name"] if school else detail.school_id,
-                                             ))
+        facts = (await student_facts(session, [detail.student_key], _today(request, session))).get(detail.student_key)
+        return _page("letter.html", _context(request, session, alert=detail, facts=facts,
+                                             greeting=letter_greeting(_language(request), facts),
+                                             school_name=school["name"] if school else detail.school_id))
 
 
 def _iso(value: object) -> str:

@@ -87,12 +87,41 @@ def reload_until(browser: Any, condition: Callable[[Any], Any], *, what: str, ti
 
 
 def add_school_and_student(settings: Settings, *, school_id: str, name: str, student_key: str,
-                           student_number: str, sex: str, birth_date: str) -> None:
+                           student_number: str, sex: str, birth_date: str, grade: int = 4,
+                           enrolled_on: str | None = None, class_name: str | None = None,
+                           guardian_name: str | None = None, school_name: str | None = None) -> None:
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         conn.execute(
             "INSERT INTO archive.schools (school_id, name, county_id, county_name, urban_rural, stage, boarding,"
             " enrollment, school_doctors) VALUES (%s, %s, 'C01', 'Test county', 'urban', 'primary', false, 500, 1)"
-            " ON CONFLICT DO NOTHING", (school_id, f"Test school {school_id}"))
+            " ON CONFLICT DO NOTHING", (school_id, school_name or f"Test school {school_id}"))
         conn.execute(
-            "INSERT INTO roster.students (student_key, school_id, national_number, name, sex, birth_date, grade)"
-            " VALUES (%s, %s, %s, %s, %s, %s, 4)", (student_key, school_id, student_number, name, sex, birth_date))
+            "INSERT INTO roster.students (student_key, school_id, national_number, name, sex, birth_date, grade,"
+            " enrolled_on, class_name, guardian_name) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (student_key, school_id, student_number, name, sex, birth_date, grade, enrolled_on, class_name,
+             guardian_name))
+
+
+def archive_rows(settings: Settings, kind: str, rows: list[dict[str, str]], *, submitted_by: str = "d-a") -> None:
+    """Rows of an import file, validated, classified and archived as the worker does (without Kafka)."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from models.importing import row_to_event
+    from models.pipeline import ProcessedMessages, classify_event
+    from services.archive import ArchiveWriter
+
+    secret = settings.student_key_secret.get_secret_value().encode()
+    batch = ProcessedMessages()
+    for row in rows:
+        classify_event(row_to_event(kind, row, secret=secret, submitted_by=submitted_by,  # type: ignore[arg-type]
+                                    now=datetime.now(UTC)), batch)
+
+    async def write() -> None:
+        writer = ArchiveWriter(settings.pg_dsn("app"))
+        try:
+            await writer.write(batch, [])
+        finally:
+            await writer.close()
+
+    asyncio.run(write())

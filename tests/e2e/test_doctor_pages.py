@@ -46,7 +46,7 @@ def test_doctor_screening_upload_follow_up_and_letter(
     settings = isolated
     secret = settings.student_key_secret.get_secret_value().encode()
     add_school_and_student(settings, school_id="SA01", name="Li Xiaoming", student_key=student_key(secret, NUMBER),
-                           student_number=NUMBER, sex="male", birth_date="2014-03-07")
+                           student_number=NUMBER, sex="male", birth_date="2014-03-07", guardian_name="李建国")
     token = add_user(settings, "d-a", "school_doctor", schools=["SA01"])
     worker = start_worker()
     alerts = AlertService(settings, tmp_path / "alerts.log")
@@ -152,8 +152,11 @@ def test_doctor_screening_upload_follow_up_and_letter(
             browser.find_element(By.ID, "lang-zh-CN").click()
             until(browser, lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN",
                   what="the Chinese page")
-            reload_until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#follow-up tbody tr")) == 2,
+            reload_until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#follow-up-alerts tbody tr")) == 2,
                          what="the obesity and high myopia alerts in the follow-up list", timeout=90)
+            # The screening results needing action are listed from the archive as well.
+            assert {r.get_attribute("data-findings") for r in
+                    browser.find_elements(By.CSS_SELECTOR, "#follow-up tbody tr")} >= {"obesity"}
             row = browser.find_element(By.CSS_SELECTOR, "tr[data-concern=obesity]")
             assert "Li Xiaoming" in browser.find_element(By.CSS_SELECTOR, "tr[data-concern=high_myopia]").text
             assert "Li Xiaoming" in row.text and "肥胖" in row.text
@@ -166,6 +169,8 @@ def test_doctor_screening_upload_follow_up_and_letter(
             browser.find_element(By.ID, "letter-link").click()
             until(browser, lambda d: d.find_elements(By.ID, "letter"), what="the referral letter")
             assert browser.find_element(By.ID, "letter-student").text == "Li Xiaoming"
+            # Addressed to the guardian from the roster, not to the student.
+            assert browser.find_element(By.ID, "letter-greeting").text == "尊敬的李建国家长："
             assert "Test school SA01" in browser.find_element(By.ID, "letter").text
             browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
             assert not browser.find_element(By.CSS_SELECTOR, "header.bar").is_displayed()
