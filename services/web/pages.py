@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from models.alerts import OUTCOMES
 from models.contracts import Event, encode_batch
 from models.evidence_text import describe_evidence
-from models.follow_up import FINDINGS
+from models.follow_up import FINDINGS, growth_findings, vision_findings
 from models.follow_up import STATES as FOLLOW_UP_STATES
 from models.importing import COLUMN_NAMES_ZH, COLUMNS, HeaderRejected, RowRejected, check_header, row_to_event
 from models.pipeline import ProcessedMessages, classify_event
@@ -49,6 +49,7 @@ from services.api.students import StudentFacts, school_names, student_facts
 from services.follow_up import StepRefused, follow_up_rows, record_step
 from services.importer import BATCH_EVENTS, ImportSummary, Rejected, UnreadableFile, read_rows
 from services.users import hash_token
+from services.web.class_sheet import SHEET_COLUMNS, RosterStudent, sheet_rows
 from services.web.letters import TITLES, Letter, build_letter
 from services.web.letters import greeting as letter_greeting
 from services.web.messages import LANGUAGES, label, pick_language, translate
@@ -163,7 +164,7 @@ async def _visible_schools(session: Session) -> list[str]:
 async def home(request: Request) -> Response:
     async with web_session(request) as session:
         role = session.role
-    return _redirect("/web/doctor/screening" if role == "school_doctor" else "/web/alerts")
+    return _redirect("/web/doctor/class-sheet" if role == "school_doctor" else "/web/alerts")
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -188,7 +189,7 @@ async def login(request: Request, token: str = Form(max_length=200), csrf: str =
         refused = _page("login.html", _context(request, None, login_csrf=nonce, failed=True), status_code=401)
         _cookie(refused, LOGIN_COOKIE, nonce, max_age=3600)
         return refused
-    response: Response = _redirect("/web/doctor/screening" if role == "school_doctor" else "/web/alerts")
+    response: Response = _redirect("/web/doctor/class-sheet" if role == "school_doctor" else "/web/alerts")
     _cookie(response, SESSION_COOKIE, token)
     response.delete_cookie(LOGIN_COOKIE, path="/web")
     return response
@@ -663,6 +664,130 @@ def grade_class_text(grade: int, class_name: str | None, language: str) -> str:
     if language == "zh-CN":
         return f"{grade}年级" + (f"{class_name}班" if class_name else "")
     return f"Grade {grade}" + (f", class {class_name}" if class_name else "")
+
+
+# --- school doctor: a class screening sheet -------------------------------------------------------
+
+@router.get("/doctor/class-sheet", response_class=HTMLResponse)
+async def class_sheet(request: Request, grade: str | None = None, class_name: str | None = None,
+                      school: str | None = None, measured_on: str | None = None) -> Response:
+    """Pick a class, then enter its screenings row by row (keyboard: Enter moves on, a row saves as you leave it)."""
+    async with web_session(request) as session:
+        if session.role not in screening_api.SUBMIT_ROLES:
+            return _error(request, session, 403)
+        today = _today(request, session)
+        try:
+            day = date.fromisoformat(measured_on) if measured_on else today
+        except ValueError:
+            day = today
+        visible = await _visible_schools(session)
+        names = await school_names(session, visible)
+        chosen_grade = int(grade) if grade and grade.isdigit() else None
+        if chosen_grade is None:
+            return _page("class_sheet_choose.html", _context(
+                request, session, classes=await _classes(request, session, school or None), schools=names))
+        students = await class_students(request, session, school=school or None, grade=chosen_grade,
+                                        class_name=(class_name or "").strip() or None)
+        entered = await _entered_on(session, [f.student_key for f in students], day)
+        return _page("class_sheet.html", _context(
+            request, session, students=students, entered=entered, columns=SHEET_COLUMNS, day=day,
+            group=grade_class_text(chosen_grade, class_name, _language(request)), schools=names,
+            school=school or "", grade=chosen_grade, class_name=(class_name or "").strip()))
+
+
+async def _classes(request: Request, session: Session, school: str | None) -> list[dict[str, Any]]:
+    rows = await session.fetch("SELECT student_key FROM roster.students"
+                               " WHERE (%(school)s::text IS NULL OR school_id = %(school)s)", {"school": school})
+    facts = await student_facts(session, [row["student_key"] for row in rows], _today(request, session))
+    counts: dict[tuple[str, int, str], int] = {}
+    for f in facts.values():
+        if f.grade is None or f.status == "left" or f.school_id is None:
+            continue
+        key = (f.school_id, f.grade, f.class_name or "")
+        counts[key] = counts.get(key, 0) + 1
+    return [{"school_id": s, "grade": g, "class_name": c, "students": n}
+            for (s, g, c), n in sorted(counts.items(), key=lambda item: (item[0][0], item[0][1],
+                                                                          item[0][2].zfill(4)))]
+
+
+async def _entered_on(session: Session, keys: list[str], day: date) -> dict[str, dict[str, Any]]:
+    """What was already entered for these students on ``day`` (the sheet shows it and counts it as saved)."""
+    entered: dict[str, dict[str, Any]] = {}
+    if not keys:
+        return entered
+    for view, columns in (("archive.growth_current", "height_cm, weight_kg"),
+                          ("archive.vision_current", "ucva_right, ucva_left, se_right, se_left, wears_glasses")):
+        rows = await session.fetch(
+            f"SELECT DISTINCT ON (student_key) student_key, {columns} FROM {view}"
+            " WHERE student_key = ANY(%s) AND measured_on = %s ORDER BY student_key, ingested_at DESC", (keys, day))
+        for row in rows:
+            entered.setdefault(row.pop("student_key"), {}).update(
+                {k: ("true" if v is True else "" if v is False or v is None else str(v)) for k, v in row.items()})
+    return entered
+
+
+@router.post("/doctor/class-sheet/save")
+async def class_sheet_save(request: Request) -> JSONResponse:
+    """Validate, classify and submit the screenings of one sheet row; the answer says what was saved."""
+    body = await request.json()
+    _check_csrf(request, request.headers.get("x-csrf-token"))
+    language = _language(request)
+    key = str(body.get("student_key", ""))
+    cells = {str(k): str(v) for k, v in (body.get("cells") or {}).items()}
+    async with web_session(request) as session:
+        if session.role not in screening_api.SUBMIT_ROLES:
+            return JSONResponse({"ok": False, "errors": [{"reason": translate(language, "error.403")}]}, 403)
+        today = _today(request, session)
+        try:
+            day = date.fromisoformat(str(body.get("measured_on", ""))) if body.get("measured_on") else today
+        except ValueError:
+            day = today
+        student = await session.fetch_one(
+            "SELECT school_id, national_number, sex, birth_date FROM roster.students WHERE student_key = %s", (key,))
+        user_id = session.user_id
+    if student is None:
+        return JSONResponse({"ok": False, "errors": [{"reason": translate(language, "error.404")}]}, 404)
+    rows = sheet_rows(RosterStudent(school_id=student["school_id"], student_number=student["national_number"],
+                                    sex=student["sex"], birth_date=student["birth_date"]),
+                      cells, measured_on=day, screener=user_id)
+    token_hash = hash_token(_session_token(request))
+    saved: dict[str, str] = {}
+    errors: list[dict[str, Any]] = []
+    findings: list[str] = []
+    for kind, row in rows.items():
+        try:
+            result = await screening_api.submit(request, token_hash,
+                                                screening_api.ScreeningIn(kind=kind, row=row))  # type: ignore[arg-type]
+        except HTTPException as refused:
+            if refused.status_code == status.HTTP_401_UNAUTHORIZED:
+                raise _to_login() from None
+            detail = refused.detail if isinstance(refused.detail, dict) else {"reason": str(refused.detail)}
+            errors.append({"kind": kind, "field": detail.get("field"),
+                           "reason": translate_reason(language, str(detail.get("reason", "")))})
+            continue
+        found = _sheet_findings(kind, result.classification)
+        findings += found
+        saved[kind] = _sheet_summary(kind, result.classification, found, language)
+    if not rows:
+        errors.append({"reason": translate(language, "sheet.nothing")})
+    return JSONResponse({"ok": not errors, "saved": saved, "errors": errors, "findings": findings},
+                        headers={"Cache-Control": "no-store"})
+
+
+def _sheet_findings(kind: str, classification: dict[str, Any]) -> list[str]:
+    if kind == "bmi":
+        return list(growth_findings(classification.get("wst586"), classification.get("wst456_wasting"),
+                                    classification.get("wst456_stunting")))
+    if kind == "vision":
+        return list(vision_findings(classification.get("screening_myopia"), classification.get("student_grade")))
+    return []
+
+
+def _sheet_summary(kind: str, classification: dict[str, Any], found: list[str], language: str) -> str:
+    words = [translate(language, f"finding.{f}") for f in found] or [translate(language, f"sheet.normal.{kind}")]
+    if kind == "bmi" and classification.get("bmi_display") is not None:
+        words.insert(0, f"BMI {classification['bmi_display']}")
+    return " · ".join(words)
 
 
 SHOWN_FOLLOW_UP_ROWS = 500

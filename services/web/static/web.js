@@ -114,7 +114,7 @@ function setupQueue(table) {
       if (!existing && alert.priority === "urgent" && alert.state === "open") {
         row.classList.add("arrived");
         banner.hidden = false;
-        banner.textContent = table.dataset.newUrgent + ": " + row.cells[1].textContent + " · " + row.cells[3].textContent;
+        banner.textContent = table.dataset.newUrgent + ": " + row.cells[1].textContent + " · " + row.cells[4].textContent;
         document.title = "(!) " + document.title.replace(/^\(!\) /, "");
         beep();
       }
@@ -123,7 +123,69 @@ function setupQueue(table) {
   });
 }
 
+// The class screening sheet: Enter moves to the next cell (then the next student's first cell);
+// a row is saved when the cursor leaves it after a change, or on Enter in its last cell.
+function setupClassSheet(table) {
+  const progress = document.getElementById("sheet-progress");
+  const rows = [...table.tBodies[0].rows];
+  const inputs = (row) => [...row.querySelectorAll("input")];
+  const showProgress = () => {
+    const saved = rows.filter((r) => r.dataset.saved === "true").length;
+    progress.textContent = progress.dataset.template.replace("{saved}", saved).replace("{total}", rows.length);
+    progress.dataset.saved = String(saved);
+  };
+  const save = async (row) => {
+    if (row.dataset.dirty !== "true") return;
+    row.dataset.dirty = "false";
+    const cells = {};
+    for (const input of inputs(row)) cells[input.name] = input.type === "checkbox" ? (input.checked ? "true" : "") : input.value;
+    const status = row.querySelector(".row-status");
+    status.textContent = table.dataset.saving;
+    row.dataset.state = "saving";
+    let result = {ok: false, errors: [{reason: table.dataset.failed}], saved: {}};
+    try {
+      const response = await fetch("/web/doctor/class-sheet/save", {
+        method: "POST", credentials: "same-origin",
+        headers: {"Content-Type": "application/json", "X-CSRF-Token": table.dataset.csrf},
+        body: JSON.stringify({student_key: row.dataset.student, measured_on: table.dataset.day, cells}),
+      });
+      if (response.headers.get("content-type")?.includes("json")) result = await response.json();
+    } catch (error) { /* shown as failed below */ }
+    const parts = Object.values(result.saved || {});
+    const problems = (result.errors || []).map((e) => e.reason);
+    for (const input of inputs(row)) {
+      const bad = (result.errors || []).some((e) => e.field === input.name);
+      input.setAttribute("aria-invalid", bad ? "true" : "false");
+    }
+    status.textContent = (result.ok ? "✓ " : "✗ ") + [...parts, ...problems].join(" · ");
+    row.dataset.state = result.ok ? "saved" : "error";
+    if (result.ok) row.dataset.saved = "true";
+    row.dataset.findings = (result.findings || []).join(" ");
+    showProgress();
+  };
+  rows.forEach((row, index) => {
+    row.addEventListener("input", () => { row.dataset.dirty = "true"; });
+    row.addEventListener("change", () => { row.dataset.dirty = "true"; });
+    row.addEventListener("focusout", (event) => {
+      if (!row.contains(event.relatedTarget)) save(row);
+    });
+    row.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter") return;
+      event.preventDefault();
+      const list = inputs(row);
+      const at = list.indexOf(event.target);
+      if (at >= 0 && at < list.length - 1) { list[at + 1].focus(); list[at + 1].select?.(); return; }
+      const next = rows[index + 1];
+      if (next) { inputs(next)[0].focus(); } else { save(row); }
+    });
+  });
+  showProgress();
+  if (rows.length) inputs(rows.find((r) => r.dataset.saved !== "true") || rows[0])[0].focus();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const sheet = document.getElementById("class-sheet");
+  if (sheet) setupClassSheet(sheet);
   const form = document.getElementById("screening-form");
   if (form) setupScreeningForm(form);
   const archive = document.getElementById("archive-status");
