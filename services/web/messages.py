@@ -222,6 +222,9 @@ _EN.update({
     "fstate.rechecked": "Re-checked", "fstate.closed": "Closed",
     "letters.letter": "Letter to parents", "letters.class_vision": "Vision letters for this class",
     "letters.class_growth": "Growth letters for this class",
+    "screening.lookup_help": "Type the student number or the first characters of the name: the roster fills in "
+        "sex and date of birth.",
+    "screening.not_on_roster": "Not on the roster of your schools: check the number, or enter sex and date of birth.",
     "nav.class_sheet": "Class screening sheet", "sheet.title": "Class screening sheet",
     "sheet.choose": "Choose a class. Its students come from the roster with name, sex and age.",
     "sheet.students": "Students", "sheet.no_roster": "No students on the roster of your schools yet.",
@@ -278,6 +281,8 @@ _ZH.update({
     "fstate.rechecked": "已复查", "fstate.closed": "已结案",
     "letters.letter": "告家长书", "letters.class_vision": "本班视力筛查告家长书",
     "letters.class_growth": "本班生长发育筛查告家长书",
+    "screening.lookup_help": "输入学籍号或姓名的前几个字：性别和出生日期将从花名册自动填入。",
+    "screening.not_on_roster": "您负责的学校花名册中没有该学生：请核对学籍号，或填写性别和出生日期。",
     "nav.class_sheet": "班级筛查表", "sheet.title": "班级筛查表",
     "sheet.choose": "请选择班级。学生姓名、性别和年龄取自花名册。", "sheet.students": "学生数",
     "sheet.no_roster": "您负责的学校花名册中还没有学生。", "sheet.all_classes": "全部班级",

@@ -255,6 +255,33 @@ async def screening_form(request: Request, kind: str = "bmi") -> Response:
                                                 error=None))
 
 
+@router.get("/doctor/roster/lookup")
+async def roster_lookup(request: Request, q: str = "") -> JSONResponse:
+    """Students of the caller's schools whose student number or name matches ``q`` (at most 10)."""
+    q = q.strip()[:40]
+    async with web_session(request) as session:
+        if session.role not in screening_api.SUBMIT_ROLES or not q:
+            return JSONResponse({"students": []}, headers={"Cache-Control": "no-store"})
+        rows = await session.fetch(
+            "SELECT student_key, national_number FROM roster.students"
+            " WHERE upper(national_number) = upper(%(q)s) OR name LIKE %(prefix)s OR upper(national_number) LIKE"
+            " upper(%(prefix)s) ORDER BY (upper(national_number) = upper(%(q)s)) DESC, name LIMIT 10",
+            {"q": q, "prefix": q.replace("%", "").replace("_", "") + "%"})
+        facts = await student_facts(session, [row["student_key"] for row in rows], _today(request, session))
+        language = _language(request)
+        students = []
+        for row in rows:
+            f = facts.get(row["student_key"])
+            if f is None:
+                continue
+            students.append({"number": row["national_number"], "name": f.name, "sex": f.sex,
+                             "birth_date": f.birth_date.isoformat() if f.birth_date else None,
+                             "school_id": f.school_id, "school_name": f.school_name,
+                             "grade_class": _grade_class(f, language),
+                             "age": translate(language, "age.years", n=f.age) if f.age is not None else ""})
+    return JSONResponse({"students": students}, headers={"Cache-Control": "no-store"})
+
+
 @router.post("/doctor/screening/check")
 async def screening_check(request: Request) -> JSONResponse:
     """Immediate validation while typing: the importer's own rules, nothing stored or published."""

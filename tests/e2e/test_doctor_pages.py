@@ -62,9 +62,12 @@ def test_doctor_screening_upload_follow_up_and_letter(
 
             # (1) One height/weight screening: an impossible weight is refused as it is typed.
             browser.get(f"{url}/web/doctor/screening?kind=bmi")
+            # The student is looked up on the roster: sex and date of birth are filled in.
             _fill(browser, "student_number", NUMBER)
-            Select(browser.find_element(By.ID, "f-sex")).select_by_value("male")
-            _fill(browser, "birth_date", "03072014")  # typed into the date control as mm/dd/yyyy (en-US)
+            until(browser, lambda d: "Li Xiaoming" in d.find_element(By.ID, "roster-found").text,
+                  what="the roster lookup")
+            assert Select(browser.find_element(By.ID, "f-sex")).first_selected_option.get_attribute("value") == "male"
+            assert browser.find_element(By.ID, "f-birth_date").get_attribute("value") == "2014-03-07"
             _fill(browser, "height_cm", "140")
             _fill(browser, "weight_kg", "900")
             message = until(browser, lambda d: d.find_element(By.ID, "m-weight_kg").text, what="weight message")

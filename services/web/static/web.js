@@ -42,6 +42,43 @@ function setupScreeningForm(form) {
   form.addEventListener("change", (e) => { if (e.target.name) touched.add(e.target.name); check(); });
 }
 
+// The single screening form: the student is looked up on the roster by number or name, and the
+// roster's sex and date of birth are filled in (still editable for a pupil not on the roster).
+function setupRosterLookup(form) {
+  const number = document.getElementById("f-student_number");
+  const list = document.getElementById("roster-matches");
+  const found = document.getElementById("roster-found");
+  if (!number || !list || !found) return;
+  let matches = [];
+  const search = debounce(async () => {
+    const q = number.value.trim();
+    if (!q) return;
+    const response = await fetch("/web/doctor/roster/lookup?q=" + encodeURIComponent(q), {credentials: "same-origin"});
+    if (!response.ok) return;
+    matches = (await response.json()).students;
+    list.replaceChildren(...matches.map((s) => {
+      const option = document.createElement("option");
+      option.value = s.number;
+      option.label = [s.name, s.grade_class, s.school_name].filter(Boolean).join(" · ");
+      return option;
+    }));
+    choose();
+  }, 200);
+  const choose = () => {
+    const s = matches.find((m) => m.number.toUpperCase() === number.value.trim().toUpperCase());
+    if (!s) { found.textContent = number.value.trim() ? found.dataset.none : found.textContent; form.dataset.student = ""; return; }
+    found.textContent = [s.name, s.grade_class, s.age, s.school_name].filter(Boolean).join(" · ");
+    form.dataset.student = s.number;
+    if (s.sex) document.getElementById("f-sex").value = s.sex;
+    if (s.birth_date) document.getElementById("f-birth_date").value = s.birth_date;
+    const school = document.getElementById("f-school_id");
+    if (school && s.school_id) school.value = s.school_id;
+    form.dispatchEvent(new Event("change"));
+  };
+  number.addEventListener("input", search);
+  number.addEventListener("change", search);
+}
+
 function setupArchiveStatus(el) {
   const poll = async () => {
     const response = await fetch(el.dataset.url, {credentials: "same-origin"});
@@ -187,7 +224,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const sheet = document.getElementById("class-sheet");
   if (sheet) setupClassSheet(sheet);
   const form = document.getElementById("screening-form");
-  if (form) setupScreeningForm(form);
+  if (form) { setupScreeningForm(form); setupRosterLookup(form); }
   const archive = document.getElementById("archive-status");
   if (archive) setupArchiveStatus(archive);
   const queue = document.getElementById("queue");
