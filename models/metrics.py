@@ -54,7 +54,7 @@ class MetricDefinition:
         return f"{self.id}@{self.version}"
 
 
-_STUDENT_YEAR: Final = (
+STUDENT_YEAR_INCLUSION: Final = (
     "Students enrolled at the census date (30 September of the school year) according to the "
     "health records (archive.student_history: the latest record effective on or before that day is "
     "not a leaving record), attributed to the school of that record. Only current (not superseded) "
@@ -68,70 +68,70 @@ METRICS: Final[tuple[MetricDefinition, ...]] = (
         id="health_literacy", version=1, title="Health literacy level", unit="student",
         numerator="surveyed students whose health-literacy total is at least 80% of the full score",
         denominator="students with a scored health-literacy survey (hl-student) in the year",
-        inclusion=_STUDENT_YEAR,
+        inclusion=STUDENT_YEAR_INCLUSION,
         reference="China health literacy monitoring: literate at >= 80% of the full score",
     ),
     MetricDefinition(
         id="myopia", version=1, title="Screening myopia rate", unit="student",
         numerator="students with screening myopia (UCVA < 5.0 and SE <= -0.50 D in either eye)",
         denominator="students with a vision screening that could be classified for myopia",
-        inclusion=_STUDENT_YEAR,
+        inclusion=STUDENT_YEAR_INCLUSION,
         reference="NHC technical guideline for myopia prevention and control (2021, 2024)",
     ),
     MetricDefinition(
         id="visual_impairment", version=1, title="Visual impairment rate", unit="student",
         numerator="students whose worse eye has mild, moderate or severe low vision",
         denominator="students with a vision screening graded for impairment",
-        inclusion=_STUDENT_YEAR + " Reported by grade as well as by the other breakdowns.",
+        inclusion=STUDENT_YEAR_INCLUSION + " Reported by grade as well as by the other breakdowns.",
         reference="GB/T 11533-2011 standard logarithmic visual acuity chart grades",
     ),
     MetricDefinition(
         id="overweight_wst586", version=1, title="Overweight rate (WS/T 586)", unit="student",
         numerator="students classified overweight (not obese) by the WS/T 586-2018 BMI cut-offs",
         denominator="students with a plausible growth screening classifiable by WS/T 586 (age 6-18)",
-        inclusion=_STUDENT_YEAR + " Measurements flagged implausible are excluded.",
+        inclusion=STUDENT_YEAR_INCLUSION + " Measurements flagged implausible are excluded.",
         reference="WS/T 586-2018 Screening for overweight and obesity among school-age children",
     ),
     MetricDefinition(
         id="obesity_wst586", version=1, title="Obesity rate (WS/T 586)", unit="student",
         numerator="students classified obese by the WS/T 586-2018 BMI cut-offs",
         denominator="students with a plausible growth screening classifiable by WS/T 586 (age 6-18)",
-        inclusion=_STUDENT_YEAR + " Measurements flagged implausible are excluded.",
+        inclusion=STUDENT_YEAR_INCLUSION + " Measurements flagged implausible are excluded.",
         reference="WS/T 586-2018",
     ),
     MetricDefinition(
         id="overweight_who", version=1, title="Overweight rate (WHO z-score)", unit="student",
         numerator="students with BMI-for-age z > +1 and <= +2 (WHO 2007)",
         denominator="students with a plausible growth screening and a BMI-for-age z-score (5-19 years)",
-        inclusion=_STUDENT_YEAR + " Measurements flagged implausible are excluded.",
+        inclusion=STUDENT_YEAR_INCLUSION + " Measurements flagged implausible are excluded.",
         reference="WHO 2007 growth reference for 5-19 years",
     ),
     MetricDefinition(
         id="obesity_who", version=1, title="Obesity rate (WHO z-score)", unit="student",
         numerator="students with BMI-for-age z > +2 (WHO 2007)",
         denominator="students with a plausible growth screening and a BMI-for-age z-score (5-19 years)",
-        inclusion=_STUDENT_YEAR + " Measurements flagged implausible are excluded.",
+        inclusion=STUDENT_YEAR_INCLUSION + " Measurements flagged implausible are excluded.",
         reference="WHO 2007 growth reference for 5-19 years",
     ),
     MetricDefinition(
         id="wasting", version=1, title="Wasting rate (WS/T 456)", unit="student",
         numerator="students with mild or moderate-to-severe wasting by the WS/T 456-2014 BMI cut-offs",
         denominator="students with a plausible growth screening classifiable by WS/T 456",
-        inclusion=_STUDENT_YEAR + " Measurements flagged implausible are excluded.",
+        inclusion=STUDENT_YEAR_INCLUSION + " Measurements flagged implausible are excluded.",
         reference="WS/T 456-2014 Screening standard for malnutrition of school-age children",
     ),
     MetricDefinition(
         id="depression_positive", version=1, title="Positive depression screen rate", unit="student",
         numerator="students whose PHQ-A total is at or above the instrument's positive cut-off",
         denominator="students with a scored PHQ-A in the year (latest of the terms)",
-        inclusion=_STUDENT_YEAR,
+        inclusion=STUDENT_YEAR_INCLUSION,
         reference="PHQ-A (PHQ-9 modified for adolescents), cut-off 10",
     ),
     MetricDefinition(
         id="anxiety_positive", version=1, title="Positive anxiety screen rate", unit="student",
         numerator="students whose GAD-7 total is at or above the instrument's positive cut-off",
         denominator="students with a scored GAD-7 in the year (latest of the terms)",
-        inclusion=_STUDENT_YEAR,
+        inclusion=STUDENT_YEAR_INCLUSION,
         reference="GAD-7, cut-off 10",
     ),
     MetricDefinition(
@@ -142,7 +142,7 @@ METRICS: Final[tuple[MetricDefinition, ...]] = (
             "archive.schools.enrollment, the school's declared size, which the archive cannot break "
             "down by sex, grade or group)"
         ),
-        inclusion=_STUDENT_YEAR,
+        inclusion=STUDENT_YEAR_INCLUSION,
         reference="National student physical health surveillance: annual screening of every student",
     ),
     MetricDefinition(

@@ -49,13 +49,14 @@ def register(app: typer.Typer) -> None:
         year: Annotated[int, typer.Option(help="published school year")],
         county: Annotated[str | None, typer.Option(help="county id; the province when omitted")] = None,
         out: Annotated[Path, typer.Option(help="output directory")] = Path("reports"),
+        language: Annotated[str, typer.Option(help="zh-CN (default) or en")] = "zh-CN",
     ) -> None:
         """Write the annual HTML report (inline SVG charts) and the CSV of the published indicators."""
         from services.report import ReportError, write_report
         from services.settings import Settings
 
         try:
-            path = write_report(Settings(), year, out, county=county)
+            path = write_report(Settings(), year, out, county=county, language=language)
         except ReportError as error:
             console.print(f"[red]error:[/red] {error}")
             raise typer.Exit(1) from error

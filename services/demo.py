@@ -253,6 +253,8 @@ def run_demo(settings: Settings, *, students: int, out_dir: Path, workers: int =
         from services.report import write_report
 
         report.report_path = write_report(settings, report.year, out_dir / "report")
+        english = write_report(settings, report.year, out_dir / "report", language="en")
+        console.print(f"  report in English: {english}")
         report.dashboards = build_dashboards(out_dir / "dashboards")
         console.print(f"  report: {report.report_path}")
         console.print(f"  dashboards: {', '.join(p.name for p in report.dashboards)}")

@@ -408,6 +408,13 @@ def test_report_is_self_contained_and_its_csv_is_the_published_revision(seeded: 
     page = write_report(seeded, YEAR, tmp_path)
     text = page.read_text(encoding="utf-8")
     assert text.count("<svg") >= 3
+    # Chinese by default, for the provincial office; the shared inclusion rule stated once.
+    assert '<html lang="zh-CN">' in text and "筛查性近视率" in text and "指标定义" in text
+    assert text.count("统计对象为学年普查日") == 1 and "Students enrolled at the census date" not in text
+    assert "全省学生健康指标" in text
+    english = write_report(seeded, YEAR, tmp_path, language="en").read_text(encoding="utf-8")
+    assert '<html lang="en">' in english and "Screening myopia rate" in english
+    assert english.count("Students enrolled at the census date") == 1
     assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "<script" not in text and "<link" not in text and "<img" not in text
     with page.with_suffix(".csv").open(encoding="utf-8") as handle:
