@@ -315,7 +315,7 @@ def decode_alert_messages(payload: bytes | str) -> tuple[list[AlertCandidate], l
     """Parse a single alert or an alert batch; invalid members are returned, not raised."""
     try:
         data = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the interpreter's stack
         return [], [InvalidAlertMessage("not JSON")]
     if isinstance(data, dict) and data.get("schema") == _ALERT_BATCH_SCHEMA:
         members = data.get("alerts")

@@ -186,17 +186,113 @@ def candidates_of(topic: str, value: bytes | None, *, prefix: str) -> list[Alert
     """The alert candidates in one record of `intervention-alerts` or (fast lane) `psych-surveys`.
 
     Invalid records yield nothing: the worker dead-letters bad surveys, and a bad alert message is
-    logged by its code only.
+    logged by its code only. Total in the bytes: nothing a record holds stops the service.
     """
     name = topic.removeprefix(prefix)
-    if name == INTERVENTION_ALERTS:
-        candidates, invalid = decode_alert_messages(value or b"")
-        for error in invalid:
-            log.warning("skipped an invalid alert message: %s", error)
-        return candidates
-    batch = ProcessedMessages()
-    process_message(value or b"", expected_family=INPUT_TOPICS.get(name), out=batch)
-    return evaluate_batch(batch)
+    try:
+        if name == INTERVENTION_ALERTS:
+            candidates, invalid = decode_alert_messages(value or b"")
+            for error in invalid:
+                log.warning("skipped an invalid alert message: %s", error)
+            return candidates
+        batch = ProcessedMessages()
+        process_message(value or b"", expected_family=INPUT_TOPICS.get(name), out=batch)
+        return evaluate_batch(batch)
+    except Exception as error:  # a record that breaks the rules is skipped, by its error's type only
+        log.error("skipped a record of %s that could not be read (%s)", name, type(error).__name__)
+        return []
+
+
+class _AlertStore:
+    """The service's database connection: reconnects, and retries a batch while PostgreSQL is down."""
+
+    def __init__(self, settings: Settings, stop: asyncio.Event) -> None:
+        self._dsn = settings.pg_dsn("app")
+        self._stop = stop
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self.retries = 0
+
+    async def _connection(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=5)
+        return self._conn
+
+    async def apply(self, candidates: Sequence[AlertCandidate], clock: Clock) -> int | None:
+        """Apply `candidates` in one transaction, retrying with backoff while the database is down.
+
+        Returns how many alerts changed, or None if the service was stopped before they were
+        applied (then the caller must not commit the offsets).
+        """
+        delay = 0.2
+        while True:
+            try:
+                conn = await self._connection()
+                async with conn.transaction():
+                    changed = await apply_candidates(conn, candidates, now=clock())
+                return len(changed)
+            except psycopg.OperationalError as error:
+                self.retries += 1
+                log.warning("alert store unavailable (%s); retrying the batch in %.1fs", type(error).__name__, delay)
+                await self.close()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                if self._stop.is_set():
+                    return None
+                delay = min(delay * 2, 5.0)
+
+    async def sweep(self, clock: Clock) -> None:
+        try:
+            await escalate_due(await self._connection(), now=clock())
+        except psycopg.OperationalError as error:
+            log.warning("escalation sweep skipped: alert store unavailable (%s)", type(error).__name__)
+            await self.close()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                await self._conn.close()
+            self._conn = None
+
+
+async def _start_with_retry(consumer: Any, stop: asyncio.Event) -> bool:
+    """Start the Kafka consumer, retrying with backoff while the broker is unreachable."""
+    from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await consumer.start()
+            return True
+        except (KafkaConnectionError, KafkaTimeoutError) as error:
+            log.warning("broker unavailable at start-up (%s); retrying in %.1fs", type(error).__name__, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            delay = min(delay * 2, 5.0)
+    return False
+
+
+async def _commit_with_retry(consumer: Any, stop: asyncio.Event) -> None:
+    """Commit the consumed offsets; a rebalance means another member redelivers (applying is idempotent)."""
+    from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError, KafkaTimeoutError
+
+    delay = 0.2
+    while True:
+        try:
+            await consumer.commit()
+            return
+        except CommitFailedError:
+            log.warning("offsets not committed (the group rebalanced); the records will be applied again, idempotently")
+            return
+        except KafkaError as error:
+            transient = isinstance(error, (KafkaConnectionError, KafkaTimeoutError)) or bool(
+                getattr(error, "retriable", False))
+            if not transient:
+                raise
+            if stop.is_set():
+                return  # uncommitted: applied again after the restart, idempotently
+            log.warning("offsets not committed yet (%s); retrying in %.1fs", type(error).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 async def consume_alerts(settings: Settings, *, stop: asyncio.Event | None = None, clock: Clock = utc_now,
@@ -205,7 +301,9 @@ async def consume_alerts(settings: Settings, *, stop: asyncio.Event | None = Non
     """Consume `intervention-alerts` (and `psych-surveys` as the fast lane) into the database until
     `stop` is set; return how many alerts were opened or updated.
 
-    Also runs the escalation sweep every `sweep_interval` seconds with `clock()` as now.
+    Per batch: apply in one transaction (retried while PostgreSQL is down), then commit the
+    offsets; a batch not applied is never committed. Also runs the escalation sweep every
+    `sweep_interval` seconds with `clock()` as now.
     """
     from aiokafka import AIOKafkaConsumer
 
@@ -216,60 +314,49 @@ async def consume_alerts(settings: Settings, *, stop: asyncio.Event | None = Non
         group_id=alert_consumer_group(settings), enable_auto_commit=False, auto_offset_reset="earliest",
         fetch_max_wait_ms=50, max_partition_fetch_bytes=8 * 1024 * 1024,
     )
+    store = _AlertStore(settings, stop)
     applied = 0
-    conn: psycopg.AsyncConnection[Any] | None = None
-    await consumer.start()
+    if not await _start_with_retry(consumer, stop):
+        return applied
     try:
         last_sweep = 0.0
         loop = asyncio.get_running_loop()
         if ready is not None:
             ready.set()
         while not stop.is_set():
-            if conn is None or conn.closed:
-                conn = await psycopg.AsyncConnection.connect(settings.pg_dsn("app"), connect_timeout=5)
             batches = await consumer.getmany(timeout_ms=100, max_records=500)
             candidates: list[AlertCandidate] = []
             for records in batches.values():
                 for record in records:
                     candidates.extend(candidates_of(record.topic, record.value, prefix=settings.topic_prefix))
-            try:
-                if candidates:
-                    async with conn.transaction():
-                        changed = await apply_candidates(conn, candidates, now=clock())
-                    applied += len(changed)
-                if batches:
-                    await consumer.commit()
-                if loop.time() - last_sweep >= sweep_interval:
-                    last_sweep = loop.time()
-                    await escalate_due(conn, now=clock())
-            except psycopg.OperationalError as error:
-                log.warning("alert store unavailable (%s); retrying", type(error).__name__)
-                with contextlib.suppress(psycopg.Error):
-                    await conn.close()
-                conn = None
-                # Rewind to the last committed offsets so the batch is applied again.
-                for partition in consumer.assignment():
-                    committed = await consumer.committed(partition)
-                    if committed is not None:
-                        consumer.seek(partition, committed)
-                    else:
-                        await consumer.seek_to_beginning(partition)
-                await asyncio.sleep(1.0)
+            if candidates:
+                changed = await store.apply(candidates, clock)
+                if changed is None:
+                    break  # stopped during an outage: leave the batch uncommitted
+                applied += changed
+            if batches:
+                await _commit_with_retry(consumer, stop)
+            if loop.time() - last_sweep >= sweep_interval:
+                last_sweep = loop.time()
+                await store.sweep(clock)
     finally:
         await consumer.stop()
-        if conn is not None:
-            await conn.close()
+        await store.close()
     return applied
 
 
 def run_alert_service(settings: Settings, *, sweep_interval: float = 30.0, fast_lane: bool = True) -> None:
-    """`schoolhealth alerts serve`: consume alerts and sweep escalations until SIGTERM/SIGINT."""
+    """`schoolhealth alerts serve`: consume alerts and sweep escalations until SIGTERM/SIGINT.
+
+    Waits for PostgreSQL at start-up (migrations retried with backoff); any other error ends the
+    process with a non-zero status and the batch in hand uncommitted.
+    """
     import signal
 
-    from services.migrate import migrate
+    from services.migrate import migrate_with_retry
     from services.topics import create_topics
 
-    migrate(settings)
+    migrate_with_retry(settings)
     create_topics(settings)
 
     async def main() -> None:
