@@ -92,12 +92,12 @@ class ProcessedMessages:
 
 
 # Every list of ProcessedMessages, accepted and rejected: what one message may have added.
-_OUTPUT_LISTS = tuple(f.name for f in fields(ProcessedMessages))
+OUTPUT_LISTS = tuple(f.name for f in fields(ProcessedMessages))
 
 
 def accepted_events(out: ProcessedMessages) -> list[Event]:
     """Every accepted event of `out`, whatever its family (classified ones carry theirs)."""
-    return [getattr(item, "event", item) for name in _OUTPUT_LISTS if name != "rejected"
+    return [getattr(item, "event", item) for name in OUTPUT_LISTS if name != "rejected"
             for item in getattr(out, name)]
 
 
@@ -181,7 +181,7 @@ def process_message(payload: bytes, *, expected_family: str | None, out: Process
     error's type, never its text, which may quote the message), so one message never fails the
     others of its batch. Only BaseExceptions that are not Exceptions (cancellation, exit) escape.
     """
-    lists = [getattr(out, name) for name in _OUTPUT_LISTS]
+    lists = [getattr(out, name) for name in OUTPUT_LISTS]
     marks = [len(items) for items in lists]
     try:
         _process_message(payload, expected_family=expected_family, out=out)
@@ -231,3 +231,34 @@ def _process_message(payload: bytes, *, expected_family: str | None, out: Proces
                 code="unclassifiable", reason=f"{_family(event)}: {error}", item_index=index,
                 payload=payload if single else members.payload_of(index),
                 school_id=_identifier_or_none(event.school_id), screener=_identifier_or_none(screener)))
+
+
+def locate_events(payload: bytes, *, expected_family: str | None) -> list[tuple[Event, int, bytes]]:
+    """The accepted events of one message with their item index and their own JSON bytes.
+
+    For the rare paths that must name where an accepted event came from (a conflicting duplicate's
+    dead letter, the delivery audit): a single event is `WHOLE_MESSAGE` with the whole message.
+    """
+    out = ProcessedMessages()
+    process_message(payload, expected_family=expected_family, out=out)
+    events = accepted_events(out)
+    if not events:
+        return []
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        data = None
+    members = data.get("events") if isinstance(data, dict) else None
+    if not isinstance(members, list):
+        return [(event, WHOLE_MESSAGE, bytes(payload)) for event in events]
+    positions: dict[str, list[int]] = {}
+    for index, member in enumerate(members):
+        if isinstance(member, dict):
+            positions.setdefault(str(member.get("event_id")), []).append(index)
+    cutter = _Members(payload)
+    located: list[tuple[Event, int, bytes]] = []
+    for event in events:
+        indexes = positions.get(str(event.event_id)) or [WHOLE_MESSAGE]
+        index = indexes.pop(0) if len(indexes) > 1 else indexes[0]
+        located.append((event, index, cutter.payload_of(index) if index != WHOLE_MESSAGE else bytes(payload)))
+    return located

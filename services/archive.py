@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
@@ -54,11 +55,29 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Conflict:
+    """An event whose id is already stored as another event (other content, date or family)."""
+
+    event_id: UUID
+    family: str
+    stored_family: str
+
+
+# Given the conflicts found inside the batch's transaction, produce their dead letters (acked by
+# the broker) and return them, to be stored with the batch before it commits.
+OnConflicts = Callable[[Sequence[Conflict]], Awaitable[Sequence[DeadLetter]]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Table:
     target: str
     stage: str
     columns: tuple[tuple[str, str], ...]  # (name, PostgreSQL type for binary COPY)
     conflict: str
+    family: str
+    # The columns that hold what was submitted (not what the rules derived): two events with the
+    # same id are the same event when these are equal.
+    inputs: tuple[str, ...]
 
     @property
     def names(self) -> list[str]:
@@ -69,6 +88,7 @@ class _Table:
         return [type_ for _, type_ in self.columns]
 
 
+_EVENT_INPUTS = ("occurred_at", "student_key", "school_id", "submitted_by", "supersedes")
 _EVENT_COLUMNS = (
     ("event_id", "uuid"), ("occurred_at", "timestamptz"), ("student_key", "text"),
     ("school_id", "text"), ("submitted_by", "text"), ("supersedes", "uuid"),
@@ -76,6 +96,9 @@ _EVENT_COLUMNS = (
 
 VISION = _Table(
     target="archive.vision_screenings", stage="stage_vision", conflict="(event_id, measured_on)",
+    family="vision-screening",
+    inputs=(*_EVENT_INPUTS, "measured_on", "sex", "age_months", "ucva_right",
+            "ucva_left", "se_right", "se_left", "wears_glasses", "screener"),
     columns=(*_EVENT_COLUMNS, ("measured_on", "date"), ("sex", "text"), ("age_months", "float4"),
              ("ucva_right", "float8"), ("ucva_left", "float8"), ("se_right", "float8"),
              ("se_left", "float8"), ("wears_glasses", "bool"), ("screener", "text"),
@@ -85,6 +108,9 @@ VISION = _Table(
 )
 GROWTH = _Table(
     target="archive.growth_screenings", stage="stage_growth", conflict="(event_id, measured_on)",
+    family="bmi-screening",
+    inputs=(*_EVENT_INPUTS, "measured_on", "sex", "age_months", "height_cm",
+            "weight_kg", "screener"),
     columns=(*_EVENT_COLUMNS, ("measured_on", "date"), ("sex", "text"), ("age_months", "float4"),
              ("height_cm", "float8"), ("weight_kg", "float8"), ("screener", "text"), ("bmi", "float4"),
              ("bmi_for_age_z", "float4"), ("height_for_age_z", "float4"), ("who_category", "text"),
@@ -94,6 +120,10 @@ GROWTH = _Table(
 )
 SURVEY = _Table(
     target="archive.survey_results", stage="stage_survey", conflict="(event_id, answered_on)",
+    family="psych-survey",
+    # Item answers are kept for PHQ only; the total stands for the answers of the others.
+    inputs=(*_EVENT_INPUTS, "answered_on", "sex", "age_months", "instrument",
+            "instrument_version", "total", "item_answers"),
     columns=(*_EVENT_COLUMNS, ("answered_on", "date"), ("sex", "text"), ("age_months", "float4"),
              ("instrument", "text"), ("instrument_version", "text"), ("total", "int2"),
              ("max_total", "int2"), ("band", "text"), ("positive_screen", "bool"), ("literate", "bool"),
@@ -102,12 +132,20 @@ SURVEY = _Table(
 )
 HISTORY = _Table(
     target="archive.student_history", stage="stage_history", conflict="(event_id)",
+    family="health-record",
+    inputs=(*_EVENT_INPUTS, "action", "effective_on", "county_id", "grade",
+            "to_school_id", "boarding", "left_behind", "disability"),
     columns=(*_EVENT_COLUMNS, ("action", "text"), ("effective_on", "date"), ("county_id", "text"),
              ("grade", "int2"), ("to_school_id", "text"), ("boarding", "bool"), ("left_behind", "bool"),
              ("disability", "bool"), ("sex", "text"), ("birth_date", "date")),
 )
 FITNESS = _Table(
     target="archive.fitness_results", stage="stage_fitness", conflict="(event_id, measured_on)",
+    family="fitness-test",
+    inputs=(*_EVENT_INPUTS, "measured_on", "screener", "sex", "grade", "attempt",
+            "exempt", "exemption_reason", "exempt_items", "height_cm", "weight_kg", "vital_capacity_ml",
+            "run_50m_s", "sit_and_reach_cm", "rope_skipping_count", "sit_ups_count", "shuttle_run_50m_x8_s",
+            "standing_long_jump_cm", "pull_ups_count", "run_800m_s", "run_1000m_s"),
     columns=(*_EVENT_COLUMNS, ("measured_on", "date"), ("screener", "text"), ("sex", "text"), ("grade", "int2"),
              ("attempt", "text"), ("exempt", "bool"), ("exemption_reason", "text"), ("exempt_items", "text[]"),
              ("height_cm", "float8"), ("weight_kg", "float8"), ("vital_capacity_ml", "int4"),
@@ -220,6 +258,7 @@ class ArchiveWriter:
         self._sleep = sleep
         self.retries = 0
         self.conflict_fallbacks = 0  # inserts (one per table and batch) redone with ON CONFLICT
+        self._repeats = False  # the batch in hand repeats ids already registered
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         if self._connection is None or self._connection.closed:
@@ -239,14 +278,20 @@ class ArchiveWriter:
             await self._connection.close()
             self._connection = None
 
-    async def write(self, batch: ProcessedMessages, dead_letters: Sequence[DeadLetter]) -> None:
-        """Write the batch in one transaction, retrying until PostgreSQL takes it."""
+    async def write(self, batch: ProcessedMessages, dead_letters: Sequence[DeadLetter], *,
+                    on_conflicts: OnConflicts | None = None) -> None:
+        """Write the batch in one transaction, retrying until PostgreSQL takes it.
+
+        Events whose id is already stored with another family or other content are not written;
+        `on_conflicts` gets them (inside the transaction, before it commits) and returns their
+        dead letters, which are stored with the batch. Without it such events are an error.
+        """
         backoff = 0.2
         while True:
             try:
                 connection = await self._connect()
                 async with connection.transaction():
-                    await self._write(connection, batch, dead_letters)
+                    await self._write(connection, batch, dead_letters, on_conflicts)
                 return
             except psycopg.OperationalError as error:
                 self.retries += 1
@@ -264,7 +309,8 @@ class ArchiveWriter:
             self._connection = None
 
     async def _write(self, connection: psycopg.AsyncConnection[Any], batch: ProcessedMessages,
-                     dead_letters: Sequence[DeadLetter]) -> None:
+                     dead_letters: Sequence[DeadLetter], on_conflicts: OnConflicts | None) -> None:
+        staged: list[_Table] = []
         for table, rows in (
             (VISION, [vision_row(item) for item in batch.vision]),
             (GROWTH, [growth_row(item) for item in batch.growth]),
@@ -272,39 +318,92 @@ class ArchiveWriter:
             (HISTORY, [history_row(event) for event in batch.records]),
             (FITNESS, [fitness_row(item) for item in batch.fitness]),
         ):
-            if not rows:
-                continue
-            await self._copy(connection, table, rows)
+            if rows:
+                await self._stage(connection, table, rows)
+                staged.append(table)
+        conflicts = await self._register(connection, staged)
+        letters = list(dead_letters)
+        if conflicts:
+            if on_conflicts is None:
+                raise RuntimeError(f"{len(conflicts)} event id(s) already stored with other content")
+            letters += await on_conflicts(conflicts)
+        for table in staged:
+            await self._insert(connection, table, repeats=bool(conflicts) or self._repeats)
         if batch.records:
             await connection.execute(_UPSERT_STUDENTS)
-        if dead_letters:
+        if letters:
             async with connection.cursor() as cursor:
                 await cursor.executemany(_INSERT_DEAD_LETTER, [
                     (d.topic, d.partition, d.offset, d.item_index, d.code, d.reason, d.school_id,
-                     d.screener, d.payload, d.payload_size, d.payload_sha256) for d in dead_letters
+                     d.screener, d.payload, d.payload_size, d.payload_sha256) for d in letters
                 ])
 
-    async def _copy(self, connection: psycopg.AsyncConnection[Any], table: _Table,
-                    rows: list[tuple[Any, ...]]) -> None:
+    async def _stage(self, connection: psycopg.AsyncConnection[Any], table: _Table,
+                     rows: list[tuple[Any, ...]]) -> None:
         columns = sql.SQL(", ").join(sql.Identifier(name) for name in table.names)
+        async with connection.cursor() as cursor, cursor.copy(sql.SQL(
+                "COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(sql.Identifier(table.stage), columns)) as copy:
+            copy.set_types(table.types)
+            for row in rows:
+                await copy.write_row(row)
+
+    async def _register(self, connection: psycopg.AsyncConnection[Any], staged: Sequence[_Table]) -> list[Conflict]:
+        """Record the staged event ids in the registry; return the ids stored before as another event.
+
+        Nearly every batch is new: one plain insert, in a savepoint. If an id is already there
+        (a redelivery, or a reused id), the staged rows that differ from what is stored, or that
+        are of another family, are conflicts: they are removed from staging, and the rest is
+        registered with ON CONFLICT DO NOTHING (an exact repeat changes nothing).
+        """
+        self._repeats = False
+        if not staged:
+            return []
+        ids = sql.SQL(" UNION ALL ").join(
+            sql.SQL("SELECT event_id, {} FROM {}").format(sql.Literal(t.family), sql.Identifier(t.stage))
+            for t in staged)
+        insert = sql.SQL("INSERT INTO archive.event_ids (event_id, family) {}").format(ids)
+        try:
+            async with connection.transaction():
+                await connection.execute(insert)
+            return []
+        except psycopg.errors.UniqueViolation:
+            self._repeats = True
+        conflicts: list[Conflict] = []
+        for table in staged:
+            inputs = [name for name in table.inputs]
+            stored = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(n)) for n in inputs)
+            new = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(n)) for n in inputs)
+            cursor = await connection.execute(sql.SQL(
+                "SELECT s.event_id, r.family FROM {stage} s JOIN archive.event_ids r USING (event_id)"
+                " WHERE r.family <> {family} OR EXISTS (SELECT 1 FROM {target} t WHERE t.event_id = s.event_id"
+                " AND ROW({stored}) IS DISTINCT FROM ROW({new}))").format(
+                    stage=sql.Identifier(table.stage), family=sql.Literal(table.family),
+                    target=sql.SQL(table.target), stored=stored, new=new))
+            found = [(event_id, family) for event_id, family in await cursor.fetchall()]
+            if found:
+                await connection.execute(sql.SQL("DELETE FROM {} WHERE event_id = ANY(%s)").format(
+                    sql.Identifier(table.stage)), ([event_id for event_id, _ in found],))
+                conflicts += [Conflict(event_id=event_id, family=table.family, stored_family=family)
+                              for event_id, family in found]
+        await connection.execute(sql.SQL("{} ON CONFLICT (event_id) DO NOTHING").format(insert))
+        return conflicts
+
+    async def _insert(self, connection: psycopg.AsyncConnection[Any], table: _Table, *, repeats: bool) -> None:
+        # History staging also carries sex and birth date, for the students upsert only.
+        target_columns = [n for n in table.names if table is not HISTORY or n not in ("sex", "birth_date")]
+        target = sql.SQL(", ").join(sql.Identifier(name) for name in target_columns)
+        insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+            sql.SQL(table.target), target, target, sql.Identifier(table.stage))
         async with connection.cursor() as cursor:
-            async with cursor.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-                    sql.Identifier(table.stage), columns)) as copy:
-                copy.set_types(table.types)
-                for row in rows:
-                    await copy.write_row(row)
-            # History staging also carries sex and birth date, for the students upsert only.
-            target_columns = [n for n in table.names if table is not HISTORY or n not in ("sex", "birth_date")]
-            target = sql.SQL(", ").join(sql.Identifier(name) for name in target_columns)
-            insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
-                sql.SQL(table.target), target, target, sql.Identifier(table.stage))
-            try:
-                # Nearly every batch is new: a plain insert, in a savepoint, skips ON CONFLICT's
-                # speculative insertion (a fifth of PostgreSQL's work per row, measured).
-                async with connection.transaction():
-                    await cursor.execute(insert)
-            except psycopg.errors.UniqueViolation:
-                # Redelivered after a crash, or a repeat inside the batch: the savepoint is rolled
-                # back and the same rows go in again, those already stored skipped.
-                self.conflict_fallbacks += 1
-                await cursor.execute(sql.SQL("{} ON CONFLICT {} DO NOTHING").format(insert, sql.SQL(table.conflict)))
+            if not repeats:
+                try:
+                    # Nearly every batch is new: a plain insert, in a savepoint, skips ON CONFLICT's
+                    # speculative insertion (a fifth of PostgreSQL's work per row, measured).
+                    async with connection.transaction():
+                        await cursor.execute(insert)
+                    return
+                except psycopg.errors.UniqueViolation:
+                    pass
+            # Redelivered after a crash: the rows already stored are skipped.
+            self.conflict_fallbacks += 1
+            await cursor.execute(sql.SQL("{} ON CONFLICT {} DO NOTHING").format(insert, sql.SQL(table.conflict)))

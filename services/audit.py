@@ -14,7 +14,6 @@ The fault suite uses the same function as its oracle.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,12 +24,11 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from models.pipeline import WHOLE_MESSAGE, ProcessedMessages, accepted_events, process_message
+from models.pipeline import ProcessedMessages, locate_events, process_message
 from models.rules import evaluate_batch
 from models.topics import INPUT_TOPICS
+from services.ingest import CONFLICTING_DUPLICATE
 from services.settings import Settings
-
-CONFLICTING_DUPLICATE = "conflicting_duplicate"
 
 ARCHIVE_TABLE_FOR_FAMILY: dict[str, str] = {
     "health-record": "archive.student_history",
@@ -70,18 +68,6 @@ class TopicAudit:
 class _Item:
     position: Position
     event_id: UUID | None  # None: a rejection (no accepted event)
-
-
-def _member_indexes(value: bytes) -> dict[str, int]:
-    """Event id → index inside a batch envelope (empty for a single event or unreadable JSON)."""
-    try:
-        data = json.loads(value)
-    except (ValueError, RecursionError):
-        return {}
-    members = data.get("events") if isinstance(data, dict) else None
-    if not isinstance(members, list):
-        return {}
-    return {str(m.get("event_id")): i for i, m in enumerate(members) if isinstance(m, dict)}
 
 
 def _read_topic(settings: Settings, topic: str, since: datetime | None) -> Iterable[Any]:
@@ -133,11 +119,9 @@ def audit_delivery(settings: Settings, *, since: datetime | None = None) -> list
                 process_message(value, expected_family=family, out=out)
                 for rejection in out.rejected:
                     items.append(_Item((record.partition, record.offset, rejection.item_index), None))
-                accepted = accepted_events(out)
-                indexes = _member_indexes(value) if accepted else {}
-                for event in accepted:
-                    index = indexes.get(str(event.event_id), WHOLE_MESSAGE)
-                    items.append(_Item((record.partition, record.offset, index), event.event_id))
+                if out.accepted:
+                    for event, index, _ in locate_events(value, expected_family=family):
+                        items.append(_Item((record.partition, record.offset, index), event.event_id))
                 alert_ids.extend(candidate.alert_event_id for candidate in evaluate_batch(out))
             _settle(conn, audit, family, items)
             if alert_ids:

@@ -30,17 +30,19 @@ from base64 import b64encode
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from uuid import UUID
 
-from models.pipeline import ProcessedMessages, Rejection, process_message
+from models.pipeline import OUTPUT_LISTS, ProcessedMessages, Rejection, locate_events, process_message
 from models.rules import AlertCandidate, encode_alert_batch, evaluate_batch
 from models.topics import INPUT_TOPICS
-from services.archive import DeadLetter
+from services.archive import Conflict, DeadLetter, OnConflicts
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Dead letters keep the original bytes up to this size, plus the whole original's size and hash.
 DEAD_LETTER_PAYLOAD_MAX = 1024 * 1024
+CONFLICTING_DUPLICATE = "conflicting_duplicate"
 # Text columns of a dead letter (reason, school, screener) are cut to this many characters.
 _TEXT_MAX = 2000
 
@@ -54,7 +56,8 @@ class BrokerUnavailable(Exception):
 
 
 class ArchivePort(Protocol):
-    async def write(self, batch: ProcessedMessages, dead_letters: Sequence[DeadLetter]) -> None: ...
+    async def write(self, batch: ProcessedMessages, dead_letters: Sequence[DeadLetter], *,
+                    on_conflicts: OnConflicts | None = None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,6 +113,8 @@ class PreparedBatch:
     processed: ProcessedMessages = field(default_factory=ProcessedMessages)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     payload_bytes: int = 0
+    messages: list[RawMessage] = field(default_factory=list)
+    seen: dict[UUID, Any] = field(default_factory=dict)  # event id → the first event with it
 
     @property
     def events(self) -> int:
@@ -117,12 +122,50 @@ class PreparedBatch:
 
 
 def prepare_message(message: RawMessage, family: str | None, into: PreparedBatch) -> None:
-    """Classify one message into `into`; total in the bytes (see `models.pipeline.process_message`)."""
-    before = len(into.processed.rejected)
+    """Classify one message into `into`; total in the bytes (see `models.pipeline.process_message`).
+
+    An event whose id came earlier in the batch is dropped: silently if it is the same event,
+    as a `conflicting_duplicate` dead letter if not (the first one, in message order, is kept).
+    """
+    processed = into.processed
+    lists = [(name, getattr(processed, name)) for name in OUTPUT_LISTS if name != "rejected"]
+    marks = [len(items) for _, items in lists]
+    before = len(processed.rejected)
     value = message.value or b""
-    process_message(value, expected_family=family, out=into.processed)
-    into.dead_letters.extend(dead_letter_of(message, r) for r in into.processed.rejected[before:])
+    process_message(value, expected_family=family, out=processed)
+    into.dead_letters.extend(dead_letter_of(message, r) for r in processed.rejected[before:])
     into.payload_bytes += len(value)
+    into.messages.append(message)
+    seen = into.seen
+    for (name, items), mark in zip(lists, marks, strict=True):
+        if len(items) == mark:
+            continue
+        fresh = True
+        for item in items[mark:]:
+            event = getattr(item, "event", item)
+            if seen.setdefault(event.event_id, event) is not event:
+                fresh = False
+        if not fresh:
+            _drop_repeats(message, family, into, name, mark)
+
+
+def _drop_repeats(message: RawMessage, family: str | None, into: PreparedBatch, name: str, mark: int) -> None:
+    """The rare path: this message repeats ids of the batch (or itself); keep the first of each."""
+    items = getattr(into.processed, name)
+    # One message's accepted events are of one family, so they are in one list, in message order.
+    located = locate_events(message.value or b"", expected_family=family)
+    kept = items[:mark]
+    for item, (_, index, payload) in zip(items[mark:], located, strict=False):
+        event = getattr(item, "event", item)
+        first = into.seen[event.event_id]
+        if first is event:
+            kept.append(item)
+        elif first != event:
+            into.dead_letters.append(dead_letter_of(message, Rejection(
+                code=CONFLICTING_DUPLICATE, item_index=index, payload=payload, school_id=event.school_id,
+                screener=getattr(event, "screener", None),
+                reason=f"event id {event.event_id} came twice in one batch with different content")))
+    setattr(into.processed, name, kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,14 +226,42 @@ class Checkpoint:
         self.batches += 1
         log.debug("batch of %d message(s) durable in %.3fs", len(messages), time.perf_counter() - started)
 
+    def _conflict_letters(self, part: PreparedBatch, reasons: dict[UUID, str]) -> list[DeadLetter]:
+        """Dead letters of the batch's events (first occurrences) whose ids were stored before."""
+        letters: list[DeadLetter] = []
+        found: set[UUID] = set()
+        for message in part.messages:
+            value = message.value or b""
+            if not any(str(event_id).encode() in value for event_id in reasons):
+                continue
+            for event, index, payload in locate_events(value, expected_family=self._family_of(message.topic)):
+                if event.event_id in reasons and event.event_id not in found:
+                    found.add(event.event_id)
+                    letters.append(dead_letter_of(message, Rejection(
+                        code=CONFLICTING_DUPLICATE, reason=reasons[event.event_id], item_index=index,
+                        payload=payload, school_id=event.school_id, screener=getattr(event, "screener", None))))
+        return letters
+
     async def _make_durable(self, part: PreparedBatch) -> None:
+        async def on_conflicts(conflicts: Sequence[Conflict]) -> Sequence[DeadLetter]:
+            letters = self._conflict_letters(part, {c.event_id: (
+                f"event id {c.event_id} is already stored as a {c.stored_family} event"
+                if c.stored_family != c.family else
+                f"event id {c.event_id} is already stored with other content or another date")
+                for c in conflicts})
+            await self._with_retry("dead letters", self._send_dead_letters,
+                                   [dead_letter_record(letter) for letter in letters])
+            log.info("dead-lettered %d conflicting duplicate(s)", len(letters))
+            self.rejected += len(letters)
+            return letters
+
         if part.dead_letters:
             records = [dead_letter_record(letter) for letter in part.dead_letters]
             await self._with_retry("dead letters", self._send_dead_letters, records)
             # Codes and counts only: a reason may quote a submitted value.
             log.info("dead-lettered %d event(s): %s", len(part.dead_letters),
                      sorted({letter.code for letter in part.dead_letters}))
-        await self._writer.write(part.processed, part.dead_letters)
+        await self._writer.write(part.processed, part.dead_letters, on_conflicts=on_conflicts)
         if self._send_alerts is not None:
             alerts = evaluate_batch(part.processed)
             if alerts:
