@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 from kafka import KafkaProducer
 
 from models.contracts import encode_event
+from models.school_year import age_years, current_grade
 from models.topics import PSYCH_SURVEYS
 from services.api import create_api
 from services.api.server import serve_in_thread
@@ -38,7 +41,10 @@ def test_counsellor_sees_urgent_alert_live_and_acts_other_school_cannot(
     settings = isolated
     at_risk = factories.survey(1, school="SA01", answers=[0, 0, 0, 0, 0, 0, 0, 0, 1])
     add_school_and_student(settings, school_id="SA01", name="Wang Fang", student_key=at_risk.student_key,
-                           student_number="G110101201103070011", sex="male", birth_date="2011-03-07")
+                           student_number="G110101201103070011", sex="male", birth_date="2011-03-07", grade=5,
+                           enrolled_on="2022-09-01", class_name="2", school_name="Chengguan No. 2 Middle School")
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    grade_now = current_grade(5, date(2022, 9, 1), today)
     counsellor_a = add_user(settings, "c-a", "counsellor", schools=["SA01"])
     counsellor_b = add_user(settings, "c-b", "counsellor", schools=["SB01"])
     alerts = AlertService(settings, tmp_path / "alerts.log")
@@ -60,6 +66,9 @@ def test_counsellor_sees_urgent_alert_live_and_acts_other_school_cannot(
                         what="the urgent alert in the open page", timeout=90)[0]
             assert browser.execute_script("return window.__marker") == "not reloaded"
             assert "Wang Fang" in row.text and "Self-harm risk" in row.text
+            # The school's name, not its code; the grade of this school year, not the one at registration.
+            assert "Chengguan No. 2 Middle School" in row.text and "SA01" not in row.text
+            assert (f"Grade {grade_now}, class 2" if grade_now else "–") in row.text
             banner = browser.find_element(By.ID, "urgent-banner")
             assert banner.is_displayed() and "New urgent alert" in banner.text
             body = browser.find_element(By.TAG_NAME, "body")
@@ -68,6 +77,27 @@ def test_counsellor_sees_urgent_alert_live_and_acts_other_school_cannot(
             shoot("counsellor-queue-urgent")
             alert_url = row.find_element(By.CSS_SELECTOR, "td:nth-child(2) a").get_attribute("href")
             alert_id = alert_url.rsplit("/", 1)[1]
+
+            # The alert page: evidence in words, the student's age and class, times in Beijing time.
+            browser.get(alert_url)
+            assert browser.find_element(By.ID, "alert-evidence").text == (
+                "answered 'several days' to item 9 of PHQ-A; total 1, minimal")
+            assert browser.find_element(By.ID, "alert-school").text == "Chengguan No. 2 Middle School"
+            age = age_years(date(2011, 3, 7), today)
+            assert browser.find_element(By.ID, "alert-age").text.startswith(f"{age} years")
+            with psycopg.connect(settings.pg_dsn("admin")) as conn:
+                opened = conn.execute("SELECT opened_at FROM alerts.alerts").fetchone()[0]  # type: ignore[index]
+            facts = browser.find_element(By.ID, "alert-facts").text
+            assert opened.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M") in facts
+            assert "UTC" not in facts
+            shoot("counsellor-alert-en")
+            browser.get(f"{url}/web/language/zh-CN?next=/web/alerts/{alert_url.rsplit('/', 1)[1]}")
+            until(browser, lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN",
+                  what="the Chinese alert page")
+            assert browser.find_element(By.ID, "alert-evidence").text == "PHQ-A 第 9 题回答“有几天”；总分 1，无或极轻"
+            assert (f"{grade_now}年级2班" if grade_now else "–") == browser.find_element(By.ID, "alert-grade").text
+            shoot("counsellor-alert-zh")
+            browser.get(f"{url}/web/language/en?next=/web/alerts/{alert_url.rsplit('/', 1)[1]}")
 
             # Acknowledge with the keyboard only.
             browser.get(alert_url)
