@@ -140,27 +140,27 @@ def read_rows(path: Path) -> tuple[list[str], Iterator[dict[str, str]]]:
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         return _read_xlsx(path)
     encoding = _csv_encoding(path)
-    handle = path.open(newline="", encoding=encoding)
-    try:
-        sample = handle.read(4096)
-    except UnicodeDecodeError:
-        handle.close()
-        raise UnreadableFile("not_text", f"{path.name} is not a text (CSV) file; {_XLSX_HINT}") from None
-    if "\x00" in sample:
-        handle.close()
-        raise UnreadableFile("not_text", f"{path.name} is not a text (CSV) file; {_XLSX_HINT}")
-    handle.seek(0)
-    reader = csv.DictReader(handle)
-    try:
-        header = [canonical_column(name) for name in reader.fieldnames or []]
-    except csv.Error as error:
-        handle.close()
-        raise UnreadableFile("not_csv", f"{path.name} cannot be read as CSV ({error}); {_XLSX_HINT}") from None
-    reader.fieldnames = header
+    # The header is read on its own, so a file refused for its header leaves no handle open; the
+    # rows are read by the generator, which closes its file however it ends.
+    with path.open(newline="", encoding=encoding) as handle:
+        try:
+            sample = handle.read(4096)
+        except UnicodeDecodeError:
+            raise UnreadableFile("not_text", f"{path.name} is not a text (CSV) file; {_XLSX_HINT}") from None
+        if "\x00" in sample:
+            raise UnreadableFile("not_text", f"{path.name} is not a text (CSV) file; {_XLSX_HINT}")
+        handle.seek(0)
+        try:
+            header = [canonical_column(name) for name in csv.DictReader(handle).fieldnames or []]
+        except csv.Error as error:
+            raise UnreadableFile("not_csv", f"{path.name} cannot be read as CSV ({error}); {_XLSX_HINT}") from None
 
     def csv_rows() -> Iterator[dict[str, str]]:
-        with handle:
+        with path.open(newline="", encoding=encoding) as rows:
+            reader = csv.DictReader(rows)
             try:
+                _ = reader.fieldnames  # reads the header record, then its canonical names replace it
+                reader.fieldnames = header
                 yield from reader
             except csv.Error as error:
                 raise UnreadableFile("not_csv", f"{path.name}, line {reader.line_num}, cannot be read as CSV "
@@ -177,14 +177,19 @@ def _read_xlsx(path: Path) -> tuple[list[str], Iterator[dict[str, str]]]:
 
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
-        sheet = workbook.worksheets[0]
-        values = sheet.iter_rows(values_only=True)
-        header = [canonical_column(str(cell).strip()) if cell is not None else "" for cell in next(values, ())]
+        try:
+            first = next(workbook.worksheets[0].iter_rows(values_only=True), ())
+        finally:
+            workbook.close()  # a file refused for its header leaves nothing open
+        header = [canonical_column(str(cell).strip()) if cell is not None else "" for cell in first]
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, IndexError, ValueError):
         raise UnreadableFile("not_xlsx", f"{path.name} is not an Excel workbook (.xlsx) that can be read; "
                                          f"{_XLSX_HINT}") from None
 
     def xlsx_rows() -> Iterator[dict[str, str]]:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+        values = workbook.worksheets[0].iter_rows(values_only=True)
+        next(values, None)  # the header, read above
         try:
             for cells in values:
                 if cells is None or all(cell is None for cell in cells):
