@@ -24,6 +24,8 @@ from typing import Final, Generic, Literal, TypeVar
 
 import numpy as np
 
+from models.fitness import ITEM_INFO
+
 K = TypeVar("K", bound=Hashable)
 
 #: Fewer students than this in a cell and the cell is not published.
@@ -62,8 +64,8 @@ STUDENT_YEAR_INCLUSION: Final = (
     "once, with the latest screening."
 )
 
-#: The indicator set, in publication order.
-METRICS: Final[tuple[MetricDefinition, ...]] = (
+#: Screening and survey indicators (the fitness ones follow, in `FITNESS_METRICS`).
+_SCREENING_METRICS: Final[tuple[MetricDefinition, ...]] = (
     MetricDefinition(
         id="health_literacy", version=1, title="Health literacy level", unit="student",
         numerator="surveyed students whose health-literacy total is at least 80% of the full score",
@@ -157,6 +159,57 @@ METRICS: Final[tuple[MetricDefinition, ...]] = (
         reference="School Health Work Regulations (学校卫生工作条例), art. 20",
     ),
 )
+
+_FITNESS_INCLUSION: Final = (
+    "Students enrolled at the census date, as for the other indicators. The year's result of each "
+    "student is the first fitness test of the school year, or the retest after a first test rated fail "
+    "(rules.csv: one retest). Scoring: each item scores the highest level its result reaches (no "
+    "interpolation, 0 below the 10-point level, results not rounded); BMI rounded to 0.1 half-up; the "
+    "standard score and total are not rounded and the bands are >= 90 excellent, >= 80 good, >= 60 pass. "
+    "Wholly exempted students (免测) are in no denominator and are counted separately."
+)
+_FITNESS_REFERENCE: Final = "国家学生体质健康标准（2014年修订）, 教体艺〔2014〕5号, 一、说明 item 7"
+
+
+def _fitness_metrics() -> tuple[MetricDefinition, ...]:
+    overall = (
+        MetricDefinition(
+            id="fitness_pass", version=1, title="Physical fitness pass rate (体质健康及格率)", unit="student",
+            numerator="students whose year total (standard score + bonus) is at least 60 (pass, good or excellent)",
+            denominator=("students with a complete fitness test in the year (every item of the grade group, "
+                         "BMI included)"),
+            inclusion=_FITNESS_INCLUSION, reference=_FITNESS_REFERENCE,
+        ),
+        MetricDefinition(
+            id="fitness_good_or_above", version=1, title="Physical fitness good-and-above rate (优良率)",
+            unit="student",
+            numerator="students whose year total is at least 80 (good or excellent)",
+            denominator="students with a complete fitness test in the year",
+            inclusion=_FITNESS_INCLUSION, reference=_FITNESS_REFERENCE,
+        ),
+        MetricDefinition(
+            id="fitness_excellent", version=1, title="Physical fitness excellent rate (优秀率)", unit="student",
+            numerator="students whose year total is at least 90",
+            denominator="students with a complete fitness test in the year",
+            inclusion=_FITNESS_INCLUSION, reference=_FITNESS_REFERENCE,
+        ),
+    )
+    items = tuple(
+        MetricDefinition(
+            id=f"fitness_item_{item}", version=1, title=f"{info.name_en} pass rate ({info.name_zh}及格率)",
+            unit="student",
+            numerator=f"students whose {info.name_en} scores at least 60",
+            denominator=f"students with a {info.name_en} result in their year's test (the item's grades only)",
+            inclusion=_FITNESS_INCLUSION, reference="国家学生体质健康标准（2014年修订）, 表1-3 … 表1-16",
+        )
+        for item, info in ITEM_INFO.items()
+    )
+    return overall + items
+
+
+FITNESS_METRICS: Final[tuple[MetricDefinition, ...]] = _fitness_metrics()
+#: The indicator set, in publication order: screenings and surveys, then physical fitness.
+METRICS: Final[tuple[MetricDefinition, ...]] = (*_SCREENING_METRICS, *FITNESS_METRICS)
 
 METRICS_BY_ID: Final[Mapping[str, MetricDefinition]] = {metric.id: metric for metric in METRICS}
 

@@ -40,8 +40,10 @@ _COLUMNS = ("school_year", "metric_id", "metric_version", "level", "area_id", "a
 def _fine_cells(conn: psycopg.Connection, year: int, metric_id: str) -> list[FineCell]:
     rows = conn.execute(
         "SELECT school_id, county_id, urban_rural, sex, grade, left_behind, disability, denominator, numerator"
-        " FROM metrics.indicator_cells WHERE school_year = %s AND metric_id = %s",
-        (year, metric_id),
+        " FROM metrics.indicator_cells WHERE school_year = %s AND metric_id = %s"
+        " UNION ALL SELECT school_id, county_id, urban_rural, sex, grade, left_behind, disability, denominator,"
+        " numerator FROM metrics.fitness_cells WHERE school_year = %s AND metric_id = %s",
+        (year, metric_id, year, metric_id),
     ).fetchall()
     return [FineCell(school_id=r[0], county_id=r[1], urban_rural=r[2], sex=r[3], grade=int(r[4]),
                      left_behind=bool(r[5]), disability=bool(r[6]), denominator=int(r[7]), numerator=int(r[8]))
@@ -123,6 +125,7 @@ def _refresh(conn: psycopg.Connection) -> list[int]:
     conn.execute("SET LOCAL work_mem = '128MB'")
     conn.execute("SET LOCAL jit = off")
     conn.execute("SELECT metrics.refresh_rollups()")
+    conn.execute("SELECT metrics.refresh_fitness_rollups()")
     _write_definitions(conn)
     return [int(r[0]) for r in conn.execute(
         "SELECT DISTINCT school_year FROM metrics.indicator_cells ORDER BY 1").fetchall()]
