@@ -73,6 +73,7 @@ __all__ = [
     "graduation_below_minimum",
     "graduation_score",
     "item_level",
+    "item_thresholds",
     "items_for",
     "score_fitness_event",
     "score_item",
@@ -391,6 +392,12 @@ def score_item(item: Item, sex: Sex, grade: int, result: float) -> int:
         if (exact >= level.threshold) if higher else (exact <= level.threshold):
             return level.score
     return 0
+
+
+def item_thresholds(item: Item, sex: Sex, grade: int) -> tuple[tuple[int, Fraction], ...]:
+    """The item's (score, threshold) levels, highest first, blank levels left out."""
+    return tuple((level.score, level.threshold) for level in _item_table(item, sex, grade).levels
+                 if level.threshold is not None)
 
 
 def item_level(score: int) -> Band:

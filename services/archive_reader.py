@@ -78,6 +78,26 @@ SELECT answered_on, instrument,
                    ELSE '' END),
        supersedes IS NOT NULL, event_id, school_id
 FROM archive.survey_results WHERE student_key = %(key)s
+UNION ALL
+SELECT measured_on, 'fitness',
+       format('grade %%s %%s: %%s%%s; BMI %%s (%%s); items %%s%%s%%s; %%s',
+              grade, attempt,
+              CASE status WHEN 'complete' THEN 'total ' || total || ' (standard ' || standard_score || ' + bonus '
+                                               || bonus || '), ' || band
+                          WHEN 'exempt' THEN 'exempt (免测, ' || coalesce(exemption_reason, '-') || ')'
+                          ELSE 'incomplete, no total' END,
+              CASE WHEN cardinality(missing_items) > 0 THEN '; missing ' || array_to_string(missing_items, ',')
+                   ELSE '' END,
+              coalesce(bmi::text, '-'), coalesce(bmi_category, '-'),
+              (SELECT coalesce(string_agg(key || ' ' || value, ', ' ORDER BY key), '-')
+               FROM jsonb_each_text(item_scores)),
+              CASE WHEN cardinality(exempt_items) > 0 THEN '; exempt ' || array_to_string(exempt_items, ',')
+                   ELSE '' END,
+              CASE WHEN cardinality(failed_items) > 0 THEN '; FAILED ' || array_to_string(failed_items, ',')
+                   ELSE '' END,
+              table_version),
+       supersedes IS NOT NULL, event_id, school_id
+FROM archive.fitness_results WHERE student_key = %(key)s
 ORDER BY 1, 2
 """
 

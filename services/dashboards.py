@@ -264,7 +264,47 @@ ALERT_OPERATIONS = DashboardSpec(
     ),
 )
 
-DASHBOARDS: tuple[DashboardSpec, ...] = (PROVINCE, COUNTY_DRILL_DOWN, DATA_QUALITY, ALERT_OPERATIONS)
+_FITNESS_OVERALL = "('fitness_pass', 'fitness_good_or_above', 'fitness_excellent')"
+
+FITNESS = DashboardSpec(
+    uid="schoolhealth-fitness", title="Student health: physical fitness (国家学生体质健康标准)",
+    description="Pass, good-and-above and excellent rates by the national standard (2014), per-item pass rates;"
+                " cells under 10 students are withheld.",
+    variables=(YEAR,),
+    panels=(
+        PanelSpec(title="Fitness rates, province, $year", kind="table", width=24, height=6, unit="percentunit",
+                  sql="SELECT metric_title, rate, ci_low, ci_high, change, denominator, suppressed"
+                      " FROM reporting.indicators WHERE school_year = $year AND level = 'province'"
+                      f" AND breakdown = 'all' AND metric_id IN {_FITNESS_OVERALL} ORDER BY metric_id DESC",
+                  columns=("metric_title", *_RATE)),
+        PanelSpec(title="Pass rate by county, $year", kind="table", unit="percentunit",
+                  sql="SELECT area_name AS county, rate, ci_low, ci_high, change, denominator, suppressed"
+                      " FROM reporting.indicators WHERE school_year = $year AND metric_id = 'fitness_pass'"
+                      " AND level = 'county' AND breakdown = 'all' ORDER BY rate DESC NULLS LAST",
+                  columns=("county", *_RATE)),
+        PanelSpec(title="Pass rate by group, $year", kind="bargauge", unit="percentunit",
+                  sql="SELECT breakdown || ': ' || category AS \"group\", rate FROM reporting.indicators"
+                      " WHERE school_year = $year AND metric_id = 'fitness_pass' AND level = 'province'"
+                      " AND breakdown IN ('sex', 'stage', 'urban_rural', 'left_behind', 'disability', 'grade')"
+                      " ORDER BY breakdown, category",
+                  columns=("group", "rate")),
+        PanelSpec(title="Item pass rates by grade, province, $year", kind="table", width=24, height=10,
+                  unit="percentunit",
+                  sql="SELECT metric_title, category AS grade, rate, ci_low, ci_high, denominator, suppressed"
+                      " FROM reporting.indicators WHERE school_year = $year AND level = 'province'"
+                      " AND metric_id LIKE 'fitness_item_%' AND breakdown = 'grade'"
+                      " ORDER BY metric_title, category::integer",
+                  columns=("metric_title", "grade", "rate", "ci_low", "ci_high", "denominator", "suppressed")),
+        PanelSpec(title="Trend: pass, good-and-above and excellent, province", kind="timeseries", width=24,
+                  unit="percentunit",
+                  sql="SELECT \"time\", metric_title AS metric, rate AS value FROM reporting.indicators"
+                      f" WHERE metric_id IN {_FITNESS_OVERALL} AND level = 'province' AND breakdown = 'all'"
+                      " AND $__timeFilter(\"time\") ORDER BY 1, 2",
+                  columns=("time", "metric", "value")),
+    ),
+)
+
+DASHBOARDS: tuple[DashboardSpec, ...] = (PROVINCE, COUNTY_DRILL_DOWN, DATA_QUALITY, ALERT_OPERATIONS, FITNESS)
 
 
 class _Layout:

@@ -77,7 +77,7 @@ def _spawn(settings: Settings, args: list[str], log: Path) -> subprocess.Popen[b
 
 def _archive_counts(settings: Settings) -> dict[str, int]:
     tables = ("archive.students", "archive.student_history", "archive.vision_screenings",
-              "archive.growth_screenings", "archive.survey_results", "ops.dead_letters")
+              "archive.growth_screenings", "archive.survey_results", "archive.fitness_results", "ops.dead_letters")
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         return {table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
                 for table in tables}
@@ -185,6 +185,9 @@ def run_demo(settings: Settings, *, students: int, out_dir: Path, workers: int =
             console.print(f"  {report.events_published:,} events published; "
                           f"{report.rows_rejected_by_importer:,} rows rejected (reports in {out_dir})")
 
+        with _Step(console, report, "4b. PE teachers' national fitness upload sheets (国家学生体质健康标准) → Kafka"):
+            _import_fitness_sheets(settings, province, out_dir, report, console)
+
         with _Step(console, report, "5. pipeline catching up: worker lag → 0, alerts consumed"):
             from services.alerts import alert_consumer_group
 
@@ -272,6 +275,37 @@ def run_demo(settings: Settings, *, students: int, out_dir: Path, workers: int =
         console.print(f"one student's archive: schoolhealth student {report.example_student}", soft_wrap=True)
     report.steps.append(("total", wall))
     return report
+
+
+FITNESS_YEARS = (2024, 2025)
+
+
+def _import_fitness_sheets(settings: Settings, province: Path, out_dir: Path, report: DemoReport,
+                           console: Console) -> None:
+    """Generate each school's upload sheets (the last two school years) and import them through Kafka."""
+    from services.fitness_exchange import import_upload_sheet
+    from services.fitness_synthetic_files import write_fitness_sheets
+    from services.importer import KafkaPublisher
+
+    files = write_fitness_sheets(province, out_dir / "fitness", school_years=FITNESS_YEARS)
+    publisher = KafkaPublisher(settings)
+    accepted = rejected = 0
+    try:
+        for number, sheet in enumerate(files.sheets):
+            summary = import_upload_sheet(
+                settings, sheet.path, school_id=sheet.school_id, measured_on=sheet.measured_on,
+                screener=f"pe-{sheet.school_id[-4:]}", attempt=sheet.attempt, publisher=publisher,
+                report_path=out_dir / "fitness" / f"{sheet.path.stem}.rejected.csv")
+            accepted += summary.accepted
+            rejected += len(summary.rejected)
+            if number == 0:
+                console.print(f"  school {sheet.school_id}'s upload sheet for {sheet.school_year} ({sheet.path.name}): "
+                              f"{summary.accepted:,} students accepted, {len(summary.rejected)} rejected")
+    finally:
+        publisher.close()
+    report.events_published += accepted
+    console.print(f"  {len(files.sheets)} sheets from every school, {accepted:,} tests published, {rejected} rows "
+                  f"rejected; generator's truth in {files.truth}")
 
 
 def example_student_key(settings: Settings) -> str | None:

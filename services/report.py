@@ -21,10 +21,14 @@ import jinja2
 import psycopg
 from psycopg.rows import dict_row
 
-from models.metrics import METRICS
+from models.metrics import FITNESS_METRICS, METRICS
 from models.metrics import STUDENT_YEAR_INCLUSION as STUDENT_YEAR_INCLUSION_TEXT
 from models.metrics import STUDENT_YEAR_INCLUSION as _STUDENT_YEAR_TEXT
+from services.report_fitness import fitness_section
 from services.settings import Settings
+
+# Fitness indicators have a section of their own (services.report_fitness), not a chart per area.
+_GENERAL_METRICS = tuple(metric for metric in METRICS if metric not in FITNESS_METRICS)
 
 CSV_COLUMNS = ("school_year", "revision", "published_at", "metric_id", "metric_version", "metric_title", "level",
                "area_id", "area_name", "county_id", "breakdown", "category", "denominator", "numerator", "rate",
@@ -205,6 +209,8 @@ svg { max-width: 100%; height: auto; }
 {% for row in groups %}<tr><td>{{ row.title }}</td>{% for value in row["values"] %}<td>{{ value }}</td>{% endfor %}</tr>
 {% endfor %}</table>
 
+{{ fitness_html | safe }}
+
 <h2 id="definitions">{{ x.definitions }}</h2>
 <p class="note" id="common-inclusion">{{ x.common_inclusion }}</p>
 <table><tr><th>{{ x.indicator }}</th><th>{{ x.version }}</th><th>{{ x.numerator }} / {{ x.denominator_short }}</th><th>{{ x.reference }}</th></tr>
@@ -344,7 +350,7 @@ def write_report(settings: Settings, year: int, out_dir: Path, county: str | Non
 
     headline = []
     bars = []
-    for metric in METRICS:
+    for metric in _GENERAL_METRICS:
         row = by_key.get((metric.id, "all", "all"))
         if row is None:
             continue
@@ -359,14 +365,14 @@ def write_report(settings: Settings, year: int, out_dir: Path, county: str | Non
 
     series: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for r in trend_rows:
-        if r["metric_id"] != "school_doctor":
+        if r["metric_id"] != "school_doctor" and not r["metric_id"].startswith("fitness_item_"):
             series[titles.get(r["metric_id"], r["metric_id"])].append((int(r["school_year"]), float(r["rate"])))
 
     child_level = "school" if county else "county"
     children = [r for r in rows if r["level"] == child_level and r["breakdown"] == "all"
                 and (county is None or r["county_id"] == county)]
     area_svgs = []
-    for metric in METRICS:
+    for metric in _GENERAL_METRICS:
         cells = sorted((r for r in children if r["metric_id"] == metric.id), key=lambda r: r["area_name"])
         if cells:
             area_svgs.append(bar_chart_svg(f"{titles[metric.id]}, {school_year}", [
@@ -375,7 +381,7 @@ def write_report(settings: Settings, year: int, out_dir: Path, county: str | Non
                 withheld=words["withheld"]))
 
     groups = []
-    for metric in METRICS:
+    for metric in _GENERAL_METRICS:
         if metric.unit != "student" or (metric.id, "all", "all") not in by_key:
             continue
         values = []
@@ -414,11 +420,12 @@ def write_report(settings: Settings, year: int, out_dir: Path, county: str | Non
         headline=headline, headline_svg=bar_chart_svg(f"{area_name}, {school_year}", bars,
                                                       withheld=words["withheld"]),
         trend_svg=small_multiples_svg(words["rates_by_year"].format(area=area_name),
-                                      {titles[m.id]: series[titles[m.id]] for m in METRICS if titles[m.id] in series},
+                                      {titles[m.id]: series[titles[m.id]] for m in _GENERAL_METRICS
+                                       if titles[m.id] in series},
                                       empty=words["no_data"]),
         areas_heading=words["schools"] if county else words["counties"], area_svgs=area_svgs,
         group_columns=[f"{words[b]}: {words[c]}" for b, c in GROUPS], groups=groups,
-        definitions=definitions, csv_name=csv_path.name,
+        definitions=definitions, csv_name=csv_path.name, fitness_html=fitness_section(mine),
     )
     html_path = out_dir / f"{stem}.html"
     html_path.write_text(page, encoding="utf-8")

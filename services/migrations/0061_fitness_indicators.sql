@@ -34,15 +34,6 @@ GROUP BY o.school_year, o.metric_id, y.school_id, y.county_id, y.urban_rural, y.
 WITH NO DATA;
 CREATE INDEX fitness_cells_year ON metrics.fitness_cells (school_year, metric_id);
 
--- Exempted students per school year and school (counted, not rated), for the report.
-CREATE MATERIALIZED VIEW metrics.fitness_exempt AS
-SELECT y.school_year, y.school_id, y.county_id, count(*)::integer AS exempt
-FROM archive.fitness_year f
-JOIN metrics.student_years y USING (school_year, student_key)
-WHERE f.status = 'exempt'
-GROUP BY y.school_year, y.school_id, y.county_id
-WITH NO DATA;
-
 CREATE FUNCTION metrics.refresh_fitness_rollups() RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
@@ -50,7 +41,6 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('schoolhealth.metrics.refresh'));
     REFRESH MATERIALIZED VIEW metrics.fitness_observations;
     REFRESH MATERIALIZED VIEW metrics.fitness_cells;
-    REFRESH MATERIALIZED VIEW metrics.fitness_exempt;
 END
 $fn$;
 
@@ -58,7 +48,7 @@ DO $grants$
 DECLARE
     app text := current_setting('schoolhealth.app_role');
 BEGIN
-    EXECUTE format('GRANT SELECT ON metrics.fitness_observations, metrics.fitness_cells, metrics.fitness_exempt TO %I', app);
+    EXECUTE format('GRANT SELECT ON metrics.fitness_observations, metrics.fitness_cells TO %I', app);
     EXECUTE format('REVOKE ALL ON FUNCTION metrics.refresh_fitness_rollups() FROM PUBLIC');
     EXECUTE format('GRANT EXECUTE ON FUNCTION metrics.refresh_fitness_rollups() TO %I', app);
 END

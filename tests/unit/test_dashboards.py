@@ -41,7 +41,7 @@ def test_committed_json_equals_the_builder_output(spec: object) -> None:
 def test_no_stray_dashboards_are_committed(tmp_path: Path) -> None:
     built = {p.name for p in build_dashboards(tmp_path)}
     assert {p.name for p in JSON_DIR.glob("*.json")} == built
-    assert len(built) == 4
+    assert len(built) == 5
 
 
 def assert_contained(expected: object, actual: object, where: str = "$") -> None:

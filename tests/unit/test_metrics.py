@@ -40,7 +40,11 @@ def test_definitions_are_complete_and_unique() -> None:
         assert metric.numerator and metric.denominator and metric.inclusion and metric.reference
     assert {"health_literacy", "myopia", "visual_impairment", "overweight_wst586", "obesity_wst586",
             "overweight_who", "obesity_who", "wasting", "depression_positive", "anxiety_positive",
-            "screening_coverage", "school_doctor"} == set(ids)
+            "screening_coverage", "school_doctor", "fitness_pass", "fitness_good_or_above", "fitness_excellent",
+            "fitness_item_vital_capacity", "fitness_item_run_50m", "fitness_item_sit_and_reach",
+            "fitness_item_rope_skipping_1min", "fitness_item_sit_ups_1min", "fitness_item_shuttle_run_50m_x8",
+            "fitness_item_standing_long_jump", "fitness_item_pull_ups", "fitness_item_run_1000m",
+            "fitness_item_run_800m"} == set(ids)
 
 
 @pytest.mark.parametrize(("day", "year"), [

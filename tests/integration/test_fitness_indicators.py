@@ -1,0 +1,115 @@
+"""Fitness indicators from a synthetic province: published rates against the generator's truth.
+
+The province's upload sheets are imported with the importer's path and written by the worker's
+path (no broker: the Kafka path has its own tests). The expected counts come from the generator's
+truth file (each test's band as the generator scored it) with the retest rule applied here in
+Python, joined to the census of `metrics.student_years`; they share no SQL with the fitness rollups.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from models.synthetic import ProvinceSpec
+from services.archive_reader import print_student
+from services.fitness_exchange import import_upload_sheet
+from services.fitness_synthetic_files import write_fitness_sheets
+from services.metrics import publish_year
+from services.report import write_report
+from services.seed import ArchivePublisher, import_directory
+from services.synthetic_files import write_province
+
+pytestmark = pytest.mark.integration
+
+YEAR = 2025
+
+
+@pytest.fixture(scope="module")
+def province(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("fitness-province")
+    write_province(ProvinceSpec(students=1200, seed=20252, school_years=(2024, 2025), counties=2), directory)
+    return directory
+
+
+def _year_results(truth: Path) -> dict[str, dict[str, str]]:
+    tests: dict[str, list[dict[str, str]]] = defaultdict(list)
+    with truth.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if int(row["school_year"]) == YEAR:
+                tests[row["student_number"]].append(row)
+    chosen = {}
+    for number, rows in tests.items():
+        first = next(r for r in rows if r["attempt"] == "first")
+        retest = next((r for r in rows if r["attempt"] == "retest"), None)
+        chosen[number] = retest if first["band"] == "fail" and retest is not None else first
+    return chosen
+
+
+def test_published_fitness_rates_equal_the_generators_truth(isolated, province, tmp_path) -> None:
+    settings = isolated
+    import_directory(settings, province)
+    files = write_fitness_sheets(province, tmp_path / "fitness", school_years=(YEAR,))
+    publisher = ArchivePublisher(settings)
+    try:
+        for sheet in files.sheets:
+            summary = import_upload_sheet(settings, sheet.path, school_id=sheet.school_id,
+                                          measured_on=sheet.measured_on, screener="pe-1", attempt=sheet.attempt,
+                                          publisher=publisher)
+            assert not summary.rejected, summary.rejected[:3]
+    finally:
+        publisher.close()
+    assert publisher.rejected == 0
+    publish_year(settings, YEAR)
+
+    assert files.truth is not None
+    chosen = _year_results(files.truth)
+    secret = settings.student_key_secret.get_secret_value().encode()
+    from models.identity import student_key
+
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        census = {row[0]: row[1] for row in conn.execute(
+            "SELECT student_key, sex FROM metrics.student_years WHERE school_year = %s", (YEAR,))}
+        published = {(row[0], row[1], row[2]): row[3:] for row in conn.execute(
+            "SELECT metric_id, breakdown, category, numerator, denominator, suppressed FROM metrics.live_indicators"
+            " WHERE school_year = %s AND level = 'province' AND metric_id LIKE 'fitness%%'", (YEAR,))}
+        small = conn.execute(
+            "SELECT count(*) FROM metrics.live_indicators WHERE metric_id LIKE 'fitness%%' AND denominator < 10"
+        ).fetchone()
+    counts: Counter[tuple[str, str, str, str]] = Counter()
+    for number, row in chosen.items():
+        key = student_key(secret, number)
+        if key not in census or row["status"] != "complete":
+            continue
+        for category in ("all", census[key]):
+            breakdown = "all" if category == "all" else "sex"
+            counts[("fitness_pass", breakdown, category, "n")] += 1
+            for metric, bands in (("fitness_pass", {"pass", "good", "excellent"}),
+                                  ("fitness_good_or_above", {"good", "excellent"}), ("fitness_excellent", {"excellent"})):
+                counts[(metric, breakdown, category, "k")] += row["band"] in bands
+    assert counts[("fitness_pass", "all", "all", "n")] > 500
+    for metric in ("fitness_pass", "fitness_good_or_above", "fitness_excellent"):
+        for breakdown, category in (("all", "all"), ("sex", "male"), ("sex", "female")):
+            numerator, denominator, suppressed = published[(metric, breakdown, category)]
+            assert suppressed is None
+            assert (numerator, denominator) == (counts[(metric, breakdown, category, "k")],
+                                                counts[("fitness_pass", breakdown, category, "n")])
+    assert small == (0,)  # a published fitness cell never counts fewer than 10 students
+    # The generator's plausibility: a realistic pass rate, per-item rates by grade published.
+    pass_rate = published[("fitness_pass", "all", "all")][0] / published[("fitness_pass", "all", "all")][1]
+    assert 0.6 < pass_rate < 0.98
+    assert ("fitness_item_rope_skipping_1min", "grade", "2") in published
+    assert ("fitness_item_rope_skipping_1min", "grade", "8") not in published
+
+    html = write_report(settings, YEAR, tmp_path / "report").read_text(encoding="utf-8")
+    assert "学生体质健康 Physical fitness" in html and "单项及格率" in html
+    assert f"{100 * pass_rate:.1f}%" in html
+
+    number = next(n for n, row in chosen.items() if row["status"] == "complete")
+    lines: list[str] = []
+    print_student(settings, student_key(secret, number), out=lines.append)
+    assert any(" fitness " in line and "total " in line and "nspfs-2014+" in line for line in lines), lines
