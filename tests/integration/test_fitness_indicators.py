@@ -89,7 +89,8 @@ def test_published_fitness_rates_equal_the_generators_truth(isolated, province, 
             breakdown = "all" if category == "all" else "sex"
             counts[("fitness_pass", breakdown, category, "n")] += 1
             for metric, bands in (("fitness_pass", {"pass", "good", "excellent"}),
-                                  ("fitness_good_or_above", {"good", "excellent"}), ("fitness_excellent", {"excellent"})):
+                                  ("fitness_good_or_above", {"good", "excellent"}),
+                                  ("fitness_excellent", {"excellent"})):
                 counts[(metric, breakdown, category, "k")] += row["band"] in bands
     assert counts[("fitness_pass", "all", "all", "n")] > 500
     for metric in ("fitness_pass", "fitness_good_or_above", "fitness_excellent"):
