@@ -1,7 +1,9 @@
 """Which screening results need action, the steps of following them up, and the next check.
 
 A screening result needs follow-up when it shows screening myopia or visual impairment (vision)
-or overweight, obesity, wasting or stunting (growth, where classified). The school doctor tells
+or overweight, obesity, wasting or stunting (growth, where classified), or, for the PE teacher and
+the school doctor together, a physical-fitness test rated fail or with a failed item (not an
+urgent alert: the standard allows one retest in the school year, so the re-check is a month on). The school doctor tells
 the parents (a letter), may refer the student, re-checks, and closes the case; each step may set
 the date of the next check. Default intervals: vision and weight status re-checked after three
 months (the myopia prevention guidance for children asks for a review every 3-6 months), wasting
@@ -21,18 +23,20 @@ __all__ = [
     "Finding",
     "State",
     "default_next_check",
+    "fitness_findings",
     "growth_findings",
     "vision_findings",
 ]
 
-Finding = Literal["screening_myopia", "visual_impairment", "overweight", "obesity", "wasting", "stunting"]
+Finding = Literal["screening_myopia", "visual_impairment", "overweight", "obesity", "wasting", "stunting",
+                  "fitness_fail", "fitness_item_fail"]
 State = Literal["to_notify", "parents_notified", "referred", "rechecked", "closed"]
 FINDINGS: Final[tuple[Finding, ...]] = get_args(Finding)
 STATES: Final[tuple[State, ...]] = get_args(State)
 
 _RECHECK_AFTER_DAYS: Final[Mapping[Finding, int]] = MappingProxyType({
     "screening_myopia": 91, "visual_impairment": 91, "overweight": 91, "obesity": 91, "wasting": 30,
-    "stunting": 30,
+    "stunting": 30, "fitness_fail": 30, "fitness_item_fail": 30,
 })
 
 
@@ -55,6 +59,16 @@ def growth_findings(wst586: str | None, wasting: str | None, stunting: str | Non
         found.append("wasting")
     if stunting == "stunting":
         found.append("stunting")
+    return found
+
+
+def fitness_findings(band: str | None, failed_items: Sequence[str] | None) -> list[Finding]:
+    """The findings of one fitness test: a total rated fail, or any item scoring below 60."""
+    found: list[Finding] = []
+    if band == "fail":
+        found.append("fitness_fail")
+    if failed_items:
+        found.append("fitness_item_fail")
     return found
 
 

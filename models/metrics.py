@@ -174,21 +174,21 @@ _FITNESS_REFERENCE: Final = "国家学生体质健康标准（2014年修订）, 
 def _fitness_metrics() -> tuple[MetricDefinition, ...]:
     overall = (
         MetricDefinition(
-            id="fitness_pass", version=1, title="Physical fitness pass rate (体质健康及格率)", unit="student",
+            id="fitness_pass", version=1, title="Physical fitness: pass rate (体质健康及格率)", unit="student",
             numerator="students whose year total (standard score + bonus) is at least 60 (pass, good or excellent)",
             denominator=("students with a complete fitness test in the year (every item of the grade group, "
                          "BMI included)"),
             inclusion=_FITNESS_INCLUSION, reference=_FITNESS_REFERENCE,
         ),
         MetricDefinition(
-            id="fitness_good_or_above", version=1, title="Physical fitness good-and-above rate (优良率)",
+            id="fitness_good_or_above", version=1, title="Physical fitness: good-and-above rate (优良率)",
             unit="student",
             numerator="students whose year total is at least 80 (good or excellent)",
             denominator="students with a complete fitness test in the year",
             inclusion=_FITNESS_INCLUSION, reference=_FITNESS_REFERENCE,
         ),
         MetricDefinition(
-            id="fitness_excellent", version=1, title="Physical fitness excellent rate (优秀率)", unit="student",
+            id="fitness_excellent", version=1, title="Physical fitness: excellent rate (优秀率)", unit="student",
             numerator="students whose year total is at least 90",
             denominator="students with a complete fitness test in the year",
             inclusion=_FITNESS_INCLUSION, reference=_FITNESS_REFERENCE,
@@ -196,7 +196,7 @@ def _fitness_metrics() -> tuple[MetricDefinition, ...]:
     )
     items = tuple(
         MetricDefinition(
-            id=f"fitness_item_{item}", version=1, title=f"{info.name_en} pass rate ({info.name_zh}及格率)",
+            id=f"fitness_item_{item}", version=1, title=f"Physical fitness item: {info.name_en} pass rate ({info.name_zh}及格率)",
             unit="student",
             numerator=f"students whose {info.name_en} scores at least 60",
             denominator=f"students with a {info.name_en} result in their year's test (the item's grades only)",

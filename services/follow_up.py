@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from models.follow_up import STATES, Finding, State, default_next_check, growth_findings, vision_findings
+from models.follow_up import (
+    STATES,
+    Finding,
+    State,
+    default_next_check,
+    fitness_findings,
+    growth_findings,
+    vision_findings,
+)
 from services.api.session import Session
 from services.api.students import StudentFacts, student_facts
 
@@ -31,6 +39,12 @@ WITH v AS (
     FROM archive.growth_current
     WHERE (%(school)s::text IS NULL OR school_id = %(school)s)
     ORDER BY student_key, measured_on DESC, ingested_at DESC
+), ft AS (
+    SELECT DISTINCT ON (student_key) student_key, school_id, event_id, measured_on, height_cm, weight_kg, bmi,
+           band, total, failed_items, grade, attempt
+    FROM archive.fitness_current
+    WHERE (%(school)s::text IS NULL OR school_id = %(school)s)
+    ORDER BY student_key, measured_on DESC, ingested_at DESC
 ), found AS (
     SELECT 'vision' AS kind, student_key, school_id, event_id, measured_on,
            jsonb_build_object('screening_myopia', screening_myopia, 'impairment', impairment_student,
@@ -43,6 +57,11 @@ WITH v AS (
                               'height_cm', height_cm, 'weight_kg', weight_kg, 'bmi', round(bmi::numeric, 1))
     FROM g WHERE wst586 IN ('overweight', 'obesity') OR wst456_wasting IN ('mild', 'moderate_severe')
                  OR wst456_stunting = 'stunting'
+    UNION ALL
+    SELECT 'fitness', student_key, school_id, event_id, measured_on,
+           jsonb_build_object('band', band, 'total', total, 'failed_items', failed_items, 'grade', grade,
+                              'attempt', attempt, 'height_cm', height_cm, 'weight_kg', weight_kg, 'bmi', bmi)
+    FROM ft WHERE band = 'fail' OR cardinality(failed_items) > 0
 )
 SELECT f.kind, f.student_key, f.school_id, f.event_id, f.measured_on, f.result,
        coalesce(c.state, 'to_notify') AS state, c.next_check_on, c.updated_at, c.updated_by, c.note
@@ -77,6 +96,8 @@ class FollowUpRow:
 def _findings(kind: str, result: dict[str, Any]) -> list[Finding]:
     if kind == "vision":
         return vision_findings(result.get("screening_myopia"), result.get("impairment"))
+    if kind == "fitness":
+        return fitness_findings(result.get("band"), result.get("failed_items"))
     return growth_findings(result.get("wst586"), result.get("wasting"), result.get("stunting"))
 
 
@@ -132,7 +153,8 @@ async def record_step(
     if state not in STATES:
         raise StepRefused(f"unknown state {state!r}")
     screening = None
-    for kind, view in (("vision", "archive.vision_current"), ("growth", "archive.growth_current")):
+    for kind, view in (("vision", "archive.vision_current"), ("growth", "archive.growth_current"),
+                       ("fitness", "archive.fitness_current")):
         found = await session.fetch_one(
             f"SELECT school_id, measured_on FROM {view} WHERE student_key = %s AND event_id = %s",
             (student_key, event_id))
