@@ -196,8 +196,8 @@ def _fitness_metrics() -> tuple[MetricDefinition, ...]:
     )
     items = tuple(
         MetricDefinition(
-            id=f"fitness_item_{item}", version=1, title=f"Physical fitness item: {info.name_en} pass rate ({info.name_zh}及格率)",
-            unit="student",
+            id=f"fitness_item_{item}", version=1, unit="student",
+            title=f"Physical fitness item: {info.name_en} pass rate ({info.name_zh}及格率)",
             numerator=f"students whose {info.name_en} scores at least 60",
             denominator=f"students with a {info.name_en} result in their year's test (the item's grades only)",
             inclusion=_FITNESS_INCLUSION, reference="国家学生体质健康标准（2014年修订）, 表1-3 … 表1-16",

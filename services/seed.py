@@ -83,6 +83,28 @@ def import_directory(settings: Settings, directory: Path, publisher: ArchivePubl
     return stats
 
 
+def import_fitness(settings: Settings, province: Path, *, school_years: tuple[int, ...] | None = None,
+                   publisher: ArchivePublisher | None = None) -> int:
+    """Generate the province's fitness upload sheets and import them (the PE teachers' path); return tests."""
+    from services.fitness_exchange import import_upload_sheet
+    from services.fitness_synthetic_files import write_fitness_sheets
+
+    files = write_fitness_sheets(province, Path(tempfile.mkdtemp(prefix="schoolhealth-fitness-")),
+                                 school_years=school_years)
+    own = publisher is None
+    active = publisher or ArchivePublisher(settings)
+    accepted = 0
+    try:
+        for sheet in files.sheets:
+            accepted += import_upload_sheet(settings, sheet.path, school_id=sheet.school_id,
+                                            measured_on=sheet.measured_on, screener="pe-1", attempt=sheet.attempt,
+                                            publisher=active).accepted
+    finally:
+        if own:
+            active.close()
+    return accepted
+
+
 def seed_archive(settings: Settings, *, students: int, seed: int = 20251,
                  school_years: tuple[int, ...] = (2022, 2023, 2024, 2025),
                  out_dir: Path | None = None) -> SeedStats:

@@ -30,7 +30,7 @@ from models.synthetic import ProvinceSpec
 from services.dashboards import DASHBOARDS, JSON_DIR
 from services.metrics import headline_indicators, publish_year, refresh_rollups
 from services.report import ReportError, write_report
-from services.seed import import_directory, seed_archive
+from services.seed import import_directory, import_fitness, seed_archive
 from services.settings import Settings
 from services.synthetic_files import write_province
 from tests.integration.conftest import WorkerProcess, count, wait_for
@@ -370,7 +370,8 @@ def expand_grafana_macros(query: str, variables: dict[str, str], start: str, end
     return query
 
 
-def test_every_panel_query_runs_under_the_grafana_role(seeded: Settings) -> None:
+def test_every_panel_query_runs_under_the_grafana_role(seeded: Settings, province: Path) -> None:
+    import_fitness(seeded, province, school_years=(YEAR - 1, YEAR))  # the fitness dashboard's data
     publish_year(seeded, YEAR)
     start, end = "2022-01-01T00:00:00Z", datetime.now(UTC).isoformat()
     with psycopg.connect(seeded.pg_dsn("grafana"), autocommit=True) as conn:
