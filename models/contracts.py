@@ -391,9 +391,40 @@ class BmiScreening(_EventBase):
     measured_on: date
     sex: Sex
     age_months: AgeMonths
-    height_cm: float = Field(ge=50, le=230)
-    weight_kg: float = Field(ge=10, le=250)
+    height_cm: float | None = Field(
+        default=None, ge=50, le=230, description="standing height in cm; null or absent when not measured"
+    )
+    weight_kg: float | None = Field(
+        default=None, ge=10, le=250, description="weight in kg; null or absent when not measured"
+    )
     screener: Identifier
+    oedema: bool | None = Field(
+        default=None,
+        description="bilateral pitting oedema; null or absent: not recorded (treated as absent, as WHO does)",
+    )
+    age_completed_months: int | None = Field(
+        default=None, ge=0, lt=AGE_MONTHS_MAX,
+        description="completed calendar months of age when the birth date is known (the WS/T half-year "
+        "groups use it); null or absent when only an age was recorded",
+    )
+
+    @model_validator(mode="after")
+    def _some_measurement(self) -> Self:
+        if self.height_cm is None and self.weight_kg is None:
+            raise PydanticCustomError(
+                "no_measurement",
+                "height_cm and weight_kg are both missing: a growth screening needs at least one",
+                {"field": "weight_kg"},
+            )
+        # Calendar months and days / 30.4375 drift apart by at most a few days.
+        if self.age_completed_months is not None and abs(self.age_completed_months - self.age_months) >= 1.5:
+            raise PydanticCustomError(
+                "age_mismatch",
+                "{completed} completed months does not fit age_months {age}",
+                {"field": "age_completed_months", "completed": self.age_completed_months,
+                 "age": f"{self.age_months:.2f}"},
+            )
+        return self
 
 
 class PsychSurvey(_EventBase):

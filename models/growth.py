@@ -6,16 +6,25 @@ reports WS/T 586 / WS/T 456 while international comparison uses WHO z-scores:
 * **WHO Growth Reference 2007** (de Onis et al., Bull WHO 2007;85:660-667), computed the way
   WHO's own `anthroplus` package does: age in decimal months (days / 30.4375), L, M and S
   linearly interpolated between ``floor(age)`` and ``floor(age) + 1``, valid for
-  60 <= age <= 228 months (the 60-month row is the WHO 2006 standard's and only serves ages
-  60..61), the restricted adjustment beyond +-3 SD for BMI-for-age only (tested on the
-  unrounded z), outputs rounded to 2 decimals, implausible when |zbfa| > 5 or |zhfa| > 6.
-  Categories use strict inequalities on the rounded z, as AnthroPlus' prevalence output does.
+  60 <= age < 229 months for BMI- and height-for-age and 60 <= age < 121 months for
+  weight-for-age (anthroplus 1.1.0; the 60-month row is the WHO 2006 standard's and only
+  serves ages 60..61, and the 229- and 121-month rows repeat the last published month), the
+  restricted adjustment beyond +-3 SD for the weight-based indicators only (BMI- and
+  weight-for-age, tested on the unrounded z), outputs rounded to 2 decimals, implausible
+  when |zbfa| > 5, |zhfa| > 6, or zwfa < -6 or > 5. Categories use strict inequalities on the
+  rounded z, as AnthroPlus' prevalence output does.
+* **Flags and oedema, as WHO.** A flagged z-score is a data-quality finding, not a child's
+  state: the indicators built on that measurement get no category (``"not_applicable"``, with
+  the reason), only the flag. With bilateral pitting oedema recorded, weight does not reflect
+  nutritional status: no BMI- or weight-for-age z (as anthroplus), and no WS/T BMI class.
+* **Partial measurements.** Height alone gives height-for-age and stunting; weight alone gives
+  weight-for-age; both give everything.
 * **WS/T 586-2018** (overweight/obesity, BMI >= cut-off) and **WS/T 456-2014** (wasting,
   BMI <= cut-off; stunting, height <= cut-off), in half-year age groups ``[from, to)``.
   BMI and height are compared at the tables' precision: rounded half-up to one decimal
   (so 16.949 compares as 16.9 and 16.95 as 17.0), BMI computed exactly from the recorded
-  decimals (`bmi_tenths`), never from a binary floating-point quotient. The stunting table comes from a single
-  unverified transcription; the result's `reference` says so.
+  decimals (`bmi_tenths`), never from a binary floating-point quotient. The stunting table
+  comes from a single unverified transcription; the result's `reference` says so.
 
 Ages outside a reference's range never produce a number: the indicator is
 ``"not_applicable"`` and `GrowthResult.not_applicable_reasons` says why.
@@ -38,12 +47,23 @@ from typing import Any, Literal, TypeVar
 
 from models.types import SEXES, Sex, positional_builder
 
-RULE_VERSION = "growth-1"
+RULE_VERSION = "growth-2"
 REFERENCE = "WHO2007;WS/T586-2018;WS/T456-2014;WS/T456-2014-stunting-UNVERIFIED"
 
 DAYS_PER_MONTH = 30.4375
 WHO_MIN_AGE_MONTHS = 60
 WHO_MAX_AGE_MONTHS = 228
+"""The last published month of the BMI- and height-for-age tables."""
+WHO_AGE_LIMIT_MONTHS = 229
+"""BMI- and height-for-age are given for ages below 229 months (anthroplus 1.1.0)."""
+WFA_MAX_AGE_MONTHS = 120
+WFA_AGE_LIMIT_MONTHS = 121
+"""Weight-for-age is given for ages below 121 months (anthroplus 1.1.0: "10 years")."""
+
+# WHO's implausibility rules (anthroplus `anthroplus_zscores`), on the rounded z.
+BMI_Z_FLAG = 5.0
+HEIGHT_Z_FLAG = 6.0
+WEIGHT_Z_FLAG_LOW, WEIGHT_Z_FLAG_HIGH = -6.0, 5.0
 
 # Measurement ranges outside which the input is a unit or entry error (metres for
 # centimetres, grams for kilograms), not a child.
@@ -55,8 +75,9 @@ WEIGHT_RANGE_KG = (5.0, 300.0)
 WST586_AGE_RANGE_YEARS = (6.0, 19.0)
 WST456_AGE_RANGE_YEARS = (6.0, 18.0)
 
-Indicator = Literal["bmi", "height"]
+Indicator = Literal["bmi", "height", "weight"]
 WhoCategory = Literal["severe_thinness", "thinness", "normal", "overweight", "obesity", "not_applicable"]
+WeightForAgeCategory = Literal["severe_underweight", "underweight", "not_underweight", "not_applicable"]
 Wst586Category = Literal["normal", "overweight", "obesity", "not_applicable"]
 WastingCategory = Literal["normal", "mild", "moderate_severe", "not_applicable"]
 StuntingCategory = Literal["normal", "stunting", "not_applicable"]
@@ -83,15 +104,22 @@ class GrowthResult:
 
     sex: Sex
     age_months: float
-    bmi: float
-    bmi_display: float
-    """BMI rounded half-up to 1 decimal: the value compared with the WS/T tables."""
+    bmi: float | None
+    """Unrounded BMI (what WHO's z-scores use); None without both height and weight."""
+    bmi_display: float | None
+    """BMI rounded half-up to 1 decimal, exactly: the value compared with the WS/T tables."""
     bmi_for_age_z: float | None
     height_for_age_z: float | None
+    weight_for_age_z: float | None
     who_category: WhoCategory
+    """WHO 2007 BMI-for-age class."""
+    who_weight_for_age: WeightForAgeCategory
+    """WHO 2007 weight-for-age class (5-10 years; WHO uses it for underweight only)."""
     wst586: Wst586Category
     wst456_wasting: WastingCategory
     wst456_stunting: StuntingCategory
+    oedema: bool | None
+    """Bilateral pitting oedema: True, False, or None when not recorded (treated as absent)."""
     not_applicable_reasons: tuple[str, ...]
     flags: tuple[str, ...]
     reference: str = REFERENCE
@@ -220,32 +248,41 @@ def _table_tenths(text: str) -> int:
 
 
 def who_lms(indicator: Indicator, sex: Sex, age_months: float) -> LMS:
-    """WHO 2007 L, M, S for BMI- or height-for-age, interpolated linearly in decimal months.
+    """WHO 2007 L, M, S for BMI-, height- or weight-for-age, interpolated linearly in decimal months.
 
-    Raises `OutOfRange` outside 60 <= age_months <= 228.
+    Raises `OutOfRange` outside 60 <= age_months < 229 (weight: < 121), WHO's ranges.
     """
     _check_sex(sex)
-    _check_who_age(age_months)
+    _check_who_age(age_months, indicator)
     l, m, s = _interpolated_lms(indicator, sex, age_months)  # noqa: E741
     return LMS(l=l, m=m, s=s)
 
 
-def _check_who_age(age_months: float) -> None:
-    if not (math.isfinite(age_months) and WHO_MIN_AGE_MONTHS <= age_months <= WHO_MAX_AGE_MONTHS):
+def _check_who_age(age_months: float, indicator: Indicator = "bmi") -> None:
+    limit = WFA_AGE_LIMIT_MONTHS if indicator == "weight" else WHO_AGE_LIMIT_MONTHS
+    if not (math.isfinite(age_months) and WHO_MIN_AGE_MONTHS <= age_months < limit):
+        what = "weight-for-age reference" if indicator == "weight" else "reference"
         raise OutOfRange(
-            f"age {age_months:.2f} months is outside the WHO 2007 reference "
-            f"({WHO_MIN_AGE_MONTHS}..{WHO_MAX_AGE_MONTHS} months)"
+            f"age {age_months:.2f} months is outside the WHO 2007 {what} "
+            f"({WHO_MIN_AGE_MONTHS}..<{limit} months)"
         )
 
 
 @cache
 def _who_rows(indicator: Indicator, sex: Sex) -> tuple[tuple[float, float, float], ...]:
-    """(L, M, S) by whole month of age, 0..228 (rows below 60 months unused and zero)."""
+    """(L, M, S) by whole month of age, 0..limit (rows below 60 months unused and zero).
+
+    The row at the limit (229, or 121 for weight) repeats the last published month, as WHO's
+    software pads its tables, so that ages in the last month interpolate to a flat line.
+    """
     table = _who_table(indicator)
-    return tuple(
+    last = WFA_MAX_AGE_MONTHS if indicator == "weight" else WHO_MAX_AGE_MONTHS
+    rows = [
         (lms.l, lms.m, lms.s) if (lms := table.get((sex, month))) is not None else (0.0, 0.0, 0.0)
-        for month in range(WHO_MAX_AGE_MONTHS + 1)
-    )
+        for month in range(last + 1)
+    ]
+    rows.append(rows[last])
+    return tuple(rows)
 
 
 def _interpolated_lms(indicator: Indicator, sex: Sex, age_months: float) -> tuple[float, float, float]:
@@ -309,51 +346,89 @@ def classify_growth(
     *,
     sex: Sex,
     age_months: float,
-    height_cm: float,
-    weight_kg: float,
+    height_cm: float | None,
+    weight_kg: float | None,
     calendar_months: int | None = None,
+    oedema: bool | None = None,
 ) -> GrowthResult:
-    """Classify one height and weight measurement against WHO 2007, WS/T 586 and WS/T 456.
+    """Classify one measurement against WHO 2007, WS/T 586 and WS/T 456, as far as it allows.
 
     `age_months` is the decimal age (days / 30.4375) used by WHO. `calendar_months` is the
     completed calendar age (`completed_months`) used for the WS/T half-year groups; when
-    absent, ``age_months / 12`` is used. Invalid measurements raise ValueError; ages outside a
-    reference give ``"not_applicable"`` with a reason.
+    absent, ``age_months / 12`` is used. Either measurement may be missing (None), not both.
+    `oedema` is bilateral pitting oedema (None: not recorded, treated as absent as WHO does).
+    Invalid measurements raise ValueError; what cannot be classified (age outside a reference,
+    a missing measurement, oedema, a WHO flag) is ``"not_applicable"`` with a reason.
     """
     _check_sex(sex)
     if not (math.isfinite(age_months) and age_months >= 0):
         raise ValueError(f"age_months must be a finite number >= 0, got {age_months!r}")
-    _check_range("height_cm", height_cm, HEIGHT_RANGE_CM, "cm")
-    _check_range("weight_kg", weight_kg, WEIGHT_RANGE_KG, "kg")
+    if height_cm is None and weight_kg is None:
+        raise ValueError("height_cm and weight_kg are both missing: a growth screening needs at least one")
+    if height_cm is not None:
+        _check_range("height_cm", height_cm, HEIGHT_RANGE_CM, "cm")
+    if weight_kg is not None:
+        _check_range("weight_kg", weight_kg, WEIGHT_RANGE_KG, "kg")
     if calendar_months is not None and calendar_months < 0:
         raise ValueError(f"calendar_months must be >= 0, got {calendar_months}")
+    if oedema is not None and not isinstance(oedema, bool):
+        raise ValueError(f"oedema must be true, false or not recorded, got {oedema!r}")
 
-    bmi = weight_kg / (height_cm / 100) ** 2  # unrounded, for WHO's z-scores
-    bmi_t = bmi_tenths(height_cm, weight_kg)  # exact, rounded half-up: for the WS/T tables
+    bmi: float | None = None
+    bmi_t: int | None = None
+    if height_cm is not None and weight_kg is not None:
+        bmi = weight_kg / (height_cm / 100) ** 2  # unrounded, for WHO's z-scores
+        bmi_t = bmi_tenths(height_cm, weight_kg)  # exact, rounded half-up: for the WS/T tables
     age_years = age_months / 12 if calendar_months is None else calendar_months / 12
     reasons: list[str] = []
     flags: list[str] = []
+    # Why the BMI-based classes (WHO and WS/T alike) cannot be given, when they cannot.
+    no_bmi_class: str | None = None
+    if bmi is None:
+        no_bmi_class = f"no {'weight' if weight_kg is None else 'height'} recorded"
+    elif oedema:
+        no_bmi_class = "bilateral pitting oedema recorded (weight does not reflect nutritional status; WHO)"
 
     bmi_z: float | None = None
     height_z: float | None = None
+    weight_z: float | None = None
     who_category: WhoCategory = "not_applicable"
-    try:
-        _check_who_age(age_months)
-    except OutOfRange as error:
-        reasons.append(f"WHO 2007: {error}")
+    weight_category: WeightForAgeCategory = "not_applicable"
+    in_who = math.isfinite(age_months) and WHO_MIN_AGE_MONTHS <= age_months < WHO_AGE_LIMIT_MONTHS
+    if not in_who:
+        reasons.append(f"WHO 2007: age {age_months:.2f} months is outside the WHO 2007 reference "
+                       f"({WHO_MIN_AGE_MONTHS}..<{WHO_AGE_LIMIT_MONTHS} months)")
     else:
-        bmi_l, bmi_m, bmi_s = _interpolated_lms("bmi", sex, age_months)
-        height_l, height_m, height_s = _interpolated_lms("height", sex, age_months)
-        raw_bmi_z = _raw_z(bmi_l, bmi_m, bmi_s, bmi)
-        if abs(raw_bmi_z) > 3:  # beyond +-3 SD: WHO's restricted adjustment
-            raw_bmi_z = lms_z(LMS(l=bmi_l, m=bmi_m, s=bmi_s), bmi, restricted=True)
-        bmi_z = _round_z(raw_bmi_z)
-        height_z = _round_z(_raw_z(height_l, height_m, height_s, height_cm))
-        who_category = who_bmi_category(bmi_z)
-        if abs(bmi_z) > 5:
-            flags.append("implausible_bmi_for_age_z")
-        if abs(height_z) > 6:
-            flags.append("implausible_height_for_age_z")
+        if height_cm is not None:
+            height_l, height_m, height_s = _interpolated_lms("height", sex, age_months)
+            height_z = _round_z(_raw_z(height_l, height_m, height_s, height_cm))
+            if abs(height_z) > HEIGHT_Z_FLAG:
+                flags.append("implausible_height_for_age_z")
+        if no_bmi_class is not None:
+            reasons.append(f"WHO 2007 BMI-for-age: {no_bmi_class}")
+        elif bmi is not None:
+            bmi_z = _round_z(_restricted_z("bmi", sex, age_months, bmi))
+            if abs(bmi_z) > BMI_Z_FLAG:
+                flags.append("implausible_bmi_for_age_z")
+                no_bmi_class = f"WHO flag: BMI-for-age z {bmi_z:+.2f} is implausible (|z| > 5); check the measurement"
+                reasons.append(f"WHO 2007 BMI-for-age: {no_bmi_class}")
+            else:
+                who_category = who_bmi_category(bmi_z)
+    if weight_kg is None:
+        reasons.append("WHO 2007 weight-for-age: no weight recorded")
+    elif oedema:
+        reasons.append("WHO 2007 weight-for-age: bilateral pitting oedema recorded (no z, as WHO)")
+    elif not (WHO_MIN_AGE_MONTHS <= age_months < WFA_AGE_LIMIT_MONTHS):
+        reasons.append(f"WHO 2007 weight-for-age: age {age_months:.2f} months is outside "
+                       f"{WHO_MIN_AGE_MONTHS}..<{WFA_AGE_LIMIT_MONTHS} months (WHO gives it up to 10 years)")
+    else:
+        weight_z = _round_z(_restricted_z("weight", sex, age_months, weight_kg))
+        if weight_z < WEIGHT_Z_FLAG_LOW or weight_z > WEIGHT_Z_FLAG_HIGH:
+            flags.append("implausible_weight_for_age_z")
+            reasons.append(f"WHO 2007 weight-for-age: WHO flag: z {weight_z:+.2f} is implausible "
+                           "(z < -6 or z > 5); check the measurement")
+        else:
+            weight_category = who_weight_for_age_category(weight_z)
 
     # The tables are compared at their precision: the exact BMI and the recorded height rounded
     # half-up to one decimal, in integer tenths, against cut-offs in integer tenths.
@@ -361,6 +436,8 @@ def classify_growth(
     overweight = _find_row(_overweight_table(), sex, age_years)
     if overweight is None:
         reasons.append(f"WS/T 586-2018: age {age_years:.2f} years is outside {_years_range(WST586_AGE_RANGE_YEARS)}")
+    elif bmi_t is None or no_bmi_class is not None:
+        reasons.append(f"WS/T 586-2018: {no_bmi_class}")
     elif bmi_t >= overweight.obesity:
         wst586 = "obesity"
     elif bmi_t >= overweight.overweight:
@@ -374,6 +451,8 @@ def classify_growth(
         reasons.append(
             f"WS/T 456-2014 wasting: age {age_years:.2f} years is outside {_years_range(WST456_AGE_RANGE_YEARS)}"
         )
+    elif bmi_t is None or no_bmi_class is not None:
+        reasons.append(f"WS/T 456-2014 wasting: {no_bmi_class}")
     elif bmi_t <= wasting.moderate_severe:
         wasting_category = "moderate_severe"
     elif bmi_t <= wasting.mild:
@@ -391,14 +470,41 @@ def classify_growth(
                 f"WS/T 456-2014 stunting: age {age_years:.2f} years is outside "
                 f"{_years_range((WST456_AGE_RANGE_YEARS[0], 17.5))} (unverified table)"
             )
+    elif height_cm is None:
+        reasons.append("WS/T 456-2014 stunting: no height recorded")
+    elif height_z is not None and abs(height_z) > HEIGHT_Z_FLAG:
+        reasons.append(f"WS/T 456-2014 stunting: WHO flag: height-for-age z {height_z:+.2f} is implausible "
+                       "(|z| > 6); check the measurement")
     elif recorded_tenths(height_cm) <= stunting.height:
         stunting_category = "stunting"
     else:
         stunting_category = "normal"
 
-    return _growth_result(sex, age_months, bmi, bmi_t / 10, bmi_z, height_z, who_category, wst586,
-                          wasting_category, stunting_category, tuple(reasons), tuple(flags), REFERENCE,
-                          RULE_VERSION)
+    return _growth_result(sex, age_months, bmi, None if bmi_t is None else bmi_t / 10, bmi_z, height_z, weight_z,
+                          who_category, weight_category, wst586, wasting_category, stunting_category, oedema,
+                          tuple(reasons), tuple(flags), REFERENCE, RULE_VERSION)
+
+
+def _restricted_z(indicator: Indicator, sex: Sex, age_months: float, value: float) -> float:
+    """WHO's z of a weight-based measurement: the LMS z, restricted beyond +-3 SD."""
+    l, m, s = _interpolated_lms(indicator, sex, age_months)  # noqa: E741
+    z = _raw_z(l, m, s, value)
+    if abs(z) > 3:  # beyond +-3 SD: WHO's restricted adjustment
+        z = lms_z(LMS(l=l, m=m, s=s), value, restricted=True)
+    return z
+
+
+def who_weight_for_age_category(weight_for_age_z: float) -> WeightForAgeCategory:
+    """WHO 2007 weight-for-age class of a (rounded) z: underweight below -2, severe below -3.
+
+    WHO reports weight-for-age for underweight only (it cannot tell a tall child from a heavy
+    one, so BMI-for-age judges overweight): every z at or above -2 is ``"not_underweight"``.
+    """
+    if weight_for_age_z < -3:
+        return "severe_underweight"
+    if weight_for_age_z < -2:
+        return "underweight"
+    return "not_underweight"
 
 
 def who_bmi_category(bmi_for_age_z: float) -> WhoCategory:
@@ -482,6 +588,7 @@ def _who_table(indicator: Indicator) -> dict[tuple[Sex, int], LMS]:
     name = {
         "bmi": "who2007_bmi_for_age_lms.csv",
         "height": "who2007_height_for_age_lms.csv",
+        "weight": "who2007_weight_for_age_lms.csv",
     }[indicator]
     table = {
         (_sex(row["sex"]), int(row["age_months"])): LMS(l=float(row["L"]), m=float(row["M"]), s=float(row["S"]))

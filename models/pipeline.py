@@ -152,7 +152,8 @@ def classify_event(event: Event, out: ProcessedMessages) -> None:
     """Classify one valid event into `out`; raises ValueError when a standard cannot judge it."""
     if isinstance(event, BmiScreening):
         growth = classify_growth(sex=event.sex, age_months=event.age_months,
-                                 height_cm=event.height_cm, weight_kg=event.weight_kg)
+                                 height_cm=event.height_cm, weight_kg=event.weight_kg,
+                                 calendar_months=event.age_completed_months, oedema=event.oedema)
         out.growth.append(ClassifiedGrowth(event=event, result=growth))
     elif isinstance(event, VisionScreening):
         vision = classify_vision(age_years=event.age_months / 12.0, ucva_right=event.ucva_right,

@@ -224,7 +224,7 @@ def evaluate_growth(item: ClassifiedGrowth) -> list[AlertCandidate]:
     if obesity:
         rules.append(OBESITY)
     evidence: dict[str, str | int | float | bool | None] = {
-        "bmi": round(result.bmi, 1),
+        "bmi": result.bmi_display,
         "bmi_for_age_z": None if result.bmi_for_age_z is None else round(result.bmi_for_age_z, 2),
         "who_category": result.who_category, "wst586": result.wst586,
     }

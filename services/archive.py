@@ -116,7 +116,8 @@ GROWTH = _Table(
              ("bmi_for_age_z", "float4"), ("height_for_age_z", "float4"), ("who_category", "text"),
              ("wst586", "text"), ("wst456_wasting", "text"), ("wst456_stunting", "text"),
              ("flags", "text[]"), ("not_applicable_reasons", "text[]"), ("rule_version", "text"),
-             ("reference", "text")),
+             ("reference", "text"), ("bmi_rounded", "float8"), ("weight_for_age_z", "float4"),
+             ("who_weight_for_age", "text"), ("oedema", "bool"), ("age_completed_months", "int2")),
 )
 SURVEY = _Table(
     target="archive.survey_results", stage="stage_survey", conflict="(event_id, answered_on)",
@@ -179,7 +180,9 @@ def growth_row(item: ClassifiedGrowth) -> tuple[Any, ...]:
     return (*_event_values(event), event.measured_on, event.sex, event.age_months, event.height_cm,
             event.weight_kg, event.screener, result.bmi, result.bmi_for_age_z, result.height_for_age_z,
             result.who_category, result.wst586, result.wst456_wasting, result.wst456_stunting,
-            list(result.flags), list(result.not_applicable_reasons), result.rule_version, result.reference)
+            list(result.flags), list(result.not_applicable_reasons), result.rule_version, result.reference,
+            result.bmi_display, result.weight_for_age_z, result.who_weight_for_age, event.oedema,
+            event.age_completed_months)
 
 
 def survey_row(item: ClassifiedSurvey) -> tuple[Any, ...]:

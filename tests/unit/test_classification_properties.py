@@ -117,9 +117,11 @@ def test_valid_growth_records_always_classify(sex: str, age_months: float, heigh
         "growth", {"sex": sex, "age_months": age_months, "height_cm": height_cm, "weight_kg": weight_kg}
     )
     emits_json(output)
-    in_who_range = 60 <= age_months <= 228
+    in_who_range = 60 <= age_months < 229
     assert (output["bmi_for_age_z"] is not None) == in_who_range
-    assert (output["who_category"] == "not_applicable") != in_who_range
+    flagged = "implausible_bmi_for_age_z" in output["flags"]
+    assert flagged == (in_who_range and abs(output["bmi_for_age_z"]) > 5)
+    assert (output["who_category"] == "not_applicable") == (not in_who_range or flagged)
 
 
 @settings(max_examples=200, deadline=None)

@@ -80,7 +80,9 @@ def test_restricted_adjustment_beyond_plus_three() -> None:
     lms = who_lms("bmi", "male", 187.34)
     assert lms_z(lms, result.bmi) == pytest.approx(4.52, abs=0.005)
     assert result.bmi_for_age_z == 7.04
-    assert result.who_category == "obesity"
+    # WHO flags |z| > 5 as implausible: the flag, and no nutritional category.
+    assert result.who_category == "not_applicable"
+    assert result.wst586 == "not_applicable"
     assert result.flags == ("implausible_bmi_for_age_z",)
 
 
@@ -118,7 +120,7 @@ def test_the_60_month_row_serves_only_ages_60_to_61() -> None:
     assert who_lms("height", "female", 60.0).m == 109.0725
 
 
-@pytest.mark.parametrize("age", [0.0, 59.99, 228.01, 240.0])
+@pytest.mark.parametrize("age", [0.0, 59.99, 229.0, 240.0])
 def test_out_of_range_age_is_not_applicable_with_a_reason(age: float) -> None:
     with pytest.raises(OutOfRange, match="outside the WHO 2007 reference"):
         who_lms("bmi", "male", age)
@@ -133,11 +135,13 @@ def test_out_of_range_is_a_value_error() -> None:
     assert issubclass(OutOfRange, ValueError)
 
 
-@pytest.mark.parametrize("age", [60.0, 228.0])
-def test_range_ends_are_inclusive(age: float) -> None:
+@pytest.mark.parametrize("age", [60.0, 228.0, 228.5, 228.99])
+def test_range_is_60_to_below_229_months(age: float) -> None:
+    # anthroplus 1.1.0: "Increased the upper age limit to 229 months exclusive"; its test
+    # "age upper bounds are exclusive" gives z-scores at 228.5 and none at 229.
     result = classify_growth(sex="female", age_months=age, height_cm=140.0, weight_kg=35.0)
-    assert result.bmi_for_age_z is not None
-    assert not any(reason.startswith("WHO") for reason in result.not_applicable_reasons)
+    assert result.bmi_for_age_z is not None and result.height_for_age_z is not None
+    assert not any(reason.startswith(("WHO 2007:", "WHO 2007 BMI")) for reason in result.not_applicable_reasons)
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,7 @@ def test_moderately_severe_and_gad_severe() -> None:
 
 def test_growth_rules_go_to_the_school_doctor() -> None:
     obese = _alerts(factories.bmi(8, height_cm=140.0, weight_kg=60.0, age_months=130.0))
-    thin = _alerts(factories.bmi(9, height_cm=150.0, weight_kg=22.0, age_months=150.0))
+    thin = _alerts(factories.bmi(9, height_cm=150.0, weight_kg=28.0, age_months=150.0))
     normal = _alerts(factories.bmi(10, height_cm=140.0, weight_kg=33.0, age_months=130.0))
     assert [(a.concern, a.team) for a in obese] == [("obesity", "school_doctor")]
     assert [(a.concern, a.priority) for a in thin] == [("severe_thinness", "high")]
