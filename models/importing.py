@@ -36,6 +36,7 @@ from models.contracts import (
     VisionScreening,
     field_errors,
 )
+from models.growth import completed_months
 from models.identity import event_id_for, student_key
 from models.types import SchoolId, Sex, StudentKey
 
@@ -101,9 +102,11 @@ COLUMNS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     }
 )
 
-#: Columns a file of that kind may add (blank or absent means unknown).
+#: Columns a file of that kind may add (blank or absent means unknown). In bmi files: bilateral
+#: pitting oedema (blank: not recorded), and age_months for records that carry only an age (then
+#: birth_date may be absent).
 OPTIONAL_COLUMNS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
-    {"roster": ("class_name", "guardian_name")}
+    {"roster": ("class_name", "guardian_name"), "bmi": ("oedema", "age_months")}
 )
 
 #: The Chinese column heading of each column, as schools' own spreadsheets write them. A file may
@@ -119,6 +122,7 @@ COLUMN_NAMES_ZH: Final[Mapping[str, str]] = MappingProxyType(
         "ucva_left": "左眼裸眼视力", "se_right": "右眼等效球镜", "se_left": "左眼等效球镜",
         "wears_glasses": "戴镜", "screener": "检查人员", "height_cm": "身高(cm)", "weight_kg": "体重(kg)",
         "answered_on": "答卷日期", "instrument": "量表", "instrument_version": "量表版本", "answers": "各题得分",
+        "oedema": "双侧凹陷性水肿", "age_months": "月龄",
     }
 )
 
@@ -257,7 +261,8 @@ class RosterEntry:
 
 
 def check_header(kind: str, fieldnames: Sequence[str] | None) -> None:
-    """Raise ``HeaderRejected`` unless ``fieldnames`` are exactly ``COLUMNS[kind]``.
+    """Raise ``HeaderRejected`` unless ``fieldnames`` are ``COLUMNS[kind]`` plus any of
+    ``OPTIONAL_COLUMNS[kind]`` (a bmi file with ``age_months`` may leave out ``birth_date``).
 
     ``fieldnames`` is ``csv.DictReader.fieldnames`` (None for an empty file). Order does not
     matter; a missing, unexpected or repeated column does.
@@ -273,7 +278,8 @@ def check_header(kind: str, fieldnames: Sequence[str] | None) -> None:
     header = [str(name) for name in names]
     repeated = sorted({name for name in header if header.count(name) > 1})
     optional = OPTIONAL_COLUMNS.get(kind, ())
-    missing = tuple(name for name in expected if name not in header)
+    age_only = kind == "bmi" and "age_months" in header
+    missing = tuple(name for name in expected if name not in header and not (age_only and name == "birth_date"))
     unexpected = tuple(dict.fromkeys(name for name in header if name not in expected and name not in optional))
     hint = None
     if any(name.startswith("\ufeff") for name in header):
@@ -293,7 +299,7 @@ def _check_row(kind: str, row: Mapping[str, str]) -> None:
         raise RowRejected("row", "more cells than the header has columns")
     allowed = (*COLUMNS[kind], *OPTIONAL_COLUMNS.get(kind, ()))
     if not all(name in row for name in COLUMNS[kind]) or not all(name in allowed for name in row):
-        check_header(kind, list(row))
+        check_header(kind, [name for name in row if isinstance(name, str)])
 
 
 _T = TypeVar("_T")
@@ -417,8 +423,10 @@ def _not_future(column: str, value: date, now: datetime) -> date:
     return value
 
 
-def _height_cm(cells: _Cells) -> float:
-    value = cells.required("height_cm", cells.number)
+def _height_cm(cells: _Cells) -> float | None:
+    value = cells.optional("height_cm", cells.number)
+    if value is None:
+        return None
     if 800 <= value <= 2300:
         raise RowRejected("height_cm", f"{value:g} looks like millimetres ({value / 10:g} cm); enter centimetres")
     if 0.8 <= value <= 2.3:
@@ -426,8 +434,10 @@ def _height_cm(cells: _Cells) -> float:
     return value
 
 
-def _weight_kg(cells: _Cells) -> float:
-    value = cells.required("weight_kg", cells.number)
+def _weight_kg(cells: _Cells) -> float | None:
+    value = cells.optional("weight_kg", cells.number)
+    if value is None:
+        return None
     if 10_000 <= value <= 250_000:
         raise RowRejected("weight_kg", f"{value:g} looks like grams ({value / 1000:g} kg); enter kilograms")
     return value
@@ -584,16 +594,37 @@ def _vision_row(cells: _Cells, common: dict[str, Any]) -> VisionScreening:
     return event
 
 
+def _bmi_age(cells: _Cells, measured_on: date) -> tuple[float, int | None, str]:
+    """Decimal age in months, completed calendar months when known, and the event-id part."""
+    birth_date = cells.optional("birth_date", cells.date)
+    recorded_age = cells.optional("age_months", cells.number)
+    if birth_date is not None and recorded_age is not None:
+        raise RowRejected("age_months", "give birth_date or age_months, not both")
+    if birth_date is not None:
+        age = _age_months(birth_date, measured_on, "measured_on")
+        return age, completed_months(birth_date, measured_on), ""
+    if recorded_age is None:
+        raise RowRejected("birth_date", "blank; a birth date (or, for a record with only an age, age_months) "
+                                        "is required")
+    if not 0 < recorded_age < AGE_MONTHS_MAX:
+        raise RowRejected("age_months", f"{recorded_age!r} is not an age in months (0..{AGE_MONTHS_MAX})")
+    return recorded_age, None, f"age:{recorded_age!r}"
+
+
 def _bmi_row(cells: _Cells, common: dict[str, Any]) -> BmiScreening:
     sex = cells.required("sex", cells.sex)
-    birth_date = cells.required("birth_date", cells.date)
     measured_on = _not_future("measured_on", cells.required("measured_on", cells.date), common["occurred_at"])
-    age = _age_months(birth_date, measured_on, "measured_on")
+    age, completed, age_part = _bmi_age(cells, measured_on)
     height_cm = _height_cm(cells)
     weight_kg = _weight_kg(cells)
+    if height_cm is None and weight_kg is None:
+        raise RowRejected("weight_kg", "height_cm and weight_kg are both blank; at least one is required")
+    oedema = cells.optional("oedema", cells.boolean)
+    # The id of a row without the new cells is what it always was, so re-imports stay idempotent.
+    extra = [part for part in (age_part, "" if oedema is None else f"oedema:{_flag(oedema)}") if part]
     event_id = event_id_for(
         "bmi", common["school_id"], common["student_key"], measured_on.isoformat(),
-        repr(height_cm), repr(weight_kg),
+        "" if height_cm is None else repr(height_cm), "" if weight_kg is None else repr(weight_kg), *extra,
     )
     event: BmiScreening = _build(
         BmiScreening,
@@ -603,8 +634,10 @@ def _bmi_row(cells: _Cells, common: dict[str, Any]) -> BmiScreening:
             "measured_on": measured_on,
             "sex": sex,
             "age_months": age,
+            "age_completed_months": completed,
             "height_cm": height_cm,
             "weight_kg": weight_kg,
+            "oedema": oedema,
             "screener": cells.required("screener", cells.identifier),
         },
     )

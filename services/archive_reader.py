@@ -62,10 +62,13 @@ SELECT measured_on AS on_date, 'vision' AS kind,
 FROM archive.vision_screenings WHERE student_key = %(key)s
 UNION ALL
 SELECT measured_on, 'growth',
-       format('%%s cm, %%s kg, BMI %%s, BMI-for-age z %%s, height-for-age z %%s; WHO %%s; WS/T 586 %%s; '
-              'WS/T 456 %%s/%%s%%s',
-              height_cm, weight_kg, round(bmi::numeric, 1), coalesce(bmi_for_age_z::text, 'n/a'),
-              coalesce(height_for_age_z::text, 'n/a'), who_category, wst586, wst456_wasting, wst456_stunting,
+       format('%%s cm, %%s kg, BMI %%s, BMI-for-age z %%s, height-for-age z %%s, weight-for-age z %%s; '
+              'WHO %%s; WS/T 586 %%s; WS/T 456 %%s/%%s%%s%%s',
+              coalesce(height_cm::text, '-'), coalesce(weight_kg::text, '-'),
+              coalesce(bmi_rounded::text, round(bmi::numeric, 1)::text, '-'),
+              coalesce(bmi_for_age_z::text, 'n/a'), coalesce(height_for_age_z::text, 'n/a'),
+              coalesce(weight_for_age_z::text, 'n/a'), who_category, wst586, wst456_wasting, wst456_stunting,
+              CASE WHEN oedema THEN '; bilateral pitting oedema' ELSE '' END,
               CASE WHEN cardinality(flags) > 0 THEN '; flags ' || array_to_string(flags, ',')
                    ELSE '' END),
        supersedes IS NOT NULL, event_id, school_id

@@ -88,28 +88,19 @@ def stack_env() -> None:
 
 @app.command("classify")
 def classify(kind: Annotated[str, typer.Argument(help="growth, vision or survey")]) -> None:
-    """Classify JSON lines from stdin; one JSON line out per line in, in order."""
-    from models.classify import RecordError, classify_record
+    """Classify JSON lines from stdin: exactly one JSON line out per line in, in order, each
+    with its input line number; a line that cannot be classified gets {"line": N, "error": ...}."""
+    from models.classify import classify_line, read_lines
 
     if kind not in ("growth", "vision", "survey"):
         raise _fail(f"unknown kind {kind!r}: expected growth, vision or survey", 2)
     failures = 0
-    out = sys.stdout
-    for number, line in enumerate(sys.stdin, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise RecordError(f"line {number}: expected a JSON object")
-            result: dict[str, object] = classify_record(kind, record)  # type: ignore[arg-type]
-        except json.JSONDecodeError as error:
-            failures += 1
-            result = {"error": f"not JSON: {error.msg} at column {error.colno}", "line": number}
-        except ValueError as error:
-            failures += 1
-            result = {"error": str(error), "line": number}
-        out.write(json.dumps(result, ensure_ascii=False) + "\n")
+    out = sys.stdout.buffer
+    for number, line in enumerate(read_lines(sys.stdin.buffer), start=1):
+        result, classified = classify_line(kind, line, number)  # type: ignore[arg-type]
+        failures += not classified
+        # A lone surrogate (a JSON "\ud800" escape) becomes that escape again: still valid JSON.
+        out.write((json.dumps(result, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace"))
     out.flush()
     if failures:
         console.print(f"{failures} line(s) rejected")

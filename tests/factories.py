@@ -28,7 +28,7 @@ def _base(n: int, school: str, family: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def bmi(n: int, school: str = "S001", *, height_cm: float = 140.0, weight_kg: float = 35.0,
+def bmi(n: int, school: str = "S001", *, height_cm: float | None = 140.0, weight_kg: float | None = 35.0,
         age_months: float = 130.0, **overrides: Any) -> BmiScreening:
     data = _base(n, school, "bmi-screening") | {
         "measured_on": (NOW.date() - timedelta(days=n % 30)).isoformat(), "sex": "male" if n % 2 else "female",

@@ -200,7 +200,7 @@ async def alert_detail(request: Request, token: TokenHash, alert_id: UUID) -> Al
                 " ORDER BY answered_on DESC LIMIT 20", (row["student_key"],))
         else:
             history["growth"] = await session.fetch(
-                "SELECT measured_on, height_cm, weight_kg, bmi, bmi_for_age_z, who_category, wst586"
+                "SELECT measured_on, height_cm, weight_kg, bmi_rounded AS bmi, bmi_for_age_z, who_category, wst586"
                 " FROM archive.growth_current WHERE student_key = %s ORDER BY measured_on DESC LIMIT 20",
                 (row["student_key"],))
             history["vision"] = await session.fetch(

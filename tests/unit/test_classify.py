@@ -53,7 +53,10 @@ def test_growth_out_of_range_age_is_not_applicable() -> None:
 @pytest.mark.parametrize(
     ("record", "message"),
     [
-        ({k: v for k, v in GROWTH.items() if k != "height_cm"}, "missing field 'height_cm'"),
+        ({k: v for k, v in GROWTH.items() if k not in ("height_cm", "weight_kg")},
+         "missing field 'height_cm' and 'weight_kg'"),
+        ({**GROWTH, "height_cm": None, "weight_kg": None}, "missing field 'height_cm' and 'weight_kg'"),
+        ({**GROWTH, "oedema": "y"}, "field 'oedema' must be true, false or null"),
         ({k: v for k, v in GROWTH.items() if k != "age_months"}, "missing field 'age_months'"),
         ({**GROWTH, "weight": 30}, "unknown field 'weight'"),
         ({**GROWTH, "height_cm": "141"}, "field 'height_cm' must be a number, got string"),

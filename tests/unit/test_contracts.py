@@ -614,7 +614,12 @@ def test_one_schema_per_family_and_the_batch() -> None:
         assert schema["additionalProperties"] is False
         schema_ref = schema["properties"]["schema"]["$ref"].rsplit("/", 1)[-1]
         assert schema["$defs"][schema_ref]["properties"]["family"]["const"] == family
-    assert schemas["bmi-screening.v1"]["properties"]["height_cm"]["maximum"] == 230
+    # Height and weight may each be null or absent (a partial measurement), within bounds when given.
+    height = schemas["bmi-screening.v1"]["properties"]["height_cm"]
+    assert {"type": "null"} in height["anyOf"]
+    assert [option["maximum"] for option in height["anyOf"] if option.get("type") == "number"] == [230]
+    assert "height_cm" not in schemas["bmi-screening.v1"]["required"]
+    assert "oedema" in schemas["bmi-screening.v1"]["properties"]
     assert schemas["bmi-screening.v1"]["properties"]["student_key"]["pattern"] == "^[0-9a-f]{64}$"
 
 

@@ -142,7 +142,8 @@ def test_a_flagged_bmi_for_age_gets_the_flag_and_no_category(z: float, flagged: 
 
 
 def test_the_issue_example_bmi_for_age_plus_15_is_only_a_flag() -> None:
-    result = classify_growth(sex="male", age_months=120.0, height_cm=140.0, weight_kg=bmi_weight("male", 120.0, 140.0, 15))
+    weight = bmi_weight("male", 120.0, 140.0, 15)
+    result = classify_growth(sex="male", age_months=120.0, height_cm=140.0, weight_kg=weight)
     assert result.bmi_for_age_z == pytest.approx(15, abs=0.01)
     assert result.who_category == "not_applicable" and result.wst586 == "not_applicable"
     assert "implausible_bmi_for_age_z" in result.flags

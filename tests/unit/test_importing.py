@@ -17,7 +17,7 @@ from models.contracts import (
     decode_event,
     encode_event,
 )
-from models.identity import student_key
+from models.identity import event_id_for, student_key
 from models.importing import (
     COLUMNS,
     DAYS_PER_MONTH,
@@ -219,7 +219,8 @@ def test_survey_answers_tolerate_spaces_and_a_trailing_semicolon() -> None:
     [
         ("bmi", {"height_cm": "abc"}, "height_cm", "'abc' is not a number"),
         ("bmi", {"height_cm": "512"}, "height_cm", "512.0 outside 50..230"),
-        ("bmi", {"height_cm": ""}, "height_cm", "blank"),
+        ("bmi", {"height_cm": "", "weight_kg": ""}, "weight_kg", "both blank"),
+        ("bmi", {"birth_date": ""}, "birth_date", "blank"),
         ("bmi", {"weight_kg": "1e3"}, "weight_kg", "not a number"),
         ("bmi", {"sex": "x"}, "sex", "not male/female"),
         ("bmi", {"measured_on": "2015-03-06"}, "measured_on", "measured before birth"),
@@ -477,3 +478,56 @@ def test_roster_register_event_needs_an_aware_now() -> None:
     assert roster_to_event(
         entry, county_id="520102", submitted_by="x", now=datetime(2025, 1, 1, tzinfo=UTC)
     ).occurred_at.tzinfo is UTC
+
+
+# --- partial growth measurements, oedema and age-only records (issue 15) ------------------------
+
+
+def test_bmi_row_with_height_only_or_weight_only() -> None:
+    height_only = convert("bmi", row("bmi", weight_kg=""))
+    assert isinstance(height_only, BmiScreening)
+    assert (height_only.height_cm, height_only.weight_kg) == (141.5, None)
+    weight_only = convert("bmi", row("bmi", height_cm=""))
+    assert (weight_only.height_cm, weight_only.weight_kg) == (None, 35.2)
+    assert len({height_only.event_id, weight_only.event_id, convert("bmi", row("bmi")).event_id}) == 3
+
+
+def test_bmi_row_carries_completed_calendar_months_from_the_birth_date() -> None:
+    event = convert("bmi", row("bmi"))
+    assert event.age_completed_months == 127  # 2015-03-07 to 2025-10-14
+    assert event.oedema is None
+
+
+def test_the_id_of_a_row_without_the_new_columns_is_unchanged() -> None:
+    # Re-importing an old file must not duplicate what it imported before.
+    plain = convert("bmi", row("bmi"))
+    assert plain.event_id == event_id_for("bmi", plain.school_id, plain.student_key, "2025-10-14", "141.5", "35.2")
+
+
+@pytest.mark.parametrize(("cell", "expected"), [("", None), ("是", True), ("false", False), ("1", True)])
+def test_bmi_file_may_add_an_oedema_column(cell: str, expected: bool | None) -> None:
+    cells = row("bmi") | {"oedema": cell}
+    check_header("bmi", list(cells))
+    event = convert("bmi", cells)
+    assert event.oedema is expected
+    if expected is not None:
+        assert event.event_id != convert("bmi", row("bmi")).event_id
+
+
+def test_bmi_file_with_only_an_age() -> None:
+    cells = {k: v for k, v in row("bmi").items() if k != "birth_date"} | {"age_months": "130.25"}
+    check_header("bmi", list(cells))
+    event = convert("bmi", cells)
+    assert event.age_months == 130.25 and event.age_completed_months is None
+    both = row("bmi") | {"age_months": "130.25"}
+    with pytest.raises(RowRejected, match="not both"):
+        convert("bmi", both)
+    with pytest.raises(RowRejected, match="not an age"):
+        convert("bmi", cells | {"age_months": "0"})
+
+
+def test_other_files_do_not_take_the_bmi_optional_columns() -> None:
+    with pytest.raises(HeaderRejected, match="unexpected 'oedema'"):
+        check_header("vision", [*COLUMNS["vision"], "oedema"])
+    with pytest.raises(HeaderRejected, match="missing birth_date"):
+        check_header("bmi", [c for c in COLUMNS["bmi"] if c != "birth_date"])
