@@ -121,7 +121,8 @@ predict outcomes that are not generated.
 
 Bad records: each vision, bmi and survey row is, with probability ``bad_record_rate``, replaced
 by a defective one, unmarked: height in metres or times ten, acuity 6.1 or decimal notation,
-an answer outside its scale, a date before birth, a blank weight, screener or answer list.
+an answer outside its scale, a date before birth, blank height and weight, a blank screener or
+answer list.
 `GeneratorStats` counts them by kind and defect; `models.importing` rejects each of them.
 """
 
@@ -1378,9 +1379,9 @@ class _SchoolRun:
             elif defect == 2:
                 dates[i] = _iso(int(c.birth[idx[i]]) - int(self.defects.integers(1, 400)))
                 self._defect("bmi_measured_before_birth")
-            else:
-                weights[i] = ""
-                self._defect("bmi_blank_weight")
+            else:  # a height without a weight is a valid partial measurement; neither is not
+                heights[i] = weights[i] = ""
+                self._defect("bmi_blank_measurements")
         self._count("bmi", n)
         yield "bmi", zip(
             repeat(self.school.school_id, n), numbers, sexes, births, dates, heights, weights, screeners, strict=True
