@@ -125,7 +125,8 @@ def _results(kind: str, language: str, screening: dict[str, Any]) -> list[tuple[
         rows.append(("戴镜" if zh else "Wears glasses",
                      ("是" if zh else "yes") if screening.get("wears_glasses") else ("否" if zh else "no")))
         return rows
-    bmi = screening.get("bmi")
+    # The exactly rounded BMI (what WS/T 586/456 compared); a float BMI can show 23.7 for 23.75.
+    bmi = screening.get("bmi_rounded", screening.get("bmi"))
     return [("身高" if zh else "Height", value("height_cm", " cm")),
             ("体重" if zh else "Weight", value("weight_kg", " kg")),
             ("体重指数（BMI）" if zh else "Body mass index (BMI)", "–" if bmi is None else f"{float(bmi):.1f}")]

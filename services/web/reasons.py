@@ -21,6 +21,12 @@ _V = r"(?P<v>.+?)"
 _FORMS: Final[tuple[tuple[str, str], ...]] = (
     (r"blank; a value is required", "空白；此项必填"),
     (r"required", "缺少此项"),
+    (r"height_cm and weight_kg are both blank; at least one is required", "身高和体重都是空白；至少填写一项"),
+    (r"height_cm and weight_kg are both missing: a growth screening needs at least one", "身高和体重都缺少；生长发育筛查至少需要一项"),
+    (r"give birth_date or age_months, not both", "出生日期和月龄只填一项，不要都填"),
+    (r"blank; a birth date \(or, for a record with only an age, age_months\) is required", "空白；请填写出生日期（只有年龄的记录请填月龄）"),
+    (rf"{_V} is not an age in months \(0\.\.(?P<n>\d+)\)", "{v} 不是以月计的年龄（0 至 {n}）"),
+    (r"(?P<n>\d+) completed months does not fit age_months (?P<v>[\d.]+)", "实足月龄 {n} 与月龄 {v} 不符"),
     (rf"{_V} is not a code of letters, digits and \. _ : - of at most (?P<n>\d+) characters \(not a name or an ID number\)",
      "{v} 不是由字母、数字和 . _ : - 组成的代码（最多 {n} 个字符；不能填姓名或身份证号）"),
     (rf"{_V} is not a date \(YYYY-MM-DD\)", "{v} 不是日期（应为 YYYY-MM-DD，如 2015-03-07）"),
