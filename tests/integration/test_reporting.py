@@ -130,16 +130,20 @@ def recompute(settings: Settings, year: int) -> dict[str, dict[tuple[str, str, s
             observations["myopia"][key] = row["screening_myopia"]
         if row["impairment_student"] != "not_applicable":
             observations["visual_impairment"][key] = row["impairment_student"] != "normal"
+    # Each growth metric: the newest screening without WHO flags that its standard classified.
     plausible = [row for row in growth if not row["flags"]]
-    for key, row in newest(plausible, "measured_on").items():
-        if row["wst586"] != "not_applicable":
-            observations["overweight_wst586"][key] = row["wst586"] == "overweight"
-            observations["obesity_wst586"][key] = row["wst586"] == "obesity"
-        if row["who_category"] != "not_applicable":
-            observations["overweight_who"][key] = row["who_category"] == "overweight"
-            observations["obesity_who"][key] = row["who_category"] == "obesity"
-        if row["wst456_wasting"] != "not_applicable":
-            observations["wasting"][key] = row["wst456_wasting"] != "normal"
+
+    def classified(column: str) -> dict[object, dict[str, object]]:
+        return newest([row for row in plausible if row[column] != "not_applicable"], "measured_on")
+
+    for key, row in classified("wst586").items():
+        observations["overweight_wst586"][key] = row["wst586"] == "overweight"
+        observations["obesity_wst586"][key] = row["wst586"] == "obesity"
+    for key, row in classified("who_category").items():
+        observations["overweight_who"][key] = row["who_category"] == "overweight"
+        observations["obesity_who"][key] = row["who_category"] == "obesity"
+    for key, row in classified("wst456_wasting").items():
+        observations["wasting"][key] = row["wst456_wasting"] != "normal"
     for (key, instrument), row in newest(survey, "answered_on", "instrument").items():
         if instrument == "hl-student" and row["literate"] is not None:
             observations["health_literacy"][key] = row["literate"]
