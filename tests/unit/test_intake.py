@@ -163,8 +163,8 @@ def test_every_reason_the_intake_tests_produce_has_a_chinese_form() -> None:
     from services.web.reasons import translate_reason
 
     cases = [{"height_cm": "1750"}, {"height_cm": "1.42"}, {"weight_kg": "35200"}, {"height_cm": "512"},
-             {"measured_on": "2025-10-20"}, {"birth_date": "yesterday"}, {"sex": "x"}, {"height_cm": "", "weight_kg": ""},
-             {"age_months": "130", "birth_date": "2015-03-07"}, {"birth_date": ""},
+             {"measured_on": "2025-10-20"}, {"birth_date": "yesterday"}, {"sex": "x"},
+             {"height_cm": "", "weight_kg": ""}, {"age_months": "130", "birth_date": "2015-03-07"}, {"birth_date": ""},
              {"screener": "张三"}, {"weight_kg": "abc"}, {"birth_date": "1960-01-01"}]
     for cells in cases:
         with pytest.raises(RowRejected) as caught:
