@@ -2,7 +2,12 @@
 
 They run as the owner role, each in its own transaction, under an advisory lock so that several
 workers starting together apply them once. A file that changed after it was applied is an error:
-migrations are append-only.
+migrations are append-only, with the exceptions in `_REVISED` below.
+
+After the pending migrations, every run calls `archive.apply_timescaledb()` (migration 0025): it
+does nothing on plain PostgreSQL and converts whatever is not converted yet where TimescaleDB is
+installed, so a database whose cluster gains the extension later gets its hypertables, columnstore
+and continuous aggregates at the next `schoolhealth migrate`, `stack up` or worker start.
 """
 
 from __future__ import annotations
@@ -20,6 +25,15 @@ from services.settings import Settings
 log = logging.getLogger(__name__)
 
 _LOCK_ID = 0x5C400_1  # arbitrary, constant: "schoolhealth migrations"
+
+
+# Earlier texts of migrations that issue 13 revised, accepted as applied. On plain PostgreSQL each
+# made the same schema as its revision: the parts removed only acted where TimescaleDB was
+# installed, and there the old 0001 failed (so no database holds its TimescaleDB result).
+_REVISED: dict[str, frozenset[str]] = {
+    "0001_archive": frozenset({"a58306b89488feae340ef04b64dfaf40c9a54a9fcce704f8a25dec9f74203091"}),
+    "0020_metrics": frozenset({"c8d066f4f476dfcbe49ca8859ba7276e8a77b7ea8d006bcd2a34b2edc05e6734"}),
+}
 
 
 class MigrationError(RuntimeError):
@@ -42,6 +56,27 @@ def available_migrations() -> list[Migration]:
     return [Migration(version=f.name.removesuffix(".sql"), sql=f.read_text()) for f in files]
 
 
+def _set_roles(conn: psycopg.Connection, settings: Settings) -> None:
+    for name, value in (
+        ("schoolhealth.app_role", settings.pg_app_user),
+        ("schoolhealth.grafana_role", settings.pg_grafana_user),
+        ("schoolhealth.owner_role", settings.pg_admin_user),
+    ):
+        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+
+
+def _apply_timescaledb(conn: psycopg.Connection, settings: Settings) -> None:
+    exists = conn.execute("SELECT to_regprocedure('archive.apply_timescaledb()') IS NOT NULL").fetchone()
+    if not (exists and exists[0]):
+        return
+    try:
+        with conn.transaction():
+            _set_roles(conn, settings)
+            conn.execute("SELECT archive.apply_timescaledb()")
+    except psycopg.Error as error:
+        raise MigrationError(f"converting the archive to TimescaleDB failed: {error}") from error
+
+
 def migrate(settings: Settings, dsn: str | None = None) -> list[str]:
     """Apply pending migrations; return the versions applied now."""
     applied_now: list[str] = []
@@ -57,7 +92,8 @@ def migrate(settings: Settings, dsn: str | None = None) -> list[str]:
             done: dict[str, str] = dict(rows)
             for migration in available_migrations():
                 if migration.version in done:
-                    if done[migration.version] != migration.checksum:
+                    if done[migration.version] != migration.checksum and (
+                            done[migration.version] not in _REVISED.get(migration.version, frozenset())):
                         raise MigrationError(
                             f"migration {migration.version} was edited after it was applied; "
                             "add a new migration instead"
@@ -65,12 +101,7 @@ def migrate(settings: Settings, dsn: str | None = None) -> list[str]:
                     continue
                 try:
                     with conn.transaction():
-                        for name, value in (
-                            ("schoolhealth.app_role", settings.pg_app_user),
-                            ("schoolhealth.grafana_role", settings.pg_grafana_user),
-                            ("schoolhealth.owner_role", settings.pg_admin_user),
-                        ):
-                            conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+                        _set_roles(conn, settings)
                         conn.execute(migration.sql.encode())
                         conn.execute(
                             "INSERT INTO public.schema_migrations (version, checksum) VALUES (%s, %s)",
@@ -79,6 +110,7 @@ def migrate(settings: Settings, dsn: str | None = None) -> list[str]:
                 except psycopg.Error as error:
                     raise MigrationError(f"migration {migration.version} failed: {error}") from error
                 applied_now.append(migration.version)
+            _apply_timescaledb(conn, settings)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
     return applied_now

@@ -209,25 +209,7 @@ CREATE INDEX vision_supersedes ON archive.vision_screenings (supersedes) WHERE s
 CREATE INDEX growth_supersedes ON archive.growth_screenings (supersedes) WHERE supersedes IS NOT NULL;
 CREATE INDEX survey_supersedes ON archive.survey_results (supersedes) WHERE supersedes IS NOT NULL;
 
--- TimescaleDB where installed: hypertables by measurement date, columnstore for old chunks.
--- On plain PostgreSQL the same names stay ordinary tables with the indexes above.
-DO $timescale$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb') THEN
-        PERFORM create_hypertable('archive.vision_screenings', by_range('measured_on', INTERVAL '1 year'), migrate_data => true);
-        PERFORM create_hypertable('archive.growth_screenings', by_range('measured_on', INTERVAL '1 year'), migrate_data => true);
-        PERFORM create_hypertable('archive.survey_results', by_range('answered_on', INTERVAL '1 year'), migrate_data => true);
-        BEGIN
-            EXECUTE $sql$ALTER TABLE archive.vision_screenings SET (timescaledb.enable_columnstore, timescaledb.segmentby = 'school_id')$sql$;
-            EXECUTE $sql$ALTER TABLE archive.growth_screenings SET (timescaledb.enable_columnstore, timescaledb.segmentby = 'school_id')$sql$;
-            EXECUTE $sql$ALTER TABLE archive.survey_results SET (timescaledb.enable_columnstore, timescaledb.segmentby = 'school_id')$sql$;
-            PERFORM add_columnstore_policy('archive.vision_screenings', after => INTERVAL '2 years');
-            PERFORM add_columnstore_policy('archive.growth_screenings', after => INTERVAL '2 years');
-            PERFORM add_columnstore_policy('archive.survey_results', after => INTERVAL '2 years');
-        EXCEPTION WHEN feature_not_supported OR insufficient_privilege OR undefined_function THEN
-            -- The Apache-licensed build has hypertables but no columnstore (a TSL feature).
-            RAISE NOTICE 'columnstore not available: %', SQLERRM;
-        END;
-    END IF;
-END
-$timescale$;
+-- TimescaleDB (hypertables, columnstore, continuous aggregates) is applied by 0025 and by
+-- `archive.apply_timescaledb()`, which `schoolhealth migrate` runs after every migration, so a
+-- database whose cluster gains the extension later is converted too. Until then, and on plain
+-- PostgreSQL, these are ordinary tables with the indexes above.

@@ -4,11 +4,12 @@
 -- reporting.*  views (0022) that are all Grafana and exports read; the Grafana role sees nothing else.
 --
 -- Rollups over measurements per day (data quality) are TimescaleDB continuous aggregates where the
--- extension exists and plain materialized views otherwise, under the same names and columns. The
+-- extension exists (0025) and plain materialized views otherwise, under the same names and columns. The
 -- student-year rollups ("latest screening of each student in each school year", joined to the
 -- health record at the census date) need DISTINCT ON and joins that continuous aggregates do not
 -- support, so they are materialized views in both cases. `metrics.refresh_rollups()` refreshes
--- the materialized views; continuous aggregates refresh by their own policy.
+-- the materialized views; continuous aggregates refresh by their policy and by
+-- `services.metrics.refresh_rollups` (as the owner: TimescaleDB lets only the owner refresh them).
 
 CREATE SCHEMA IF NOT EXISTS metrics;
 CREATE SCHEMA IF NOT EXISTS reporting;
@@ -121,53 +122,28 @@ WITH NO DATA;
 CREATE INDEX indicator_cells_year ON metrics.indicator_cells (school_year, metric_id);
 
 -- Data-quality rollups per day, school and screener (superseded rows included: they were received).
-DO $rollups$
-DECLARE
-    growth_sql text := $sql$
-        SELECT time_bucket('1 day', measured_on) AS day, school_id, screener,
-               count(*) AS measurements,
-               count(*) FILTER (WHERE flags <> '{}') AS flagged,
-               count(*) FILTER (WHERE wst586 = 'not_applicable') AS not_classified,
-               count(*) FILTER (WHERE (height_cm * 10)::integer % 10 = 0) AS height_last_digit_0,
-               count(*) FILTER (WHERE (height_cm * 10)::integer % 10 = 5) AS height_last_digit_5,
-               count(*) FILTER (WHERE (weight_kg * 10)::integer % 10 = 0) AS weight_last_digit_0,
-               count(*) FILTER (WHERE (weight_kg * 10)::integer % 10 = 5) AS weight_last_digit_5
-        FROM archive.growth_screenings
-        GROUP BY 1, 2, 3 $sql$;
-    vision_sql text := $sql$
-        SELECT time_bucket('1 day', measured_on) AS day, school_id, screener,
-               count(*) AS measurements,
-               count(*) FILTER (WHERE impairment_student = 'not_applicable') AS not_classified,
-               count(*) FILTER (WHERE se_right IS NULL AND se_left IS NULL) AS without_refraction
-        FROM archive.vision_screenings
-        GROUP BY 1, 2, 3 $sql$;
-    continuous boolean := EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb');
-BEGIN
-    IF continuous THEN
-        BEGIN
-            EXECUTE 'CREATE MATERIALIZED VIEW metrics.growth_daily WITH (timescaledb.continuous, '
-                    'timescaledb.materialized_only = false) AS ' || growth_sql || ' WITH NO DATA';
-            EXECUTE 'CREATE MATERIALIZED VIEW metrics.vision_daily WITH (timescaledb.continuous, '
-                    'timescaledb.materialized_only = false) AS ' || vision_sql || ' WITH NO DATA';
-            PERFORM add_continuous_aggregate_policy('metrics.growth_daily', start_offset => NULL,
-                end_offset => INTERVAL '1 day', schedule_interval => INTERVAL '1 hour');
-            PERFORM add_continuous_aggregate_policy('metrics.vision_daily', start_offset => NULL,
-                end_offset => INTERVAL '1 day', schedule_interval => INTERVAL '1 hour');
-        EXCEPTION WHEN feature_not_supported OR invalid_table_definition OR undefined_function
-                       OR insufficient_privilege OR object_not_in_prerequisite_state THEN
-            RAISE NOTICE 'continuous aggregates not available (%): materialized views instead', SQLERRM;
-            continuous := false;
-        END;
-    END IF;
-    IF NOT continuous THEN
-        -- Same names, same columns; time_bucket of a day is the day itself.
-        EXECUTE 'CREATE MATERIALIZED VIEW metrics.growth_daily AS '
-                || replace(growth_sql, $r$time_bucket('1 day', measured_on)$r$, 'measured_on') || ' WITH NO DATA';
-        EXECUTE 'CREATE MATERIALIZED VIEW metrics.vision_daily AS '
-                || replace(vision_sql, $r$time_bucket('1 day', measured_on)$r$, 'measured_on') || ' WITH NO DATA';
-    END IF;
-END
-$rollups$;
+-- Plain materialized views here; where TimescaleDB has its Community part, 0025
+-- (`archive.apply_timescaledb()`) replaces them by continuous aggregates of the same names and columns.
+CREATE MATERIALIZED VIEW metrics.growth_daily AS
+SELECT measured_on AS day, school_id, screener,
+       count(*) AS measurements,
+       count(*) FILTER (WHERE flags <> '{}') AS flagged,
+       count(*) FILTER (WHERE wst586 = 'not_applicable') AS not_classified,
+       count(*) FILTER (WHERE (height_cm * 10)::integer % 10 = 0) AS height_last_digit_0,
+       count(*) FILTER (WHERE (height_cm * 10)::integer % 10 = 5) AS height_last_digit_5,
+       count(*) FILTER (WHERE (weight_kg * 10)::integer % 10 = 0) AS weight_last_digit_0,
+       count(*) FILTER (WHERE (weight_kg * 10)::integer % 10 = 5) AS weight_last_digit_5
+FROM archive.growth_screenings
+GROUP BY 1, 2, 3
+WITH NO DATA;
+CREATE MATERIALIZED VIEW metrics.vision_daily AS
+SELECT measured_on AS day, school_id, screener,
+       count(*) AS measurements,
+       count(*) FILTER (WHERE impairment_student = 'not_applicable') AS not_classified,
+       count(*) FILTER (WHERE se_right IS NULL AND se_left IS NULL) AS without_refraction
+FROM archive.vision_screenings
+GROUP BY 1, 2, 3
+WITH NO DATA;
 
 -- Digit preference needs the full distribution of last digits, per school year and screener.
 CREATE MATERIALIZED VIEW metrics.digit_preference AS
