@@ -118,8 +118,8 @@ def db_init() -> None:
     """Create roles and database with SCHOOLHEALTH_PG_SUPERUSER_DSN (docker-compose), then migrate."""
     import os
 
-    from services.migrate import migrate
-    from services.stack import bootstrap_database
+    from services.migrate import MigrationError, migrate
+    from services.stack import StackError, bootstrap_database
 
     settings = _settings()
     superuser_dsn = os.environ.get("SCHOOLHEALTH_PG_SUPERUSER_DSN")
@@ -130,8 +130,11 @@ def db_init() -> None:
     with psycopg.connect(superuser_dsn) as conn:
         available = conn.execute(
             "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone() is not None
-    bootstrap_database(settings, superuser_dsn, timescaledb=available)
-    applied = migrate(settings)
+    try:
+        bootstrap_database(settings, superuser_dsn, timescaledb=available)
+        applied = migrate(settings)
+    except (StackError, MigrationError) as error:
+        raise _fail(str(error)) from error
     console.print(f"database ready; migrations applied now: {', '.join(applied) or 'none'}")
 
 

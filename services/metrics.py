@@ -151,14 +151,38 @@ def _refresh_live(settings: Settings, *, wait: bool) -> bool:
     return True
 
 
+def refresh_continuous_aggregates(settings: Settings) -> list[str]:
+    """Refresh the TimescaleDB continuous aggregates of `metrics` (none on plain PostgreSQL); return their names.
+
+    Their refresh policy does this hourly where background jobs work; they fail on some PostgreSQL
+    minors (15.20), so every rollup refresh does it too. TimescaleDB lets only a continuous
+    aggregate's owner refresh it, and never inside a transaction: an autocommit owner connection.
+    Only invalidated buckets are recomputed, so a refresh with nothing new is cheap.
+    """
+    with psycopg.connect(settings.pg_dsn("admin"), autocommit=True) as conn:
+        installed = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+        if installed is None:
+            return []
+        names = [str(r[0]) for r in conn.execute(
+            "SELECT format('%I.%I', view_schema, view_name) FROM timescaledb_information.continuous_aggregates"
+            " WHERE view_schema = 'metrics' ORDER BY view_name").fetchall()]
+        for name in names:
+            conn.execute("CALL refresh_continuous_aggregate(%s::regclass, NULL, NULL)", (name,))
+    return names
+
+
 def refresh_rollups(settings: Settings) -> None:
     """Refresh the materialized rollups and recompute the live (suppressed) indicators of every year."""
     _refresh_live(settings, wait=True)
+    refresh_continuous_aggregates(settings)
 
 
 def try_refresh_rollups(settings: Settings) -> bool:
     """Refresh unless another process is refreshing right now; say whether this one did."""
-    return _refresh_live(settings, wait=False)
+    refreshed = _refresh_live(settings, wait=False)
+    if refreshed:
+        refresh_continuous_aggregates(settings)
+    return refreshed
 
 
 def register_refresh_timer(app: Any, settings: Settings) -> None:

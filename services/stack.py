@@ -361,27 +361,69 @@ class Postgres:
     def running(self) -> bool:
         return (self.data / "postmaster.pid").exists() and _port_open(self.settings.pg_host, self.settings.pg_port)
 
+    def _preloaded_libraries(self) -> list[str]:
+        """shared_preload_libraries as the cluster's configuration files set it (the last setting wins)."""
+        value = ""
+        for name in ("postgresql.conf", "postgresql.auto.conf"):
+            path = self.data / name
+            if not path.exists():
+                continue
+            for match in re.finditer(r"^\s*shared_preload_libraries\s*=\s*'([^']*)'", path.read_text(), re.MULTILINE):
+                value = match.group(1)
+        return [library.strip() for library in value.split(",") if library.strip()]
+
+    def _add_timescaledb_preload(self) -> None:
+        libraries = [*self._preloaded_libraries(), "timescaledb"]
+        with (self.data / "postgresql.conf").open("a") as out:
+            out.write("\n# TimescaleDB installed after this cluster was created (schoolhealth stack up)\n"
+                      f"shared_preload_libraries = '{','.join(libraries)}'\n"
+                      "timescaledb.telemetry_level = off\n")
+
+    def _pg_ctl(self, bindir: Path, action: str, timeout: float) -> None:
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.home, owner.pw_uid, owner.pw_gid)
+            if self.log.exists():
+                os.chown(self.log, owner.pw_uid, owner.pw_gid)
+        result = subprocess.run(
+            self._as_owner([str(bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
+                            "-m", "fast", "-w", "-t", str(int(timeout)), action]),
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(f"PostgreSQL did not {action}; see {self.log}:\n{result.stderr}{_tail(self.log)}")
+
     def up(self, timeout: float = 60.0) -> None:
         bindir = self.ensure_binaries()
         timescaledb = self.timescaledb_available(bindir)
         if not (self.data / "PG_VERSION").exists():
             self._initdb(bindir, timescaledb)
+        # TimescaleDB installed after the cluster was created: it must be preloaded, which takes a
+        # restart; then the databases already migrated are converted (`archive.apply_timescaledb`).
+        adopted = timescaledb and "timescaledb" not in self._preloaded_libraries()
+        if adopted:
+            self._add_timescaledb_preload()
         if not self.running():
             if _port_open(self.settings.pg_host, self.settings.pg_port):
                 raise StackError(f"port {self.settings.pg_port} is taken; set SCHOOLHEALTH_PG_PORT")
-            if os.geteuid() == 0:
-                owner = pwd.getpwnam("postgres")
-                os.chown(self.home, owner.pw_uid, owner.pw_gid)
-                if self.log.exists():
-                    os.chown(self.log, owner.pw_uid, owner.pw_gid)
-            result = subprocess.run(
-                self._as_owner([str(bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
-                                "-w", "-t", str(int(timeout)), "start"]),
-                capture_output=True, text=True, check=False,
-            )
-            if result.returncode != 0:
-                raise StackError(f"PostgreSQL did not start; see {self.log}:\n{result.stderr}{_tail(self.log)}")
+            self._pg_ctl(bindir, "start", timeout)
+        elif adopted:
+            self._pg_ctl(bindir, "restart", timeout)
         bootstrap_database(self.settings, self._superuser_dsn(), timescaledb=timescaledb)
+        if adopted:
+            self._migrate_if_migrated()
+
+    def _migrate_if_migrated(self) -> None:
+        from services.migrate import MigrationError, migrate
+
+        with psycopg.connect(self.settings.pg_dsn("admin")) as conn:
+            migrated = conn.execute("SELECT to_regclass('public.schema_migrations') IS NOT NULL").fetchone()
+        if migrated and migrated[0]:
+            try:
+                migrate(self.settings)
+            except MigrationError as error:
+                raise StackError(f"TimescaleDB is now preloaded, but converting the archive failed: {error}; "
+                                 "fix the cause and run `schoolhealth migrate`") from error
 
     def down(self) -> None:
         bindir = _postgres_bindir()
@@ -412,12 +454,36 @@ class Postgres:
             return ComponentStatus(name="postgresql", running=False, detail=f"{where}: {error}")
         server = re.split(r"\s", str(version[0] if version else "?"))[0]
         if ts:
-            timescale = f"TimescaleDB {ts[0]}"
+            timescale = f"TimescaleDB {ts[0]}: {self._timescaledb_features()}"
         elif available:
-            timescale = "TimescaleDB available, not created"
+            timescale = "plain PostgreSQL schema (TimescaleDB available, not created in this database)"
         else:
-            timescale = "TimescaleDB not installed (plain PostgreSQL schema)"
+            timescale = "plain PostgreSQL schema (TimescaleDB not installed)"
         return ComponentStatus(name="postgresql", running=True, detail=f"PostgreSQL {server} at {where}; {timescale}")
+
+    def _timescaledb_features(self) -> str:
+        """Which TimescaleDB features the project database uses, in one line."""
+        try:
+            with psycopg.connect(self.settings.pg_dsn("admin"), connect_timeout=5) as conn:
+                row = conn.execute(
+                    "SELECT current_setting('timescaledb.license', true),"
+                    " (SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_schema = 'archive'),"
+                    " (SELECT count(*) FROM timescaledb_information.hypertables"
+                    "   WHERE hypertable_schema = 'archive' AND compression_enabled),"
+                    " (SELECT count(*) FILTER (WHERE is_compressed) || '/' || count(*)"
+                    "   FROM timescaledb_information.chunks WHERE hypertable_schema = 'archive'),"
+                    " (SELECT count(*) FROM timescaledb_information.continuous_aggregates),"
+                    " (SELECT count(*) FROM timescaledb_information.jobs WHERE job_id >= 1000)"
+                ).fetchone()
+        except psycopg.Error as error:
+            return f"features unknown ({error})".strip()
+        if row is None:
+            return "features unknown"
+        licence, hypertables, columnstore, chunks, aggregates, jobs = row
+        if not hypertables:
+            return f"{licence} licence, archive not converted yet (run `schoolhealth migrate`)"
+        return (f"{licence} licence; {hypertables} hypertables ({columnstore} with columnstore, "
+                f"chunks in columnstore {chunks}), {aggregates} continuous aggregates, {jobs} jobs")
 
 
 def bootstrap_database(settings: Settings, superuser_dsn: str, *, timescaledb: bool) -> None:
@@ -457,7 +523,14 @@ def bootstrap_database(settings: Settings, superuser_dsn: str, *, timescaledb: b
             conn.execute(sql.SQL("GRANT TEMPORARY ON DATABASE {} TO {}").format(
                 sql.Identifier(s.pg_database), sql.Identifier(role)))
         if timescaledb:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            try:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            except psycopg.Error as error:
+                reason = error.diag.message_primary
+                raise StackError(
+                    f"TimescaleDB is installed but could not be created in {s.pg_database} ({reason}): "
+                    "the server needs shared_preload_libraries = 'timescaledb' and a restart "
+                    "(`schoolhealth stack up` does both for its own cluster)") from error
 
 
 class Stack:

@@ -23,8 +23,10 @@
 --                          add_columnstore_policy, whose `after` is a sliding interval: a school
 --                          year closes on 1 September (Asia/Shanghai), not N days after its rows.
 --                          Background jobs fail on Debian's PostgreSQL 15.20 (upstream bug); the
---                          tests run them with CALL run_job(...), and `schoolhealth metrics
---                          refresh` refreshes the continuous aggregates itself.
+--                          tests run them with CALL run_job(...), and every rollup refresh
+--                          (services.metrics.refresh_rollups) refreshes the continuous
+--                          aggregates itself. Each job first runs one interval after it is
+--                          created, not while the migration's workers start.
 --
 -- Chunks: a school year runs from 1 September to 31 August. TimescaleDB stores an interval of
 -- '1 year' as 360 days, so year-long chunks drift across school years; and no fixed interval
@@ -229,12 +231,13 @@ BEGIN
     END IF;
     FOREACH daily IN ARRAY ARRAY['metrics.growth_daily', 'metrics.vision_daily'] LOOP
         PERFORM add_continuous_aggregate_policy(daily::regclass, start_offset => NULL,
-            end_offset => INTERVAL '1 day', schedule_interval => INTERVAL '1 hour', if_not_exists => true);
+            end_offset => INTERVAL '1 day', schedule_interval => INTERVAL '1 hour', if_not_exists => true,
+            initial_start => now() + INTERVAL '1 hour');
     END LOOP;
     IF NOT EXISTS (SELECT 1 FROM timescaledb_information.jobs
                    WHERE proc_schema = 'archive' AND proc_name = 'columnstore_closed_school_years') THEN
         PERFORM add_job('archive.columnstore_closed_school_years', INTERVAL '1 day',
-                        config => '{"time_zone": "Asia/Shanghai"}', job_name => 'columnstore of closed school years');
+                        config => '{"time_zone": "Asia/Shanghai"}', initial_start => now() + INTERVAL '1 hour');
     END IF;
     RETURN 'TimescaleDB (timescale): hypertables, columnstore, continuous aggregates';
 END

@@ -13,7 +13,12 @@ import psycopg
 import pytest
 
 from services.settings import Settings
-from tests.integration.conftest import isolated, start_worker  # noqa: F401  (fixtures used by these tests)
+from tests.integration.conftest import (  # noqa: F401  (fixtures used by these tests)
+    backend,
+    isolated,
+    start_worker,
+    timescaledb_missing,
+)
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -1,4 +1,9 @@
-"""Integration fixtures: a fresh database and topic prefix per test, and real worker processes."""
+"""Integration fixtures: a fresh database and topic prefix per test, and real worker processes.
+
+Every test that uses `isolated` runs twice: on plain PostgreSQL, and on TimescaleDB (the database
+the design names) when the machine has it; the TimescaleDB run is skipped, with the reason, where
+the extension is not installed or the cluster does not preload it.
+"""
 
 from __future__ import annotations
 
@@ -19,13 +24,36 @@ from services.settings import Settings
 from services.stack import Postgres, bootstrap_database
 from services.topics import create_topics
 
+BACKENDS = ("postgresql", "timescaledb")
+
+
+@pytest.fixture(scope="session")
+def timescaledb_missing(stack: Settings) -> str | None:
+    """Why the shared cluster cannot create TimescaleDB databases, or None when it can."""
+    with psycopg.connect(Postgres(stack)._superuser_dsn()) as conn:
+        available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+        preload = conn.execute("SHOW shared_preload_libraries").fetchone()
+    if available is None:
+        return "TimescaleDB is not installed on this machine: plain PostgreSQL only"
+    if preload is None or "timescaledb" not in str(preload[0]):
+        return "TimescaleDB is installed but the cluster does not preload it: run `schoolhealth stack up`"
+    return None
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, timescaledb_missing: str | None) -> str:
+    """The database backend of this run of the test: 'postgresql' or 'timescaledb'."""
+    if request.param == "timescaledb" and timescaledb_missing:
+        pytest.skip(timescaledb_missing)
+    return str(request.param)
+
 
 @pytest.fixture
-def isolated(stack: Settings, unique: str) -> Iterator[Settings]:
-    """Settings for a database and topics of this test alone, migrated and created."""
+def isolated(stack: Settings, unique: str, backend: str) -> Iterator[Settings]:
+    """Settings for a database and topics of this test alone, migrated and created, on `backend`."""
     settings = stack.model_copy(update={"pg_database": f"schoolhealth_t_{unique}", "topic_prefix": f"t{unique}."})
     superuser = Postgres(stack)._superuser_dsn()
-    bootstrap_database(settings, superuser, timescaledb=False)
+    bootstrap_database(settings, superuser, timescaledb=backend == "timescaledb")
     migrate(settings)
     create_topics(settings)
     yield settings

@@ -172,14 +172,18 @@ def test_self_harm_survey_reaches_the_right_counsellor_only(isolated: Settings, 
         assert conn.execute("SELECT count(*) FROM alerts.applied_events").fetchone() == (1,)
         assert conn.execute("SELECT alert_id FROM alerts.applied_events").fetchone() == (produced[0].alert_event_id,)
 
-    # The same holds in the database itself, under the per-request role.
-    everything = ("SELECT (SELECT count(*) FROM alerts.alerts), (SELECT count(*) FROM archive.survey_results),"
-                  " (SELECT count(*) FROM archive.survey_current), (SELECT count(*) FROM alerts.transitions)")
-    assert rows_as(settings, counsellor_a, everything) == [(1, 1, 1, 1)]
-    assert rows_as(settings, counsellor_b, everything) == [(0, 1, 1, 0)]
-    assert rows_as(settings, doctor_a, everything) == [(0, 0, 0, 0)]
-    assert rows_as(settings, office, everything) == [(0, 0, 0, 0)]
-    assert rows_as(settings, "not-a-token", everything) == [(0, 0, 0, 0)]
+    # The same holds in the database itself, under the per-request role: the scoped view answers,
+    # and the measurement table itself (a hypertable where TimescaleDB exists) is not readable at all.
+    everything = ("SELECT (SELECT count(*) FROM alerts.alerts), (SELECT count(*) FROM archive.survey_current),"
+                  " (SELECT count(*) FROM alerts.transitions)")
+    assert rows_as(settings, counsellor_a, everything) == [(1, 1, 1)]
+    assert rows_as(settings, counsellor_b, everything) == [(0, 1, 0)]
+    assert rows_as(settings, doctor_a, everything) == [(0, 0, 0)]
+    assert rows_as(settings, office, everything) == [(0, 0, 0)]
+    assert rows_as(settings, "not-a-token", everything) == [(0, 0, 0)]
+    for token in (counsellor_a, office):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            rows_as(settings, token, "SELECT count(*) FROM archive.survey_results")
 
     # Counsellor A's reads of psychological data are audited, and the audit cannot be changed.
     with psycopg.connect(settings.pg_dsn("admin")) as conn:

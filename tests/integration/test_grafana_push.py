@@ -116,7 +116,7 @@ def fake_grafana() -> Iterator[FakeGrafana]:
 
 
 def test_push_sends_dashboards_datasource_and_one_annotation_per_publication(
-        isolated: Settings, fake_grafana: FakeGrafana) -> None:
+        isolated: Settings, backend: str, fake_grafana: FakeGrafana) -> None:
     seed_archive(isolated, students=400, school_years=(2024, 2025))
     assert publish_year(isolated, 2025) == 1
 
@@ -131,7 +131,7 @@ def test_push_sends_dashboards_datasource_and_one_annotation_per_publication(
     datasource = fake_grafana.datasources[DATASOURCE_UID]
     assert datasource["user"] == isolated.pg_grafana_user
     assert datasource["jsonData"]["database"] == isolated.pg_database
-    assert datasource["jsonData"]["timescaledb"] is False
+    assert datasource["jsonData"]["timescaledb"] is (backend == "timescaledb")
     assert datasource["jsonData"]["postgresVersion"] >= 1200
     (annotation,) = fake_grafana.annotations
     assert set(annotation["tags"]) == {PUBLICATION_TAG, "school-year-2025", "revision-1"}

@@ -334,7 +334,9 @@ def test_grafana_role_reads_reporting_and_nothing_else(seeded: Settings) -> None
             "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')"
             " AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
-            " AND n.nspname NOT LIKE '\\_timescaledb%' AND n.nspname <> 'timescaledb_information'"
+            # TimescaleDB's own catalogue views (granted to PUBLIC by the extension, metadata only).
+            " AND n.nspname NOT LIKE '\\_timescaledb%'"
+            " AND n.nspname NOT IN ('timescaledb_information', 'timescaledb_experimental')"
         ).fetchall()
     outside = [(s, r) for s, r in relations if s != "reporting"]
     inside = [(s, r) for s, r in relations if s == "reporting"]
