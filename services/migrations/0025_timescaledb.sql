@@ -123,6 +123,11 @@ BEGIN
                 USING HINT = 'Scope readers with a security-barrier view whose WHERE clause is archive.school_scope_sql(...) (see migration 0024).';
         END IF;
         PERFORM create_hypertable(target, by_range(time_column, archive.chunk_interval()), migrate_data => true);
+    ELSIF (SELECT d.time_interval FROM timescaledb_information.dimensions d
+           WHERE d.hypertable_schema = schema_name AND d.hypertable_name = table_name
+             AND d.column_name = time_column) IS DISTINCT FROM archive.chunk_interval() THEN
+        -- A hypertable made elsewhere (another interval): new chunks follow the project's.
+        PERFORM set_chunk_time_interval(target, archive.chunk_interval());
     END IF;
     IF edition = 'timescale' AND NOT (SELECT h.compression_enabled FROM timescaledb_information.hypertables h
                                       WHERE h.hypertable_schema = schema_name AND h.hypertable_name = table_name) THEN

@@ -213,10 +213,14 @@ def test_hypertables_columnstore_aggregates_and_jobs_are_in_place(isolated: Sett
             "SELECT h.hypertable_name, h.compression_enabled, d.column_name, d.time_interval"
             " FROM timescaledb_information.hypertables h JOIN timescaledb_information.dimensions d"
             "   USING (hypertable_schema, hypertable_name)"
-            " WHERE h.hypertable_schema = 'archive' ORDER BY 1").fetchall()
+            " WHERE h.hypertable_schema = 'archive' AND h.hypertable_name IN"
+            "   (SELECT c.relname FROM archive.time_partitioned p JOIN pg_class c ON c.oid = p.table_name)"
+            " AND h.hypertable_name IN ('growth_screenings', 'survey_results', 'vision_screenings')"
+            " ORDER BY 1").fetchall()
         settings = conn.execute(
             "SELECT hypertable::text, segmentby, orderby FROM timescaledb_information.hypertable_columnstore_settings"
-            " WHERE hypertable::text LIKE 'archive.%' ORDER BY 1").fetchall()
+            " WHERE hypertable::text IN ('archive.growth_screenings', 'archive.survey_results',"
+            " 'archive.vision_screenings') ORDER BY 1").fetchall()
         aggregates = conn.execute(
             "SELECT view_name, hypertable_name, materialized_only"
             " FROM timescaledb_information.continuous_aggregates WHERE view_schema = 'metrics' ORDER BY 1").fetchall()
