@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
+from models.school_year import current_grade, school_year
 from services.settings import Settings
 
 
@@ -111,7 +113,8 @@ def print_student(settings: Settings, key: str, *, out: Callable[[str], Any] = p
         key = resolve_key(conn, key)
         cursor.execute("SELECT * FROM archive.students WHERE student_key = %s", (key,))
         status = cursor.fetchone()
-        cursor.execute("SELECT * FROM archive.student_history WHERE student_key = %s ORDER BY occurred_at", (key,))
+        cursor.execute("SELECT * FROM archive.student_history WHERE student_key = %s"
+                       " ORDER BY effective_on, occurred_at", (key,))
         history = cursor.fetchall()
         cursor.execute(_TIMELINE, {"key": key})
         timeline = cursor.fetchall()
@@ -126,8 +129,13 @@ def print_student(settings: Settings, key: str, *, out: Callable[[str], Any] = p
         conn.commit()
     out(f"student {key}")
     if status:
-        out(f"  {status['status']} at school {status['school_id']} (county {status['county_id']}), grade "
-            f"{status['grade']}, {status['sex']}, born {status['birth_date']:%Y-%m}; boarding {status['boarding']}, "
+        today = datetime.now(settings.zone).date()
+        stated = [(row["effective_on"], row["grade"]) for row in history if row["action"] != "leave"]
+        now = current_grade(stated[-1][1], stated[-1][0], today) if stated else status["grade"]
+        grade = f"grade {now} in school year {school_year(today)}/{(school_year(today) + 1) % 100:02d}" if now else (
+            f"past grade 9 (grade {status['grade']} when last recorded)")
+        out(f"  {status['status']} at school {status['school_id']} (county {status['county_id']}), {grade}, "
+            f"{status['sex']}, born {status['birth_date']:%Y-%m}; boarding {status['boarding']}, "
             f"left-behind {status['left_behind']}, disability {status['disability']}")
     for row in history:
         target = f" → {row['to_school_id']}" if row["to_school_id"] else ""

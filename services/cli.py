@@ -280,12 +280,18 @@ def demo(
 def student(key: Annotated[str, typer.Argument(
         help="the student's pseudonymous key (64 hex), or its unique beginning (at least 6 hex digits)")]) -> None:
     """Print one student's archive: status, school history and every screening over time."""
+    import psycopg
+
     from services.archive_reader import AmbiguousKey, StudentNotFound, print_student
 
+    settings = _settings()
     try:
-        print_student(_settings(), key, out=typer.echo)
+        print_student(settings, key, out=typer.echo)
     except (StudentNotFound, AmbiguousKey) as error:
         raise _fail(str(error)) from error
+    except psycopg.OperationalError as error:
+        raise _fail(f"cannot reach the database at {settings.pg_host}:{settings.pg_port}/{settings.pg_database}; "
+                    "is the stack running? (schoolhealth stack status)", 3) from error
 
 
 bench_app = typer.Typer(help="Benchmarks (results as JSON under bench/results/).", no_args_is_help=True)

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -376,8 +376,10 @@ def _show_counsellor_queue(settings: Settings, school_id: str, console: Console)
                       f"(without a token: HTTP {unauthenticated}); the first:")
         for alert in queue[:5]:
             student = str(alert.get("student_key"))[:12]
+            deadline = datetime.fromisoformat(str(alert.get("ack_deadline"))).astimezone(settings.zone)
             console.print(f"    {alert.get('priority')} {alert.get('concern')} student {student}… "
-                          f"state {alert.get('state')}, acknowledge by {alert.get('ack_deadline')}")
+                          f"state {alert.get('state')}, acknowledge by {deadline:%Y-%m-%d %H:%M} "
+                          f"({settings.school_timezone})")
         if queue:
             # The counsellor works the first alert; the finding becomes a depression label at the next training.
             first = f"{base}/alerts/{queue[0]['alert_id']}"
