@@ -601,7 +601,8 @@ def _bmi_age(cells: _Cells, measured_on: date) -> tuple[float, int | None, str]:
     if birth_date is not None and recorded_age is not None:
         raise RowRejected("age_months", "give birth_date or age_months, not both")
     if birth_date is not None:
-        age = _age_months(birth_date, measured_on, "measured_on")
+        # Two decimals, as WHO's software takes the age (and as `schoolhealth classify` shows it).
+        age = round(_age_months(birth_date, measured_on, "measured_on"), 2)
         return age, completed_months(birth_date, measured_on), ""
     if recorded_age is None:
         raise RowRejected("birth_date", "blank; a birth date (or, for a record with only an age, age_months) "
