@@ -70,7 +70,8 @@ _STATIC = {"web.css": "text/css; charset=utf-8", "web.js": "text/javascript; cha
 _HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(_HERE / "templates"))
 # What a saved screening shows of its classification, in this order.
-_SHOWN = {"bmi": ("bmi_display", "bmi_for_age_z", "who_category", "wst586", "wst456_wasting", "wst456_stunting"),
+_SHOWN = {"bmi": ("bmi_display", "bmi_for_age_z", "who_category", "height_for_age_z", "weight_for_age_z",
+                  "who_weight_for_age", "wst586", "wst456_wasting", "wst456_stunting"),
           "vision": ("student_grade", "myopia_grade", "screening_myopia")}
 _ARCHIVE_VIEW = {"bmi": "archive.growth_current", "vision": "archive.vision_current"}
 
@@ -227,6 +228,8 @@ async def static(name: str) -> Response:
 
 def _row_of(kind: str, fields: dict[str, str]) -> dict[str, str]:
     row = {column: fields.get(column, "").strip() for column in COLUMNS[kind]}
+    if kind == "bmi" and fields.get("oedema", "").strip():  # blank: not recorded
+        row["oedema"] = fields["oedema"].strip()
     if kind == "vision":
         row["wears_glasses"] = "true" if fields.get("wears_glasses") in ("true", "on", "1") else "false"
     return row
@@ -236,6 +239,8 @@ def _shown_classification(kind: str, classification: dict[str, Any]) -> list[tup
     shown = []
     for name in _SHOWN[kind]:
         value = classification.get(name)
+        if value is None:  # a measurement not taken, or a z-score WHO gives none for
+            value = "not_applicable"
         if isinstance(value, float):
             value = round(value, 2)
         shown.append(("bmi" if name == "bmi_display" else name, value))
