@@ -21,10 +21,16 @@ UPDATE archive.growth_screenings
 SET bmi_rounded = round(weight_kg * 10000 / (height_cm * height_cm), 1)
 WHERE bmi_rounded IS NULL AND weight_kg IS NOT NULL AND height_cm IS NOT NULL;
 
--- `g.*` was expanded when the view was made: make it again to show the new columns.
-CREATE OR REPLACE VIEW archive.growth_current WITH (security_invoker = true) AS
-    SELECT g.* FROM archive.growth_screenings g
-    WHERE NOT EXISTS (SELECT 1 FROM archive.growth_screenings c WHERE c.supersedes = g.event_id);
+-- `g.*` was expanded when the view was made: make it again to show the new columns, with the
+-- school scope and security barrier of 0024 (the API reads growth screenings only through it).
+DO $view$
+BEGIN
+    EXECUTE format($v$CREATE OR REPLACE VIEW archive.growth_current WITH (security_barrier = true) AS
+        SELECT g.* FROM archive.growth_screenings g
+        WHERE NOT EXISTS (SELECT 1 FROM archive.growth_screenings c WHERE c.supersedes = g.event_id)
+          AND %s$v$, archive.school_scope_sql('g.school_id', 'school_doctor'));
+END
+$view$;
 
 -- One observation per student, school year and metric. Growth metrics now take the latest
 -- current screening that the metric's standard could classify (a later height-only screening, or

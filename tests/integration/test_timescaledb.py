@@ -390,3 +390,27 @@ def test_stack_up_adopts_timescaledb_installed_after_the_cluster(stack: Settings
     finally:
         postgres.down()
         shutil.rmtree(state, ignore_errors=True)
+
+
+def test_every_view_over_a_measurement_table_applies_the_school_scope(isolated: Settings) -> None:
+    """The measurement tables have no row-level security (TimescaleDB refuses it with columnstore):
+    any view the API's role may read that reads one of them must be a security barrier running with
+    its owner's rights and carry the school scope, or it would show every school (a later migration
+    recreating a view with `security_invoker` or without the scope is caught here)."""
+    api = api_role(isolated)
+    with psycopg.connect(isolated.pg_dsn("admin")) as conn:
+        views = conn.execute(
+            "SELECT DISTINCT v.oid::regclass::text, coalesce(v.reloptions, '{}'), pg_get_viewdef(v.oid)"
+            " FROM pg_class v JOIN pg_rewrite r ON r.ev_class = v.oid"
+            " JOIN pg_depend d ON d.objid = r.oid AND d.classid = 'pg_rewrite'::regclass"
+            " JOIN pg_class t ON t.oid = d.refobjid"
+            " WHERE v.relkind = 'v' AND has_table_privilege(%s, v.oid, 'SELECT')"
+            "   AND t.relkind IN ('r', 'p') AND NOT t.relrowsecurity AND t.relnamespace = 'archive'::regnamespace"
+            "   AND t.oid IN (SELECT p.table_name FROM archive.time_partitioned p)"
+            " ORDER BY 1", (api,)).fetchall()
+    assert {name for name, _, _ in views} >= {"archive.growth_current", "archive.vision_current",
+                                              "archive.survey_current"}
+    for name, options, definition in views:
+        assert "security_barrier=true" in options, name
+        assert not any(option.startswith("security_invoker=true") for option in options), name
+        assert "auth.visible_schools()" in definition and "auth.lead_schools()" in definition, name
