@@ -16,7 +16,9 @@ reports WS/T 586 / WS/T 456 while international comparison uses WHO z-scores:
 * **Flags and oedema, as WHO.** A flagged z-score is a data-quality finding, not a child's
   state: the indicators built on that measurement get no category (``"not_applicable"``, with
   the reason), only the flag. With bilateral pitting oedema recorded, weight does not reflect
-  nutritional status: no BMI- or weight-for-age z (as anthroplus), and no WS/T BMI class.
+  nutritional status: no BMI- or weight-for-age z (as anthroplus), no WS/T BMI class, and the
+  WHO classes are severe thinness / severe underweight, since WHO's prevalence analysis counts
+  oedema below -3 SD (``anthroplus_prevalence``, its auxiliary z of -3.1).
 * **Partial measurements.** Height alone gives height-for-age and stunting; weight alone gives
   weight-for-age; both give everything.
 * **WS/T 586-2018** (overweight/obesity, BMI >= cut-off) and **WS/T 456-2014** (wasting,
@@ -384,10 +386,10 @@ def classify_growth(
     flags: list[str] = []
     # Why the BMI-based classes (WHO and WS/T alike) cannot be given, when they cannot.
     no_bmi_class: str | None = None
-    if bmi is None:
-        no_bmi_class = f"no {'weight' if weight_kg is None else 'height'} recorded"
-    elif oedema:
+    if oedema:
         no_bmi_class = "bilateral pitting oedema recorded (weight does not reflect nutritional status; WHO)"
+    elif bmi is None:
+        no_bmi_class = f"no {'weight' if weight_kg is None else 'height'} recorded"
 
     bmi_z: float | None = None
     height_z: float | None = None
@@ -404,7 +406,12 @@ def classify_growth(
             height_z = _round_z(_raw_z(height_l, height_m, height_s, height_cm))
             if abs(height_z) > HEIGHT_Z_FLAG:
                 flags.append("implausible_height_for_age_z")
-        if no_bmi_class is not None:
+        if oedema:
+            # No z, but WHO's prevalence counts the child below -3 SD (anthroplus_prevalence).
+            who_category = "severe_thinness"
+            reasons.append("WHO 2007 BMI-for-age: bilateral pitting oedema recorded: no z-score; counted as "
+                           "severe thinness (below -3 SD), as WHO's prevalence analysis does")
+        elif no_bmi_class is not None:
             reasons.append(f"WHO 2007 BMI-for-age: {no_bmi_class}")
         elif bmi is not None:
             bmi_z = _round_z(_restricted_z("bmi", sex, age_months, bmi))
@@ -414,11 +421,14 @@ def classify_growth(
                 reasons.append(f"WHO 2007 BMI-for-age: {no_bmi_class}")
             else:
                 who_category = who_bmi_category(bmi_z)
-    if weight_kg is None:
+    in_wfa = WHO_MIN_AGE_MONTHS <= age_months < WFA_AGE_LIMIT_MONTHS
+    if oedema and in_wfa:
+        weight_category = "severe_underweight"
+        reasons.append("WHO 2007 weight-for-age: bilateral pitting oedema recorded: no z-score; counted as "
+                       "severe underweight (below -3 SD), as WHO's prevalence analysis does")
+    elif weight_kg is None:
         reasons.append("WHO 2007 weight-for-age: no weight recorded")
-    elif oedema:
-        reasons.append("WHO 2007 weight-for-age: bilateral pitting oedema recorded (no z, as WHO)")
-    elif not (WHO_MIN_AGE_MONTHS <= age_months < WFA_AGE_LIMIT_MONTHS):
+    elif not in_wfa:
         reasons.append(f"WHO 2007 weight-for-age: age {age_months:.2f} months is outside "
                        f"{WHO_MIN_AGE_MONTHS}..<{WFA_AGE_LIMIT_MONTHS} months (WHO gives it up to 10 years)")
     else:

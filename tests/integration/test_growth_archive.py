@@ -84,7 +84,8 @@ def test_partial_oedema_and_flagged_screenings_are_stored_and_counted_where_they
         assert weight_only[1] is None and weight_only[7] is not None and weight_only[9] == "not_underweight"
         oedema = stored("oedema")
         assert oedema[12] is True and oedema[5] is None and oedema[7] is None
-        assert oedema[8] == oedema[10] == "not_applicable" and oedema[6] is not None
+        assert (oedema[8], oedema[9], oedema[10]) == ("severe_thinness", "severe_underweight", "not_applicable")
+        assert oedema[6] is not None
         flagged = stored("flagged")
         assert flagged[13] == ["implausible_bmi_for_age_z"] and flagged[5] > 5
         assert flagged[8] == flagged[10] == "not_applicable"
@@ -93,9 +94,13 @@ def test_partial_oedema_and_flagged_screenings_are_stored_and_counted_where_they
         observed = {(key, metric): positive for key, metric, positive in conn.execute(
             "SELECT student_key, metric_id, positive FROM metrics.observations"
             " WHERE metric_id IN ('overweight_wst586', 'obesity_wst586', 'obesity_who', 'wasting')").fetchall()}
-        # Flagged, oedema, height-only and weight-only screenings are in no prevalence ...
-        for name in ("flagged", "oedema", "height_only", "weight_only"):
+        # Flagged, height-only and weight-only screenings are in no prevalence; oedema counts in
+        # WHO's as severe thinness (below -3 SD), and in no WS/T one ...
+        for name in ("flagged", "height_only", "weight_only"):
             assert not any(key == events[name].student_key for key, _ in observed), name
+        oedema_key = events["oedema"].student_key
+        assert {metric for key, metric in observed if key == oedema_key} == {"obesity_who"}
+        assert observed[oedema_key, "obesity_who"] is False
         # ... and a later height-only screening does not hide the year's full one.
         assert (events["full_then"].student_key, "overweight_wst586") in observed
         assert observed[events["exact"].student_key, "overweight_wst586"] is True

@@ -198,12 +198,25 @@ def test_oedema_gives_no_bmi_or_weight_for_age_z_as_who() -> None:
     result = classify_growth(sex="male", age_months=100.0, height_cm=125.0, weight_kg=24.0, oedema=True)
     assert result.oedema is True
     assert result.bmi_for_age_z is None and result.weight_for_age_z is None
-    assert (result.who_category, result.who_weight_for_age, result.wst586, result.wst456_wasting) == \
-        ("not_applicable",) * 4
+    # WHO's prevalence counts oedema below -3 SD (anthroplus: auxiliary z -3.1); WS/T has no class.
+    assert (result.who_category, result.who_weight_for_age) == ("severe_thinness", "severe_underweight")
+    assert (result.wst586, result.wst456_wasting) == ("not_applicable",) * 2
     # Height is unaffected (anthroplus computes zhfa with oedema).
     assert result.height_for_age_z is not None and result.wst456_stunting != "not_applicable"
     assert sum("oedema" in reason for reason in result.not_applicable_reasons) == 4
     assert result.bmi_display == 15.4  # the measurement itself is still reported
+
+
+def test_oedema_after_ten_years_has_no_weight_for_age_class_and_alerts_the_doctor() -> None:
+    from models.pipeline import ProcessedMessages, classify_event
+    from models.rules import evaluate_growth
+    from tests import factories
+
+    result = classify_growth(sex="female", age_months=150.0, height_cm=None, weight_kg=30.0, oedema=True)
+    assert (result.who_category, result.who_weight_for_age) == ("severe_thinness", "not_applicable")
+    batch = ProcessedMessages()
+    classify_event(factories.bmi(11, height_cm=125.0, weight_kg=24.0, age_months=100.0, oedema=True), batch)
+    assert [alert.concern for alert in evaluate_growth(batch.growth[0])] == ["severe_thinness"]
 
 
 def test_oedema_must_be_a_boolean() -> None:
