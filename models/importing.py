@@ -194,6 +194,7 @@ _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 _ECHOABLE = re.compile(r"[!-~]{1,40}", re.ASCII)
 _DIGIT_RUN = re.compile(r"\d{7}", re.ASCII)
+_FORMULA_PREFIXES: Final = ("=", "+", "-", "@")
 
 
 class RowRejected(ValueError):
@@ -322,9 +323,12 @@ class _Cells:
         return text.strip()
 
     def _shown(self, column: str, value: str) -> str:
-        # Echo a bad cell only if it cannot be a name or an ID or phone number.
+        # Echo a bad cell only if it cannot be a name or an ID or phone number, nor run as a
+        # spreadsheet formula where a report of rejections is opened.
         if column in _PERSONAL_COLUMNS or not _ECHOABLE.fullmatch(value) or _DIGIT_RUN.search(value):
             return f"the value ({len(value)} characters)"
+        if value.startswith(_FORMULA_PREFIXES) and not _NUMBER.fullmatch(value):
+            return f"the value ({len(value)} characters, starting like a formula)"
         return repr(value)
 
     def optional(self, column: str, parse: Callable[[str, str], _T]) -> _T | None:

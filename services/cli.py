@@ -228,7 +228,7 @@ def import_command(
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     from models.importing import expected_columns_text
-    from services.importer import KINDS, HeaderRejected, UnreadableFile, import_file
+    from services.importer import KINDS, FileRefused, HeaderRejected, UnreadableFile, import_file
 
     if kind not in KINDS:
         raise _fail(f"unknown kind {kind!r}: expected one of {', '.join(KINDS)}", 2)
@@ -253,6 +253,8 @@ def import_command(
             raise _fail(f"{file}: {error}. Expected columns: {expected_columns_text(kind)}", 2) from error
         except UnreadableFile as error:
             raise _fail(error.problem, 2) from error
+        except FileRefused as error:
+            raise _fail(f"{file}: {error.zh}\n{error.en}", 2) from error
         progress.update(task, completed=summary.rows, total=summary.rows,
                         rate=summary.rows / max(summary.seconds, 1e-6))
     verb = "validated" if dry_run else "accepted"

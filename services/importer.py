@@ -11,6 +11,7 @@ content, so importing the same file twice stores nothing twice.
 from __future__ import annotations
 
 import csv
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from models.contracts import Event, encode_batch
+from models.contracts import IDENTIFIER_MAX_LENGTH, IDENTIFIER_PATTERN, Event, encode_batch
 from models.importing import (
     COLUMNS,
     HeaderRejected,
@@ -35,11 +36,15 @@ from models.importing import (
     row_to_event,
 )
 from models.topics import TOPIC_FOR_FAMILY
+from services.bounded_files import BULK_LIMITS, FileLimits, FileRefused, csv_safe_row, read_bounded
 from services.settings import Settings
 
 BATCH_EVENTS = 500
 KINDS = ("schools", "roster", "records", "vision", "bmi", "survey")
 IMPORTER_ID = "importer"
+REDACTED = "(redacted)"
+_CODE = re.compile(IDENTIFIER_PATTERN)
+_DIGIT_RUN = re.compile(r"\d{7}", re.ASCII)
 
 
 class Publisher(Protocol):
@@ -131,88 +136,62 @@ def _csv_encoding(path: Path) -> str:
     return "utf-8-sig"
 
 
-def read_rows(path: Path) -> tuple[list[str], Iterator[dict[str, str]]]:
+def _unreadable(path: Path, refused: FileRefused) -> UnreadableFile | FileRefused:
+    """The bounded reader's "cannot read this at all" refusals as `UnreadableFile`; limits stay `FileRefused`."""
+    if refused.code == "not_a_workbook":
+        return UnreadableFile("not_xlsx", f"{path.name} is not an Excel workbook (.xlsx) that can be read; "
+                                          f"{_XLSX_HINT}")
+    if refused.code in ("not_csv", "not_utf8"):
+        return UnreadableFile("not_csv", f"{path.name} cannot be read as CSV ({refused.en}); {_XLSX_HINT}")
+    return refused
+
+
+def read_rows(path: Path, limits: FileLimits = BULK_LIMITS) -> tuple[list[str], Iterator[dict[str, str]]]:
     """The header and the data rows of a CSV (UTF-8 or GB18030) or XLSX (first sheet) file.
 
     Column headings in Chinese (学籍号, 身高(cm), …) become the English column names. Raises
-    ``UnreadableFile`` for a file that is neither.
+    ``UnreadableFile`` for a file that is neither, and ``FileRefused`` for one beyond `limits`
+    (rows, cells, what an XLSX file expands to), before or while the rows are read.
     """
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return _read_xlsx(path)
-    encoding = _csv_encoding(path)
-    # The header is read on its own, so a file refused for its header leaves no handle open; the
-    # rows are read by the generator, which closes its file however it ends.
-    with path.open(newline="", encoding=encoding) as handle:
-        try:
-            sample = handle.read(4096)
-        except UnicodeDecodeError:
-            raise UnreadableFile("not_text", f"{path.name} is not a text (CSV) file; {_XLSX_HINT}") from None
+    encoding = "utf-8-sig"
+    if path.suffix.lower() not in (".xlsx", ".xlsm"):
+        encoding = _csv_encoding(path)
+        with path.open(newline="", encoding=encoding) as handle:
+            try:
+                sample = handle.read(4096)
+            except UnicodeDecodeError:
+                raise UnreadableFile("not_text", f"{path.name} is not a text (CSV) file; {_XLSX_HINT}") from None
         if "\x00" in sample:
             raise UnreadableFile("not_text", f"{path.name} is not a text (CSV) file; {_XLSX_HINT}")
-        handle.seek(0)
-        try:
-            header = [canonical_column(name) for name in csv.DictReader(handle).fieldnames or []]
-        except csv.Error as error:
-            raise UnreadableFile("not_csv", f"{path.name} cannot be read as CSV ({error}); {_XLSX_HINT}") from None
-
-    def csv_rows() -> Iterator[dict[str, str]]:
-        with path.open(newline="", encoding=encoding) as rows:
-            reader = csv.DictReader(rows)
-            try:
-                _ = reader.fieldnames  # reads the header record, then its canonical names replace it
-                reader.fieldnames = header
-                yield from reader
-            except csv.Error as error:
-                raise UnreadableFile("not_csv", f"{path.name}, line {reader.line_num}, cannot be read as CSV "
-                                                f"({error}); {_XLSX_HINT}") from None
-
-    return header, csv_rows()
-
-
-def _read_xlsx(path: Path) -> tuple[list[str], Iterator[dict[str, str]]]:
-    import zipfile
-
-    from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
-
     try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
+        header, rows = read_bounded(path, limits, encoding=encoding, rename=canonical_column)
+    except FileRefused as refused:
+        raise _unreadable(path, refused) from None
+
+    def checked_rows() -> Iterator[dict[str, str]]:
         try:
-            first = next(workbook.worksheets[0].iter_rows(values_only=True), ())
-        finally:
-            workbook.close()  # a file refused for its header leaves nothing open
-        header = [canonical_column(str(cell).strip()) if cell is not None else "" for cell in first]
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, IndexError, ValueError):
-        raise UnreadableFile("not_xlsx", f"{path.name} is not an Excel workbook (.xlsx) that can be read; "
-                                         f"{_XLSX_HINT}") from None
+            yield from rows
+        except FileRefused as refused:
+            raise _unreadable(path, refused) from None
 
-    def xlsx_rows() -> Iterator[dict[str, str]]:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-        values = workbook.worksheets[0].iter_rows(values_only=True)
-        next(values, None)  # the header, read above
-        try:
-            for cells in values:
-                if cells is None or all(cell is None for cell in cells):
-                    continue
-                yield {name: _cell_text(cell) for name, cell in zip(header, cells, strict=False)}
-        finally:
-            workbook.close()
-
-    return header, xlsx_rows()
+    return header, checked_rows()
 
 
-def _cell_text(cell: object) -> str:
-    if cell is None:
-        return ""
-    if isinstance(cell, datetime):
-        return cell.date().isoformat() if cell.time() == datetime.min.time() else cell.isoformat()
-    if isinstance(cell, float) and cell.is_integer():
-        return str(int(cell))
-    return str(cell)
+def shown_code(value: str | None) -> str | None:
+    """A school or screener cell as it may be stored with a rejection: a plain code, else redacted.
+
+    A rejected row's cells can hold anything (a name, an ID number, a formula), and rejection rows
+    are summarised for the data-quality dashboard: only a well-formed code is kept.
+    """
+    if not value:
+        return None
+    if len(value) <= IDENTIFIER_MAX_LENGTH and _CODE.fullmatch(value) and not _DIGIT_RUN.search(value):
+        return value
+    return REDACTED
 
 
 def _origin(row: dict[str, str]) -> tuple[str | None, str | None]:
-    return (row.get("school_id") or None, row.get("screener") or None)
+    return (shown_code(row.get("school_id")), shown_code(row.get("screener")))
 
 
 class _Batcher:
@@ -358,7 +337,7 @@ def write_report(summary: ImportSummary, path: Path) -> Path:
         writer = csv.writer(handle)
         writer.writerow(["row", "column", "reason", "school_id"])
         for r in summary.rejected:
-            writer.writerow([r.row_number, r.field or "", r.reason, r.school_id or ""])
+            writer.writerow(csv_safe_row([r.row_number, r.field or "", r.reason, r.school_id or ""]))
     summary.report_path = path
     return path
 
@@ -378,6 +357,12 @@ def import_file(
 
     started = time.monotonic()
     summary = ImportSummary(kind=kind, path=path, import_id=uuid.uuid4())
+    if not dry_run:
+        # Read the file through once before anything is published: a file refused on its limits
+        # half-way would otherwise leave its first rows published and the rest neither published
+        # nor reported.
+        for _ in read_rows(path)[1]:
+            pass
     header, rows = read_rows(path)
     if dry_run:
         import_rows(settings, kind, header, rows, summary=summary, publisher=None, conn=None, on_row=on_row)
@@ -399,5 +384,6 @@ def import_file(
     return summary
 
 
-__all__ = ["COLUMNS", "KINDS", "HeaderRejected", "ImportSummary", "KafkaPublisher", "UnreadableFile", "import_file",
+__all__ = ["COLUMNS", "KINDS", "FileRefused", "HeaderRejected", "ImportSummary", "KafkaPublisher", "UnreadableFile",
+           "import_file",
            "read_rows"]

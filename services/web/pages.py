@@ -46,8 +46,9 @@ from services.api import risk as risk_api
 from services.api import screenings as screening_api
 from services.api.session import Session, user_session
 from services.api.students import StudentFacts, school_names, student_facts
+from services.bounded_files import WEB_LIMITS, FileRefused
 from services.follow_up import StepRefused, follow_up_rows, record_step
-from services.importer import BATCH_EVENTS, ImportSummary, Rejected, UnreadableFile, read_rows
+from services.importer import BATCH_EVENTS, ImportSummary, Rejected, UnreadableFile, read_rows, shown_code
 from services.users import hash_token
 from services.web.class_sheet import SHEET_COLUMNS, RosterStudent, sheet_rows
 from services.web.letters import TITLES, Letter, build_letter
@@ -63,7 +64,6 @@ LANGUAGE_COOKIE = "shk_lang"
 SCREENING_KINDS = ("bmi", "vision")
 FOLLOW_UP_CONCERNS = ("obesity", "high_myopia", "severe_thinness")
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
-MAX_UPLOAD_ROWS = 20_000
 UPLOAD_TTL_SECONDS = 3600
 SHOWN_ACCEPTED_ROWS = 50
 _STATIC = {"web.css": "text/css; charset=utf-8", "web.js": "text/javascript; charset=utf-8"}
@@ -383,18 +383,16 @@ def _uploads(request: Request) -> dict[str, _Upload]:
 
 def _preview(kind: str, path: Path, *, schools: set[str], secret: bytes, user_id: str, now: datetime) -> _Preview:
     """Validate and classify every row as the worker will; rows of schools not served are rejected."""
-    header, rows = read_rows(path)
+    # Over WEB_LIMITS (rows, cells, unpacked XLSX) the whole file is refused (FileRefused): an
+    # accepted file has every row either in `events` or in `rejected`.
+    header, rows = read_rows(path, WEB_LIMITS)
     check_header(kind, header)
     preview = _Preview(accepted=[], rejected=[], events=[])
     for number, row in enumerate(rows, start=1):
-        if number > MAX_UPLOAD_ROWS:
-            preview.rejected.append(Rejected(row_number=number, field="row", reason=f"more than {MAX_UPLOAD_ROWS}"
-                                             " rows in one file", school_id=None, screener=None))
-            break
-        school, screener = row.get("school_id") or None, row.get("screener") or None
+        school, screener = shown_code(row.get("school_id")), shown_code(row.get("screener"))
         preview.numbers[number] = (row.get("student_number") or "")[:40]
         try:
-            if school not in schools:
+            if row.get("school_id") not in schools:
                 raise RowRejected("school_id", "not_your_school")
             event = row_to_event(kind, row, secret=secret, submitted_by=user_id, now=now)  # type: ignore[arg-type]
             batch = ProcessedMessages()
@@ -457,6 +455,10 @@ async def import_preview(request: Request, file: UploadFile, kind: str = Form(),
         shutil.rmtree(directory, ignore_errors=True)
         return _page("import.html", context | {"problem": _header_problem(context, error), "kind": kind},
                      status_code=422)
+    except FileRefused as refused:
+        shutil.rmtree(directory, ignore_errors=True)
+        return _page("import.html", context | {"problem": refused.sentence(context["lang"]), "kind": kind},
+                     status_code=413)
     except UnreadableFile as error:
         shutil.rmtree(directory, ignore_errors=True)
         shown = Path(file.filename or "").name[:100] or "upload"
