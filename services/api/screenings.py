@@ -15,12 +15,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.contracts import encode_event
+from models.contracts import Event, encode_event
 from models.importing import HeaderRejected, RowRejected, row_to_event
 from models.pipeline import ProcessedMessages, classify_event
 from models.rules import evaluate_batch
 from models.topics import TOPIC_FOR_FAMILY
-from services.api.session import TokenHash, user_session
+from services.api.session import Session, TokenHash, user_session
 
 router = APIRouter(prefix="/screenings", tags=["screenings"])
 SUBMIT_ROLES = ("school_doctor", "device", "admin")
@@ -59,11 +59,40 @@ def _classification(batch: ProcessedMessages) -> dict[str, Any]:
     return {}
 
 
+WRITE_REFUSALS = {
+    "not_your_school": "you do not serve this school",
+    "not_enrolled": "the student is not enrolled at any school: register them first (a health record, action register)",
+    "enrolled_elsewhere": "the student is not enrolled at this school; only the school where they are enrolled may"
+                          " submit for them (a move between schools is a transfer)",
+    "role_may_not_submit": "this role may not submit records",
+}
+
+
+async def check_write_scope(session: Session, kind: str, event: Event) -> None:
+    """403 unless the database lets the session's user write this event (`auth.write_refusal`).
+
+    Transfers are recorded in `audit.transfers` in the same transaction.
+    """
+    action = getattr(event, "action", None)
+    row = await session.fetch_one("SELECT auth.write_refusal(%s, %s, %s, %s) AS refusal",
+                                  (event.student_key, event.school_id, kind, action))
+    refusal = row["refusal"] if row else "unauthenticated"
+    if refusal is not None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            {"code": refusal, "reason": WRITE_REFUSALS.get(refusal, refusal)})
+    if action == "transfer":
+        await session.conn.execute(
+            "INSERT INTO audit.transfers (user_id, student_key, school_id, to_school_id, event_id)"
+            " VALUES ('', %s, %s, %s, %s)",
+            (event.student_key, event.school_id, getattr(event, "to_school_id", None), event.event_id))
+
+
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=ScreeningOut,
              summary="submit one screening or health record")
 async def submit(request: Request, token: TokenHash, body: ScreeningIn) -> ScreeningOut:
     settings = request.app.state.settings
     row = {column: _cell_text(value) for column, value in body.row.items()}
+    secret = settings.student_key_secret.get_secret_value().encode()
     async with user_session(request, token) as session:
         session.require(*SUBMIT_ROLES)
         school_id = row.get("school_id", "")
@@ -71,16 +100,15 @@ async def submit(request: Request, token: TokenHash, body: ScreeningIn) -> Scree
             "SELECT auth.sees_all() OR %s IN (SELECT auth.visible_schools()) AS ok", (school_id,))
         if not allowed or not allowed["ok"]:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"you do not serve school {school_id or '(none)'}")
-        user_id, now = session.user_id, session.now
-    try:
-        event = row_to_event(body.kind, row, secret=settings.student_key_secret.get_secret_value().encode(),
-                             submitted_by=user_id, now=now)
-    except HeaderRejected as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            {"code": "wrong_columns", "reason": error.reason}) from None
-    except RowRejected as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            {"code": "invalid_field", "field": error.field, "reason": error.reason}) from None
+        try:
+            event = row_to_event(body.kind, row, secret=secret, submitted_by=session.user_id, now=session.now)
+        except HeaderRejected as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                {"code": "wrong_columns", "reason": error.reason}) from None
+        except RowRejected as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                {"code": "invalid_field", "field": error.field, "reason": error.reason}) from None
+        await check_write_scope(session, body.kind, event)
     batch = ProcessedMessages()
     try:
         classify_event(event, batch)

@@ -367,6 +367,33 @@ class _Preview:
     rejected: list[Rejected]
     events: list[Event]
     numbers: dict[int, str] = dataclasses.field(default_factory=dict)  # row → student number, for the page
+    origins: list[tuple[int, str | None]] = dataclasses.field(default_factory=list)  # row number, screener
+
+
+async def _apply_write_scope(session: Session, kind: str, preview: _Preview) -> _Preview:
+    """Rows for students not enrolled at a school the user serves move to the rejected rows.
+
+    The database decides (`auth.write_refusal`), as for a single screening through the API.
+    """
+    if not preview.events:
+        return preview
+    refusals = await session.fetch(
+        "SELECT auth.write_refusal(k, s, %s, NULL) AS refusal FROM unnest(%s::text[], %s::text[])"
+        " WITH ORDINALITY AS t(k, s, n) ORDER BY n",
+        (kind, [e.student_key for e in preview.events], [e.school_id for e in preview.events]))
+    kept = _Preview(accepted=[], rejected=list(preview.rejected), events=[], numbers=preview.numbers, origins=[])
+    for event, shown, origin, refusal in zip(preview.events, preview.accepted, preview.origins,
+                                             [r["refusal"] for r in refusals], strict=True):
+        if refusal is None:
+            kept.events.append(event)
+            kept.accepted.append(shown)
+            kept.origins.append(origin)
+        else:
+            code = "not_your_school" if refusal == "not_your_school" else "not_your_student"
+            kept.rejected.append(Rejected(row_number=origin[0], field="student_number", reason=code,
+                                          school_id=shown_code(event.school_id), screener=origin[1]))
+    kept.rejected.sort(key=lambda r: r.row_number)
+    return kept
 
 
 def _uploads(request: Request) -> dict[str, _Upload]:
@@ -408,6 +435,7 @@ def _preview(kind: str, path: Path, *, schools: set[str], secret: bytes, user_id
         classified = (batch.growth or batch.vision)[0]
         result = dataclasses.asdict(classified.result)
         preview.events.append(event)
+        preview.origins.append((number, screener))
         preview.accepted.append({
             "row": number, "school_id": school, "measured_on": row.get("measured_on"),
             "student_number": preview.numbers[number], "student_key": event.student_key, "name": None,
@@ -468,6 +496,7 @@ async def import_preview(request: Request, file: UploadFile, kind: str = Form(),
         shutil.rmtree(directory, ignore_errors=True)
         return _page("import.html", context | {"problem": t("import.unreadable"), "kind": kind}, status_code=422)
     async with web_session(request) as session:
+        preview = await _apply_write_scope(session, kind, preview)
         names = await _roster_names(session, [a["student_key"] for a in preview.accepted[:SHOWN_ACCEPTED_ROWS]])
     for accepted in preview.accepted[:SHOWN_ACCEPTED_ROWS]:
         accepted["name"] = names.get(accepted["student_key"])
@@ -569,6 +598,8 @@ async def import_publish(request: Request, upload_id: str, csrf: str = Form()) -
     try:
         preview = await asyncio.to_thread(_preview, upload.kind, upload.path, schools=schools, secret=secret,
                                           user_id=user_id, now=now)
+        async with web_session(request) as session:
+            preview = await _apply_write_scope(session, upload.kind, preview)
         messages = await asyncio.to_thread(_publish, settings, preview.events) if preview.events else 0
         summary = ImportSummary(kind=upload.kind, path=Path(upload.filename or "upload"), import_id=uuid.uuid4(),
                                 accepted=len(preview.events), rejected=preview.rejected, published_messages=messages)

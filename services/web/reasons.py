@@ -89,8 +89,8 @@ def _one(language: str, reason: str, field_label: Callable[[str], str]) -> str:
 
 def translate_reason(language: str, reason: str) -> str:
     """``reason`` in ``language``: Chinese for zh-CN where its form is known, else unchanged."""
-    if reason == "not_your_school":
-        return translate(language, "import.not_your_school")
+    if reason in ("not_your_school", "not_your_student"):
+        return translate(language, f"import.{reason}")
     if language != "zh-CN" or not reason:
         return reason
 

@@ -47,6 +47,10 @@ def test_doctor_screening_upload_follow_up_and_letter(
     secret = settings.student_key_secret.get_secret_value().encode()
     add_school_and_student(settings, school_id="SA01", name="Li Xiaoming", student_key=student_key(secret, NUMBER),
                            student_number=NUMBER, sex="male", birth_date="2014-03-07", guardian_name="李建国")
+    # A second pupil of SA01, for the upload (a doctor writes only for pupils enrolled at their schools).
+    add_school_and_student(settings, school_id="SA01", name="Wang Fang",
+                           student_key=student_key(secret, "G110101201405050022"),
+                           student_number="G110101201405050022", sex="female", birth_date="2014-05-05")
     token = add_user(settings, "d-a", "school_doctor", schools=["SA01"])
     worker = start_worker()
     alerts = AlertService(settings, tmp_path / "alerts.log")

@@ -18,6 +18,7 @@ from services.api import create_api
 from services.api.server import serve_in_thread
 from services.settings import Settings
 from services.users import add_user, disable_user
+from tests.e2e.conftest import add_school_and_student
 from tests.integration.test_alerts_escalation import apply, candidates
 
 pytestmark = pytest.mark.integration
@@ -81,6 +82,10 @@ def test_single_survey_is_validated_published_and_classified(api: tuple[str, Set
     url, settings = api
     doctor = _auth(add_user(settings, "d-a", "school_doctor", schools=["SA01"]))
     counsellor = _auth(add_user(settings, "c-a", "counsellor", schools=["SA01"]))
+    secret = settings.student_key_secret.get_secret_value().encode()
+    add_school_and_student(settings, school_id="SA01", name="Test pupil", student_number="G110101201003070011",
+                           student_key=student_key(secret, "G110101201003070011"), sex="female",
+                           birth_date="2011-03-07")
     row = {"school_id": "SA01", "student_number": "G110101201003070011", "sex": "female",
            "birth_date": "2011-03-07", "answered_on": datetime.now(UTC).date().isoformat(), "instrument": "phq-a",
            "instrument_version": "1", "answers": [1, 1, 1, 1, 0, 0, 0, 0, 1]}
