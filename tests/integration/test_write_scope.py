@@ -52,7 +52,8 @@ def api(isolated: Settings) -> Iterator[tuple[str, Settings]]:
     secret = isolated.student_key_secret.get_secret_value().encode()
     for school, number in (("SA01", OWN), ("SB01", OTHER)):
         add_school_and_student(isolated, school_id=school, name=f"Pupil {school}",
-                               student_key=student_key(secret, number), student_number=number, sex="male", birth_date="2014-03-07")
+                               student_key=student_key(secret, number), student_number=number, sex="male",
+                               birth_date="2014-03-07")
     with serve_in_thread(create_api(isolated)) as url:
         yield url, isolated
 
