@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-import psycopg
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +20,7 @@ from services.alerts import (
     state_parameters,
     transition_parameters,
 )
+from services.api.feed_hub import FeedHub, FeedRefused
 from services.api.session import Session, TokenHash, user_session
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -125,25 +124,16 @@ async def feed(request: Request, token: TokenHash) -> StreamingResponse:
     """`text/event-stream`: one `alert` event per new or changed alert I may see; `: keepalive` comments."""
     async with user_session(request, token) as session:
         session.require(*QUEUE_ROLES)
-    settings = request.app.state.settings
+        user_id = session.user_id
+    hub: FeedHub = request.app.state.feed_hub
+    try:
+        subscription = hub.subscribe(user_id)
+    except FeedRefused as refused:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, refused.reason, headers={"Retry-After": "30"}) from None
 
     async def events() -> AsyncIterator[str]:
-        async with await psycopg.AsyncConnection.connect(settings.pg_dsn("app"), autocommit=True) as listener:
-            listeners: set[Any] = request.app.state.feed_listeners
-            listeners.add(listener)
-            try:
-                async for chunk in _listen(listener):
-                    yield chunk
-            finally:
-                listeners.discard(listener)
-
-    async def _listen(listener: psycopg.AsyncConnection[Any]) -> AsyncIterator[str]:
-        await listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
         yield ": connected\n\n"
-        while True:
-            ids: list[str] = []
-            async for notify in listener.notifies(timeout=15.0, stop_after=1):
-                ids.append(notify.payload)
+        async for ids in subscription.batches(keepalive=15.0):
             if not ids:
                 yield ": keepalive\n\n"
                 continue
@@ -163,8 +153,8 @@ async def feed(request: Request, token: TokenHash) -> StreamingResponse:
         except HTTPException:
             # The token was revoked while the feed was open: end the stream.
             return
-        except asyncio.CancelledError:
-            raise
+        finally:
+            hub.unsubscribe(subscription)
 
     return StreamingResponse(guarded(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -265,6 +255,8 @@ async def _act(request: Request, token: str, alert_id: UUID, action: Action, **a
             await cursor.execute(INSERT_TRANSITION_SQL, transition_parameters(alert_id, transition))
             await cursor.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, str(alert_id)))
         updated = await _load(session, alert_id, lock=False)
+        # Acting on an alert shows its concern and student key again: audited as a read is.
+        await audit_reads(session, [updated], f"act:{action}")
         return _alert(updated, session.now)
 
 

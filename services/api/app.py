@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from models.rules import rules_table
 from services.alerts import utc_now
 from services.api import alerts, risk, screenings
+from services.api.feed_hub import FeedHub
 from services.api.session import TokenHash, user_session
 from services.settings import Settings
 
@@ -50,13 +51,13 @@ def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
                                                              open=False, kwargs={"connect_timeout": 5})
         await pool.open()
         app.state.pool = pool
-        app.state.feed_listeners = set()
+        hub = FeedHub(settings.pg_dsn("app"))
+        await hub.start()
+        app.state.feed_hub = hub
         try:
             yield
         finally:
-            # Live feeds whose clients never hung up: close their LISTEN connections explicitly.
-            for listener in list(app.state.feed_listeners):
-                await listener.close()
+            await hub.stop()
             for kafka in started:
                 await kafka.stop()
             await pool.close()
