@@ -38,7 +38,7 @@ def _upload(client, name: str, content: bytes, kind: str = "bmi"):  # type: igno
 
 def _messages(settings: Settings, topic: str) -> int:
     consumer = KafkaConsumer(settings.topic(topic), bootstrap_servers=settings.kafka_bootstrap,
-                             auto_offset_reset="earliest", consumer_timeout_ms=3000, enable_auto_commit=False)
+                             auto_offset_reset="earliest", consumer_timeout_ms=10000, enable_auto_commit=False)
     try:
         return sum(1 for _ in consumer)
     finally:

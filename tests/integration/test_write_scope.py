@@ -60,7 +60,7 @@ def api(isolated: Settings) -> Iterator[tuple[str, Settings]]:
 
 def _published(settings: Settings, kind: str) -> int:
     consumer = KafkaConsumer(settings.topic(TOPIC_FOR_FAMILY[FAMILY[kind]]), bootstrap_servers=settings.kafka_bootstrap,
-                             auto_offset_reset="earliest", consumer_timeout_ms=3000, enable_auto_commit=False)
+                             auto_offset_reset="earliest", consumer_timeout_ms=10000, enable_auto_commit=False)
     try:
         return sum(1 for _ in consumer)
     finally:
