@@ -429,8 +429,7 @@ def classify_growth(
     elif weight_kg is None:
         reasons.append("WHO 2007 weight-for-age: no weight recorded")
     elif not in_wfa:
-        reasons.append(f"WHO 2007 weight-for-age: age {age_months:.2f} months is outside "
-                       f"{WHO_MIN_AGE_MONTHS}..<{WFA_AGE_LIMIT_MONTHS} months (WHO gives it up to 10 years)")
+        reasons.append(_WFA_AGE_REASON)  # most pupils: one constant string, no formatting per event
     else:
         weight_z = _round_z(_restricted_z("weight", sex, age_months, weight_kg))
         if weight_z < WEIGHT_Z_FLAG_LOW or weight_z > WEIGHT_Z_FLAG_HIGH:
@@ -493,6 +492,10 @@ def classify_growth(
     return _growth_result(sex, age_months, bmi, None if bmi_t is None else bmi_t / 10, bmi_z, height_z, weight_z,
                           who_category, weight_category, wst586, wasting_category, stunting_category, oedema,
                           tuple(reasons), tuple(flags), REFERENCE, RULE_VERSION)
+
+
+_WFA_AGE_REASON = (f"WHO 2007 weight-for-age: given for ages {WHO_MIN_AGE_MONTHS}..<{WFA_AGE_LIMIT_MONTHS} months "
+                   "only (WHO: up to 10 years)")
 
 
 def _restricted_z(indicator: Indicator, sex: Sex, age_months: float, value: float) -> float:
