@@ -203,6 +203,12 @@ def run_demo(settings: Settings, *, students: int, out_dir: Path, workers: int =
             for table, count in report.archive_counts.items():
                 console.print(f"  {table}: {count:,} rows")
             console.print(f"  dead letters: {report.dead_letters:,}")
+            from services.timescaledb import columnstore_closed_school_years
+
+            columnstore = columnstore_closed_school_years(settings)
+            if columnstore is not None:
+                console.print(f"  TimescaleDB: closed school years into the columnstore (job run now): "
+                              f"{columnstore.chunks_in_columnstore} of {columnstore.chunks} archive chunks")
 
         with _Step(console, report, "6. screening models: train from the archive, score students"):
             from services.screening import score_students, train_all
