@@ -1,9 +1,9 @@
 """Fitness indicators from a synthetic province: published rates against the generator's truth.
 
-The province's upload sheets are imported with the importer's path and written by the worker's
-path (no broker: the Kafka path has its own tests). The expected counts come from the generator's
-truth file (each test's band as the generator scored it) with the retest rule applied here in
-Python, joined to the census of `metrics.student_years`; they share no SQL with the fitness rollups.
+The province's files and its upload sheets go through the importers, Kafka and a real worker.
+The expected counts come from the generator's truth file (each test's band as the generator
+scored it) with the retest rule applied here in Python, joined to the census of
+`metrics.student_years`; they share no SQL with the fitness rollups.
 """
 
 from __future__ import annotations
@@ -16,13 +16,16 @@ import psycopg
 import pytest
 
 from models.synthetic import ProvinceSpec
+from models.topics import INPUT_TOPICS
 from services.archive_reader import print_student
 from services.fitness_exchange import import_upload_sheet
 from services.fitness_synthetic_files import write_fitness_sheets
+from services.importer import import_file
 from services.metrics import publish_year
 from services.report import write_report
-from services.seed import ArchivePublisher, import_directory
 from services.synthetic_files import write_province
+from services.topics import consumer_lag
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -50,20 +53,24 @@ def _year_results(truth: Path) -> dict[str, dict[str, str]]:
     return chosen
 
 
-def test_published_fitness_rates_equal_the_generators_truth(isolated, province, tmp_path) -> None:
+def test_published_fitness_rates_equal_the_generators_truth(isolated, start_worker, province, tmp_path) -> None:
     settings = isolated
-    import_directory(settings, province)
+    worker = start_worker()
+    # The school doctors' files and the PE teachers' upload sheets, all through Kafka and the worker.
+    for kind in ("schools", "roster", "records", "bmi"):
+        import_file(settings, kind, province / f"{kind}.csv", report_path=tmp_path / f"{kind}.rejected.csv")
     files = write_fitness_sheets(province, tmp_path / "fitness", school_years=(YEAR,))
-    publisher = ArchivePublisher(settings)
-    try:
-        for sheet in files.sheets:
-            summary = import_upload_sheet(settings, sheet.path, school_id=sheet.school_id,
-                                          measured_on=sheet.measured_on, screener="pe-1", attempt=sheet.attempt,
-                                          publisher=publisher)
-            assert not summary.rejected, summary.rejected[:3]
-    finally:
-        publisher.close()
-    assert publisher.rejected == 0
+    for sheet in files.sheets:
+        summary = import_upload_sheet(settings, sheet.path, school_id=sheet.school_id,
+                                      measured_on=sheet.measured_on, screener="pe-1", attempt=sheet.attempt)
+        assert not summary.rejected, summary.rejected[:3]
+    topics = [settings.topic(t) for t in INPUT_TOPICS]
+    wait_for(lambda: consumer_lag(settings, settings.consumer_group, topics) == 0, timeout=300,
+             what="the worker to catch up", workers=[worker])
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        fitness_letters = conn.execute(
+            "SELECT count(*) FROM ops.dead_letters WHERE topic LIKE '%%fitness-tests'").fetchone()
+    assert fitness_letters == (0,)
     publish_year(settings, YEAR)
 
     assert files.truth is not None
