@@ -22,6 +22,24 @@ from models.rules import evaluate_batch
 from models.topics import TOPIC_FOR_FAMILY
 from services.api.session import Session, TokenHash, user_session
 
+
+async def publish_with_retry(producer: Any, topic: str, key: bytes, value: bytes) -> None:
+    """Produce one event and wait for the broker's acknowledgement, retrying transient broker
+    errors with backoff (the caller bounds the whole wait). A repeat after a lost acknowledgement
+    is harmless: the worker stores one event per id, and an exact repeat changes nothing."""
+    from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+
+    delay = 0.2
+    while True:
+        try:
+            await producer.send_and_wait(topic, key=key, value=value)
+            return
+        except KafkaError as error:
+            if not (isinstance(error, (KafkaConnectionError, KafkaTimeoutError)) or getattr(error, "retriable", False)):
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
 router = APIRouter(prefix="/screenings", tags=["screenings"])
 SUBMIT_ROLES = ("school_doctor", "device", "admin")
 
@@ -119,7 +137,7 @@ async def submit(request: Request, token: TokenHash, body: ScreeningIn) -> Scree
     topic = settings.topic(TOPIC_FOR_FAMILY[family])
     try:
         producer = await request.app.state.producer()
-        await asyncio.wait_for(producer.send_and_wait(topic, key=event.school_id.encode(), value=encode_event(event)),
+        await asyncio.wait_for(publish_with_retry(producer, topic, event.school_id.encode(), encode_event(event)),
                                timeout=15)
     except Exception as error:
         # The event was not accepted by Kafka: nothing was stored, the client may retry as is.

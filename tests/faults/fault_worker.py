@@ -46,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         async def write(self, batch: Any, dead_letters: Sequence[DeadLetter], **kwargs: Any) -> None:
             FaultyWriter.writes += 1
             if args.slow_write:
+                print(f"FAULT: slow archive write {FaultyWriter.writes}", flush=True)
                 await asyncio.sleep(args.slow_write)
             if FaultyWriter.writes == args.fail_write_at:
                 print(f"FAULT: archive write {FaultyWriter.writes} raises", flush=True)

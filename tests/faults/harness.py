@@ -26,7 +26,15 @@ import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from models.contracts import Event, encode_batch, encode_event
-from models.topics import BMI_SCREENINGS, FITNESS_TESTS, HEALTH_RECORDS, INPUT_TOPICS, PSYCH_SURVEYS, VISION_SCREENINGS
+from models.topics import (
+    BMI_SCREENINGS,
+    FITNESS_TESTS,
+    HEALTH_RECORDS,
+    INPUT_TOPICS,
+    INTERVENTION_ALERTS,
+    PSYCH_SURVEYS,
+    VISION_SCREENINGS,
+)
 from services.alerts import alert_consumer_group
 from services.audit import TopicAudit, audit_delivery
 from services.settings import Settings
@@ -221,7 +229,8 @@ def wait_for_lag_zero(settings: Settings, processes: Sequence[Process] = (), *, 
     def done() -> bool:
         if lag(settings, settings.consumer_group, inputs):
             return False
-        return not alerts or lag(settings, alert_consumer_group(settings), [settings.topic(PSYCH_SURVEYS)]) == 0
+        return not alerts or lag(settings, alert_consumer_group(settings),
+                                 [settings.topic(PSYCH_SURVEYS), settings.topic(INTERVENTION_ALERTS)]) == 0
 
     wait_until(done, timeout=timeout, what="consumer lag 0", processes=processes)
 
@@ -269,3 +278,7 @@ def assert_conserved(settings: Settings, known: KnownSet, *, alerts: bool = Fals
         self_harm = scalar(settings, "SELECT count(*) FROM alerts.alerts WHERE concern = 'self_harm'")
         assert self_harm == len(known.self_harm)
     return audits
+
+
+def log_has(process: Process, text: str) -> Callable[[], bool]:
+    return lambda: text in process.log.read_text(errors="replace")
