@@ -102,7 +102,7 @@ def produce_known_set(settings: Settings, *, students: int = 24, envelope: int =
     known = KnownSet(valid={name: set() for name in INPUT_TOPICS}, poison={name: Counter() for name in INPUT_TOPICS})
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5,
                              max_request_size=10 * 1024 * 1024)
-    schools = ["S001", "S002", "S003"]
+    schools = [f"S{number:03d}" for number in range(1, 9)]  # spread over every partition
     pending: dict[str, list[Event]] = {name: [] for name in INPUT_TOPICS}
     for n in range(students):
         school = schools[n % len(schools)]

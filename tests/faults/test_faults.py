@@ -116,11 +116,11 @@ def test_alert_service_sigkill_then_restarted(small_batches: Settings, tmp_path:
 def test_a_second_worker_joins_and_leaves_mid_stream(small_batches: Settings, tmp_path: Path) -> None:
     settings = small_batches
     known = produce_known_set(settings)
-    first = worker(settings, tmp_path / "first.log", "--slow-write", "1.5")
+    first = worker(settings, tmp_path / "first.log", "--slow-write", "3.0")
     second: Process | None = None
     try:
         wait_until(log_has(first, "FAULT: slow archive write 2"), timeout=90, what="two batches", processes=[first])
-        second = worker(settings, tmp_path / "second.log", "--slow-write", "1.5")
+        second = worker(settings, tmp_path / "second.log", "--slow-write", "3.0")
         wait_until(log_has(second, "FAULT: slow archive write 1"), timeout=120,
                    what="a batch on the second worker", processes=[first, second])
         assert second.stop() == 0  # leaves mid-batch: its partitions go back to the first worker
