@@ -14,9 +14,9 @@ from pydantic import BaseModel
 
 from models.rules import rules_table
 from services.alerts import utc_now
-from services.api import alerts, risk, screenings
+from services.api import alerts, guard, risk, screenings
 from services.api.feed_hub import FeedHub
-from services.api.session import TokenHash, user_session
+from services.api.session import TokenHash, api_role, user_session
 from services.settings import Settings
 
 
@@ -97,4 +97,5 @@ def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app.include_router(screenings.router)
     app.include_router(risk.router)
     app.include_router(web_router)
+    guard.install(app, api_role(settings))
     return app
