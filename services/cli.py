@@ -340,7 +340,13 @@ _register_extensions()
 
 
 def main() -> None:
-    app()
+    from services.settings import UnsafeSettings
+
+    try:
+        app()
+    except UnsafeSettings as refused:
+        console.print(f"[red]error:[/red] {refused}")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -9,10 +9,25 @@ from __future__ import annotations
 from datetime import tzinfo
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+# The built-in values of the secret settings: fine on the local loopback stack, refused elsewhere.
+_LOCAL_DEFAULTS = {
+    "pg_admin_password": "owner-local-only",
+    "pg_app_password": "app-local-only",
+    "pg_grafana_password": "grafana-local-only",
+    "student_key_secret": "local-synthetic-only-secret",
+}
+_MIN_STUDENT_KEY_SECRET = 32
+
+
+class UnsafeSettings(RuntimeError):
+    """Start-up refused: a secret setting keeps a default or placeholder outside the loopback stack."""
 
 
 class Settings(BaseSettings):
@@ -61,6 +76,30 @@ class Settings(BaseSettings):
     api_port: int = 18080
     # The time zone in which people read times on pages, letters and reports (IANA name).
     school_timezone: str = "Asia/Shanghai"
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        """Outside the local loopback stack, every secret must be chosen (not a default or placeholder).
+
+        A default student-key secret lets anyone who has a student key try the (enumerable) national
+        numbers and recover whose it is; default passwords open the database.
+        """
+        if {self.pg_host, self.kafka_host, self.api_host} <= _LOOPBACK:
+            return self
+        for name, default in _LOCAL_DEFAULTS.items():
+            value: SecretStr = getattr(self, name)
+            text = value.get_secret_value()
+            if text == default or not text or "change-me" in text.lower():
+                raise UnsafeSettings(
+                    f"SCHOOLHEALTH_{name.upper()} is a built-in default or placeholder, which only the local "
+                    f"loopback stack may use (this one connects to {self.pg_host} / {self.kafka_host}): "
+                    "set it to a secret of your own, e.g. python3 -c 'import secrets; "
+                    "print(secrets.token_urlsafe(32))'.")
+        if len(self.student_key_secret.get_secret_value()) < _MIN_STUDENT_KEY_SECRET:
+            raise UnsafeSettings(
+                f"SCHOOLHEALTH_STUDENT_KEY_SECRET must be at least {_MIN_STUDENT_KEY_SECRET} characters outside "
+                "the local loopback stack (student keys would be guessable otherwise).")
+        return self
 
     @field_validator("school_timezone")
     @classmethod
