@@ -499,13 +499,25 @@ def bootstrap_database(settings: Settings, superuser_dsn: str, *, timescaledb: b
     ]
     with psycopg.connect(superuser_dsn, autocommit=True) as conn:
         for name, password, extra in roles:
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
-            verb = "ALTER" if exists else "CREATE"
-            conn.execute(
-                sql.SQL("{} ROLE {} LOGIN NOSUPERUSER {} PASSWORD {}").format(
-                    sql.SQL(verb), sql.Identifier(name), sql.SQL(extra), sql.Literal(password)
-                )
-            )
+            # Roles are cluster-wide: several databases bootstrapping at once (parallel test
+            # sessions) may create or alter the same role concurrently; PostgreSQL then refuses
+            # one of them ("tuple concurrently updated", or a duplicate), which a retry settles.
+            for attempt in range(5):
+                exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+                verb = "ALTER" if exists else "CREATE"
+                try:
+                    conn.execute(
+                        sql.SQL("{} ROLE {} LOGIN NOSUPERUSER {} PASSWORD {}").format(
+                            sql.SQL(verb), sql.Identifier(name), sql.SQL(extra), sql.Literal(password)
+                        )
+                    )
+                    break
+                except (psycopg.errors.InternalError_, psycopg.errors.DuplicateObject,
+                        psycopg.errors.UniqueViolation) as error:
+                    if attempt == 4 or (isinstance(error, psycopg.errors.InternalError_)
+                                        and "concurrently" not in str(error)):
+                        raise
+                    time.sleep(0.1 * (attempt + 1))
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (s.pg_database,)).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
                 sql.Identifier(s.pg_database), sql.Identifier(s.pg_admin_user)))
