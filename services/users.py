@@ -12,6 +12,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -38,6 +39,9 @@ class User:
     active_tokens: int
 
 
+API_TOKEN_LIFETIME = timedelta(days=180)
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -48,7 +52,9 @@ def new_token() -> str:
 
 def _issue(conn: psycopg.Connection[Any], user_id: str) -> str:
     token = new_token()
-    conn.execute("INSERT INTO auth.tokens (token_sha256, user_id) VALUES (%s, %s)", (hash_token(token), user_id))
+    # API tokens expire (web sign-ins get sessions of their own, of hours).
+    conn.execute("INSERT INTO auth.tokens (token_sha256, user_id, expires_at) VALUES (%s, %s, now() + %s)",
+                 (hash_token(token), user_id, API_TOKEN_LIFETIME))
     return token
 
 

@@ -49,7 +49,7 @@ from services.api.students import StudentFacts, school_names, student_facts
 from services.bounded_files import WEB_LIMITS, FileRefused
 from services.follow_up import StepRefused, follow_up_rows, record_step
 from services.importer import BATCH_EVENTS, ImportSummary, Rejected, UnreadableFile, read_rows, shown_code
-from services.users import hash_token
+from services.users import hash_token, new_token
 from services.web.class_sheet import SHEET_COLUMNS, RosterStudent, sheet_rows
 from services.web.letters import TITLES, Letter, build_letter
 from services.web.letters import greeting as letter_greeting
@@ -65,6 +65,9 @@ SCREENING_KINDS = ("bmi", "vision")
 FOLLOW_UP_CONCERNS = ("obesity", "high_myopia", "severe_thinness")
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 UPLOAD_TTL_SECONDS = 3600
+WEB_SESSION_SECONDS = 8 * 3600
+#: Failed sign-ins from one address in 15 minutes before each answer is delayed (2, 4, 8 … 30 s).
+FREE_SIGN_IN_FAILURES = 5
 SHOWN_ACCEPTED_ROWS = 50
 _STATIC = {"web.css": "text/css; charset=utf-8", "web.js": "text/javascript; charset=utf-8"}
 _HERE = Path(__file__).parent
@@ -176,29 +179,58 @@ async def login_form(request: Request) -> Response:
     return response
 
 
+async def _sign_in_failures(request: Request, source: str, *, record: bool) -> int:
+    """Failed sign-ins from `source` in the last 15 minutes (recording one more first if `record`)."""
+    from psycopg import sql
+
+    from services.api.session import api_role
+
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(api_role(request.app.state.settings))))
+        function = "auth.sign_in_failed" if record else "auth.recent_sign_in_failures"
+        row = await (await conn.execute(f"SELECT {function}(%s)", (source,))).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _slowdown(failures: int) -> float:
+    """Seconds to wait before answering a source with `failures` recent failed sign-ins."""
+    return 0.0 if failures < FREE_SIGN_IN_FAILURES else min(2.0 ** (failures - FREE_SIGN_IN_FAILURES + 1), 30.0)
+
+
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request, token: str = Form(max_length=200), csrf: str = Form(max_length=200)) -> Response:
+    """Signing in with an API token opens a web session of its own (expiring, revoked at sign-out)."""
     expected = request.cookies.get(LOGIN_COOKIE)
     if not expected or not hmac.compare_digest(expected, csrf):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "CSRF token missing or wrong")
+    source = request.client.host if request.client else "unknown"
+    await asyncio.sleep(_slowdown(await _sign_in_failures(request, source, record=False)))
     token = token.strip()
+    session_token = new_token()
     try:
         async with user_session(request, hash_token(token)) as session:
             role = session.role
+            await session.conn.execute("SELECT auth.open_web_session(%s, make_interval(secs => %s))",
+                                       (hash_token(session_token), WEB_SESSION_SECONDS))
     except HTTPException:
+        await _sign_in_failures(request, source, record=True)
         nonce = secrets.token_urlsafe(24)
         refused = _page("login.html", _context(request, None, login_csrf=nonce, failed=True), status_code=401)
         _cookie(refused, LOGIN_COOKIE, nonce, max_age=3600)
         return refused
     response: Response = _redirect("/web/doctor/class-sheet" if role == "school_doctor" else "/web/alerts")
-    _cookie(response, SESSION_COOKIE, token)
+    _cookie(response, SESSION_COOKIE, session_token, max_age=WEB_SESSION_SECONDS)
     response.delete_cookie(LOGIN_COOKIE, path="/web")
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request, csrf: str = Form(max_length=200)) -> Response:
+    """Signing out revokes the session on the server: its cookie no longer opens anything."""
     _check_csrf(request, csrf)
+    with contextlib.suppress(HTTPException):
+        async with web_session(request) as session:
+            await session.conn.execute("SELECT auth.close_web_session()")
     response = _redirect("/web/login")
     response.delete_cookie(SESSION_COOKIE, path="/web", secure=True, httponly=True, samesite="strict")
     return response

@@ -1,0 +1,67 @@
+"""Web sessions apart from API tokens: signing in opens an expiring session that sign-out revokes
+on the server; API tokens expire; failed sign-ins are recorded and slowed per source."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from services.api import create_api
+from services.api.server import serve_in_thread
+from services.settings import Settings
+from services.users import add_user, hash_token
+from tests.integration.web_client import WebClient
+
+pytestmark = pytest.mark.integration
+
+
+def test_sign_out_revokes_the_session_not_the_token(isolated: Settings, tmp_path: Path) -> None:
+    token = add_user(isolated, "c-a", "counsellor", schools=["SA01"])
+    with serve_in_thread(create_api(isolated)) as url:
+        client = WebClient(url)
+        client.login(token)
+        session = client.cookies["shk_session"]
+        assert session != token
+        assert client.get("/web/alerts").status_code == 200
+        with psycopg.connect(isolated.pg_dsn("admin")) as conn:
+            kind, expires = conn.execute("SELECT kind, expires_at FROM auth.tokens WHERE token_sha256 = %s",
+                                         (hash_token(session),)).fetchone() or (None, None)
+            api_expiry = conn.execute("SELECT expires_at FROM auth.tokens WHERE token_sha256 = %s",
+                                      (hash_token(token),)).fetchone()
+        assert kind == "web_session" and expires is not None
+        assert timedelta(hours=7) < expires - datetime.now(UTC) <= timedelta(hours=8, minutes=1)
+        assert api_expiry and api_expiry[0] is not None  # API tokens expire too
+        page = client.get("/web/alerts").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf
+        assert client.post("/web/logout", data={"csrf": csrf.group(1)}).status_code == 303
+        # The old cookie, replayed after sign-out, opens nothing; the API token still works on the API.
+        replay = httpx.get(f"{url}/web/alerts", headers={"Cookie": f"shk_session={session}"})
+        assert replay.status_code == 303 and replay.headers["location"] == "/web/login"
+        assert httpx.get(f"{url}/alerts", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        client.close()
+
+
+def test_failed_sign_ins_are_recorded_and_slowed(isolated: Settings) -> None:
+    add_user(isolated, "c-a", "counsellor", schools=["SA01"])
+    with serve_in_thread(create_api(isolated)) as url:
+        client = WebClient(url)
+        timings = []
+        for attempt in range(7):
+            nonce = client.csrf("/web/login")
+            started = time.monotonic()
+            answer = client.post("/web/login", data={"token": f"shk_wrong{attempt}", "csrf": nonce})
+            timings.append(time.monotonic() - started)
+            assert answer.status_code == 401
+        with psycopg.connect(isolated.pg_dsn("admin")) as conn:
+            recorded = conn.execute("SELECT count(*), min(source) FROM auth.sign_in_failures").fetchone()
+        assert recorded == (7, "127.0.0.1")
+        # The sixth and seventh attempts waited (2 s, then 4 s); the first five did not.
+        assert timings[5] >= 1.9 and timings[6] >= 3.9, timings
+        client.close()
