@@ -54,9 +54,24 @@ def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
         hub = FeedHub(settings.pg_dsn("app"))
         await hub.start()
         app.state.feed_hub = hub
+
+        async def sweep_uploads_forever() -> None:
+            from services.web.pages import UPLOAD_SWEEP_SECONDS, sweep_uploads
+
+            while True:
+                await asyncio.sleep(getattr(app.state, "upload_sweep_seconds", UPLOAD_SWEEP_SECONDS))
+                sweep_uploads(app.state)
+
+        sweeper = asyncio.create_task(sweep_uploads_forever(), name="upload-sweeper")
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            from services.web.pages import sweep_uploads
+
+            sweep_uploads(app.state, everything=True)
             await hub.stop()
             for kafka in started:
                 await kafka.stop()

@@ -64,7 +64,8 @@ LANGUAGE_COOKIE = "shk_lang"
 SCREENING_KINDS = ("bmi", "vision")
 FOLLOW_UP_CONCERNS = ("obesity", "high_myopia", "severe_thinness")
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
-UPLOAD_TTL_SECONDS = 3600
+UPLOAD_TTL_SECONDS = 30 * 60
+UPLOAD_SWEEP_SECONDS = 60.0
 WEB_SESSION_SECONDS = 8 * 3600
 #: Failed sign-ins from one address in 15 minutes before each answer is delayed (2, 4, 8 … 30 s).
 FREE_SIGN_IN_FAILURES = 5
@@ -433,11 +434,25 @@ def _uploads(request: Request) -> dict[str, _Upload]:
     if store is None:
         store = {}
         request.app.state.web_uploads = store
-    for upload_id, upload in list(store.items()):
-        if time.monotonic() - upload.created > UPLOAD_TTL_SECONDS:
-            shutil.rmtree(upload.path.parent, ignore_errors=True)
-            del store[upload_id]
+    sweep_uploads(request.app.state)
     return store
+
+
+def sweep_uploads(state: Any, *, everything: bool = False) -> int:
+    """Delete the temporary files of previews not published within their time (or all of them).
+
+    The API runs this every `UPLOAD_SWEEP_SECONDS` and at shutdown, so an unpublished file with
+    student numbers and birth dates never waits on disk for some later request.
+    """
+    store: dict[str, _Upload] = getattr(state, "web_uploads", None) or {}
+    ttl = getattr(state, "upload_ttl_seconds", UPLOAD_TTL_SECONDS)
+    removed = 0
+    for upload_id, upload in list(store.items()):
+        if everything or time.monotonic() - upload.created > ttl:
+            shutil.rmtree(upload.path.parent, ignore_errors=True)
+            store.pop(upload_id, None)
+            removed += 1
+    return removed
 
 
 def _preview(kind: str, path: Path, *, schools: set[str], secret: bytes, user_id: str, now: datetime) -> _Preview:

@@ -65,3 +65,32 @@ def test_failed_sign_ins_are_recorded_and_slowed(isolated: Settings) -> None:
         # The sixth and seventh attempts waited (2 s, then 4 s); the first five did not.
         assert timings[5] >= 1.9 and timings[6] >= 3.9, timings
         client.close()
+
+
+def test_unpublished_upload_files_are_removed_without_another_request(isolated: Settings) -> None:
+    token = add_user(isolated, "d-a", "school_doctor", schools=["SA01"])
+    app = create_api(isolated)
+    app.state.upload_ttl_seconds = 2.0
+    app.state.upload_sweep_seconds = 0.5
+    header = "school_id,student_number,sex,birth_date,measured_on,height_cm,weight_kg,screener"
+    content = f"{header}\nSA01,G110101201403070011,male,2014-03-07,2025-09-01,140.0,35.0,d-a\n".encode()
+    with serve_in_thread(app) as url:
+        client = WebClient(url)
+        client.login(token)
+        csrf = client.csrf("/web/doctor/import")
+        assert client.post("/web/doctor/import", data={"kind": "bmi", "csrf": csrf},
+                           files={"file": ("day.csv", content, "text/csv")}).status_code == 200
+        [upload] = app.state.web_uploads.values()
+        folder = upload.path.parent
+        assert folder.exists()
+        deadline = time.monotonic() + 20
+        while folder.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not folder.exists(), "the unpublished upload is still on disk"
+        # A second preview left open is removed when the API stops.
+        app.state.upload_ttl_seconds = 3600.0
+        assert client.post("/web/doctor/import", data={"kind": "bmi", "csrf": client.csrf("/web/doctor/import")},
+                           files={"file": ("day.csv", content, "text/csv")}).status_code == 200
+        [second] = app.state.web_uploads.values()
+        client.close()
+    assert not second.path.parent.exists()
