@@ -73,6 +73,7 @@ __all__ = [
     "IDENTIFIER_MAX_LENGTH",
     "IDENTIFIER_PATTERN",
     "PSYCH_SURVEY",
+    "SUBMISSION_FIELDS",
     "SUPPORTED_VERSIONS",
     "VISION_SCREENING",
     "Batch",
@@ -101,6 +102,7 @@ __all__ = [
     "field_errors",
     "json_schemas",
     "main",
+    "same_event",
     "schema_files",
     "write_schemas",
 ]
@@ -286,6 +288,18 @@ class _EventBase(_Frozen):
                 "supersedes_itself", "an event cannot supersede itself", {"field": "supersedes"}
             )
         return value
+
+
+# When and by whom an event was sent, not what it says. Two events with one id are the same event
+# when everything else is equal: a file imported again, or the roster's "register" and a records
+# file's "register" row for the same enrolment (both derive the id from the content), repeat it.
+SUBMISSION_FIELDS: Final[set[str]] = {"occurred_at", "submitted_by"}
+
+
+def same_event(first: _EventBase, second: _EventBase) -> bool:
+    """Whether two events with one id say the same thing (see `SUBMISSION_FIELDS`)."""
+    return type(first) is type(second) and (
+        first.model_dump(exclude=SUBMISSION_FIELDS) == second.model_dump(exclude=SUBMISSION_FIELDS))
 
 
 class HealthRecord(_EventBase):

@@ -88,7 +88,8 @@ class _Table:
         return [type_ for _, type_ in self.columns]
 
 
-_EVENT_INPUTS = ("occurred_at", "student_key", "school_id", "submitted_by", "supersedes")
+# When and by whom an event was sent is not what it says (models.contracts.SUBMISSION_FIELDS).
+_EVENT_INPUTS = ("student_key", "school_id", "supersedes")
 _EVENT_COLUMNS = (
     ("event_id", "uuid"), ("occurred_at", "timestamptz"), ("student_key", "text"),
     ("school_id", "text"), ("submitted_by", "text"), ("supersedes", "uuid"),

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
+from models.contracts import same_event
 from models.pipeline import OUTPUT_LISTS, ProcessedMessages, Rejection, locate_events, process_message
 from models.rules import AlertCandidate, encode_alert_batch, evaluate_batch
 from models.topics import INPUT_TOPICS
@@ -160,7 +161,7 @@ def _drop_repeats(message: RawMessage, family: str | None, into: PreparedBatch, 
         first = into.seen[event.event_id]
         if first is event:
             kept.append(item)
-        elif first != event:
+        elif not same_event(first, event):
             into.dead_letters.append(dead_letter_of(message, Rejection(
                 code=CONFLICTING_DUPLICATE, item_index=index, payload=payload, school_id=event.school_id,
                 screener=getattr(event, "screener", None),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from datetime import timedelta
 
 import pytest
 
 from models.pipeline import ProcessedMessages, classify_event
-from services.archive import ArchiveWriter
+from services.archive import ArchiveWriter, Conflict, DeadLetter
 from services.settings import Settings
 from tests import factories
 from tests.integration.conftest import count
@@ -45,3 +47,38 @@ def test_new_batches_take_the_plain_insert_and_repeats_are_stored_once(isolated:
     for table in ("archive.growth_screenings", "archive.vision_screenings"):
         assert count(settings, f"SELECT count(*) FROM {table}") == 252
         assert count(settings, f"SELECT count(DISTINCT event_id) FROM {table}") == 252
+
+
+def test_the_same_event_sent_again_later_by_another_submitter_is_an_exact_repeat(isolated: Settings) -> None:
+    """A file imported twice, or the roster's and a records file's "register" of one enrolment: the
+    id is derived from the content, only when and by whom it was sent differ. Not a conflict."""
+    settings = isolated
+    later = factories.NOW + timedelta(days=40)
+    first = [factories.bmi(n) for n in range(5)] + [factories.record(n) for n in range(5)]
+    again = [e.model_copy(update={"occurred_at": later, "submitted_by": "import-roster"}) for e in first]
+    changed = factories.bmi(0, weight_kg=36.0, occurred_at=later.isoformat())
+
+    async def scenario() -> list[Conflict]:
+        conflicts: list[Conflict] = []
+
+        async def collect(found: Sequence[Conflict]) -> Sequence[DeadLetter]:
+            conflicts.extend(found)
+            return []
+
+        writer = ArchiveWriter(settings.pg_dsn("app"))
+        try:
+            for events in (first, again, [changed]):
+                batch = ProcessedMessages()
+                for event in events:
+                    classify_event(event, batch)
+                await writer.write(batch, [], on_conflicts=collect)
+        finally:
+            await writer.close()
+        return conflicts
+
+    conflicts = asyncio.run(scenario())
+    # Only the event whose measurement changed under the same id is a conflict.
+    assert [c.event_id for c in conflicts] == [changed.event_id]
+    assert count(settings, "SELECT count(*) FROM archive.growth_screenings") == 5
+    assert count(settings, "SELECT count(*) FROM archive.student_history") == 5
+    assert count(settings, "SELECT count(*) FROM archive.growth_screenings WHERE weight_kg = 36.0") == 0

@@ -629,3 +629,16 @@ def test_write_and_check_schemas(tmp_path: Any) -> None:
     assert sorted(path.name for path in tmp_path.glob("*.json")) == sorted(p.name for p in written)
     assert {path.name: path.read_text(encoding="utf-8") for path in written} == schema_files()
     assert contracts.main(["--check-schemas"]) == 0
+
+
+def test_same_event_ignores_when_and_by_whom_it_was_sent_but_nothing_else() -> None:
+    from models.contracts import same_event
+    from tests import factories
+
+    first = factories.bmi(1)
+    resent = first.model_copy(update={"occurred_at": first.occurred_at + timedelta(days=3),
+                                      "submitted_by": "import-2"})
+    assert same_event(first, resent)
+    assert not same_event(first, factories.bmi(1, weight_kg=35.5))
+    assert not same_event(first, factories.bmi(1, school="S002"))
+    assert not same_event(first, factories.vision(1, event_id=str(first.event_id)))
