@@ -336,6 +336,8 @@ def suppress(
     counts: Mapping[K, int],
     relations: Sequence[Relation[K]],
     threshold: int = SUPPRESSION_THRESHOLD,
+    *,
+    also_primary: Iterable[K] = (),
 ) -> dict[K, SuppressionKind]:
     """The cells to withhold, each marked primary (too few) or complementary (protects another).
 
@@ -345,6 +347,9 @@ def suppress(
     as possible is lost and totals stay published where they can.
     """
     result: dict[K, SuppressionKind] = {key: "primary" for key, n in counts.items() if n < threshold}
+    # Cells withheld for another count they publish (a numerator or its complement): the same
+    # relations hold for every count of a cell, so complementary suppression protects them too.
+    result.update({key: "primary" for key in also_primary if key in counts})
     live = [r for r in relations if any(member in counts for member in r.members)]
 
     def complement(relation: Relation[K]) -> bool:
@@ -497,7 +502,11 @@ def indicator_table(
     ) -> tuple[dict[CellKey, tuple[int, int]], dict[CellKey, SuppressionKind]]:
         counts = aggregate(cells)
         counties = {cell.school_id: cell.county_id for cell in cells}
-        withheld = suppress({key: n for key, (n, _) in counts.items()}, relations_for(counts, counties), threshold)
+        # No published count from 1 to threshold-1: the students counted, those with the outcome
+        # (numerator) and those without it (complement).
+        small = {key for key, (n, k) in counts.items() if 0 < k < threshold or 0 < n - k < threshold}
+        withheld = suppress({key: n for key, (n, _) in counts.items()}, relations_for(counts, counties), threshold,
+                            also_primary=small)
         return counts, withheld
 
     counts, withheld = suppressed_table(current)
