@@ -44,12 +44,12 @@ STUDENT_METRICS = ("health_literacy", "myopia", "visual_impairment", "overweight
                    "screening_coverage")
 
 
-@pytest.fixture(scope="module")
-
 def _small(counts: dict[Any, tuple[int, int]]) -> set[Any]:
     """Cells whose numerator or complement is a count from 1 to 9 (withheld whatever their size)."""
     return {key for key, (n, k) in counts.items() if 0 < k < 10 or 0 < n - k < 10}
 
+
+@pytest.fixture(scope="module")
 def province(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Three counties so that county cells add up to the province through more than one part.
     directory = tmp_path_factory.mktemp("province")
