@@ -160,8 +160,9 @@ _SCREENING_METRICS: Final[tuple[MetricDefinition, ...]] = (
     ),
 )
 
-_FITNESS_INCLUSION: Final = (
-    "Students enrolled at the census date, as for the other indicators. The year's result of each "
+# The common student-year rule first (the report states it once and shows only what follows it).
+_FITNESS_INCLUSION: Final = STUDENT_YEAR_INCLUSION + (
+    " Fitness tests, in place of the latest screening: the year's result of each "
     "student is the first fitness test of the school year, or the retest after a first test rated fail "
     "(rules.csv: one retest). Scoring: each item scores the highest level its result reaches (no "
     "interpolation, 0 below the 10-point level, results not rounded); BMI rounded to 0.1 half-up; the "

@@ -21,6 +21,7 @@ import jinja2
 import psycopg
 from psycopg.rows import dict_row
 
+from models.fitness import ITEM_INFO
 from models.metrics import FITNESS_METRICS, METRICS
 from models.metrics import STUDENT_YEAR_INCLUSION as STUDENT_YEAR_INCLUSION_TEXT
 from models.metrics import STUDENT_YEAR_INCLUSION as _STUDENT_YEAR_TEXT
@@ -293,6 +294,25 @@ _METRICS_ZH: dict[str, tuple[str, str, str, str]] = {
 }
 
 
+_FITNESS_EXTRA_ZH = (
+    "体质测试不取最后一次筛查，而取每名学生学年内第一次测试的成绩；首次测试不及格的，取补测成绩（rules.csv：补测一次）。"
+    "评分：各单项取成绩达到的最高得分等级（不插值，低于 10 分等级记 0 分，成绩不取整）；BMI 四舍五入保留一位小数；"
+    "标准分和总分不取整，总分 ≥ 90 为优秀、≥ 80 为良好、≥ 60 为及格。全部项目免测的学生不计入任何分母，另行计数。"
+)
+_METRICS_ZH.update({
+    "fitness_pass": ("体质健康及格率", "学年总分（标准分 + 附加分）达到 60 分（及格、良好或优秀）的学生",
+                     "学年内体质测试完整（所在年级组全部项目，含 BMI）的学生", _FITNESS_EXTRA_ZH),
+    "fitness_good_or_above": ("体质健康优良率", "学年总分达到 80 分（良好或优秀）的学生", "学年内体质测试完整的学生",
+                              _FITNESS_EXTRA_ZH),
+    "fitness_excellent": ("体质健康优秀率", "学年总分达到 90 分的学生", "学年内体质测试完整的学生", _FITNESS_EXTRA_ZH),
+})
+_METRICS_ZH.update({
+    f"fitness_item_{item}": (f"体质测试单项：{info.name_zh}及格率", f"{info.name_zh}单项得分达到 60 分的学生",
+                             f"学年成绩中有{info.name_zh}成绩的学生（仅该项目所测年级）", _FITNESS_EXTRA_ZH)
+    for item, info in ITEM_INFO.items()
+})
+
+
 def _metric_text(metric: Any, language: str) -> tuple[str, str, str, str]:
     """Title, numerator, denominator and extra inclusion of a metric in ``language``."""
     if language == "zh-CN" and metric.id in _METRICS_ZH:
@@ -358,7 +378,8 @@ def write_report(settings: Settings, year: int, out_dir: Path, county: str | Non
             "title": titles[metric.id], "suppressed": row["suppressed"], "rate": _percent(row["rate"]),
             "ci": f"{_percent(row['ci_low'])} – {_percent(row['ci_high'])}",
             "change": _change(row, words),
-            "denominator": f"{row['denominator']:,}",
+            # A withheld cell (also a total, since a numerator or complement of 1-9 withholds it) has none.
+            "denominator": "–" if row["denominator"] is None else f"{row['denominator']:,}",
         })
         bars.append(Bar(label=titles[metric.id], rate=row["rate"], low=row["ci_low"], high=row["ci_high"],
                         note=f" ({row['suppressed']})" if row["suppressed"] else ""))
