@@ -1,5 +1,6 @@
 """Browser fixtures: headless Chromium (Debian's `chromium` + `chromium-driver`) driven by Selenium,
-against the real service on a fresh database (the integration suite's `isolated` fixture)."""
+against the real service on a fresh database (the integration suite's `isolated` fixture), on one
+backend (`one_backend`: TimescaleDB where the cluster has it)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ import pytest
 
 from services.settings import Settings
 from tests.integration.conftest import (  # noqa: F401  (fixtures used by these tests)
-    backend,
     isolated,
     start_worker,
     timescaledb_missing,
 )
+from tests.one_backend import one_backend  # noqa: F401
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -6,14 +6,7 @@ TimescaleDB where the shared cluster has it, as in production, plain PostgreSQL 
 
 from __future__ import annotations
 
-import pytest
-
 from tests.integration.conftest import isolated, timescaledb_missing
+from tests.one_backend import one_backend
 
-
-@pytest.fixture
-def backend(timescaledb_missing: str | None) -> str:
-    return "postgresql" if timescaledb_missing else "timescaledb"
-
-
-__all__ = ["backend", "isolated", "timescaledb_missing"]
+__all__ = ["isolated", "one_backend", "timescaledb_missing"]
