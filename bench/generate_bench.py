@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from models.synthetic import KINDS, ProvinceSpec, generate_blocks
-from services.synthetic_files import file_name, write_province
+from services.devtools.synthetic_files import file_name, write_province
 
 RESULTS = Path(__file__).parent / "results" / "generate.json"
 _CHUNK = b"x" * (1 << 20)

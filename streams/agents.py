@@ -1,5 +1,5 @@
 """The ingest agent: wiring only. Decoding, validation and classification live in `models/`,
-the order in which a batch becomes durable in `services.ingest.Checkpoint`.
+the order in which a batch becomes durable in `services.pipeline.ingest.Checkpoint`.
 
 faust acks events itself: `take_events` acks a batch in a `finally`, so a batch whose handler
 raised would be committed at the next commit or at shutdown. The agent therefore takes batches
@@ -18,8 +18,8 @@ import faust
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from models.topics import DEAD_LETTERS, INPUT_TOPICS, INTERVENTION_ALERTS
-from services.ingest import BrokerUnavailable, Checkpoint, RawMessage, SendMessages
-from services.settings import Settings
+from services.pipeline.ingest import BrokerUnavailable, Checkpoint, RawMessage, SendMessages
+from services.platform.settings import Settings
 
 log = logging.getLogger(__name__)
 

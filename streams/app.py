@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import faust
 
-from services.settings import Settings
+from services.platform.settings import Settings
 
 
 def create_app(settings: Settings) -> faust.App:

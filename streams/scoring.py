@@ -1,4 +1,4 @@
-"""The periodic scoring pass: wiring only. `services.screening.Scorer` does the work."""
+"""The periodic scoring pass: wiring only. `services.screening_models.service.Scorer` does the work."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import logging
 
 import faust
 
-from services.screening import ArtifactError, Scorer
-from services.settings import Settings
+from services.platform.settings import Settings
+from services.screening_models.service import ArtifactError, Scorer
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.settings import Settings
+from services.platform.settings import Settings
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +18,7 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def stack(settings: Settings) -> Iterator[Settings]:
     """A real Kafka broker and PostgreSQL cluster; stopped at the end only if this session started them."""
-    from services.stack import Stack
+    from services.devtools.stack import Stack
 
     stack = Stack(settings)
     already_running = all(component.running for component in stack.status())

@@ -1,5 +1,8 @@
-"""The HTTP API (FastAPI): alert queues, single screenings, a live feed. `create_api(settings)` builds it."""
+"""The HTTP API (FastAPI routers, HTTP only): alert queues, single screenings, a live feed, risk
+rankings. Each route calls a domain package; `services.server.create_api` mounts `routers`."""
 
-from services.api.app import create_api
+from services.api import alert_routes, core_routes, risk_routes, screening_routes
 
-__all__ = ["create_api"]
+routers = [core_routes.router, alert_routes.router, screening_routes.router, risk_routes.router]
+
+__all__ = ["routers"]

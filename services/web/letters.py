@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from models.follow_up import Finding, default_next_check, growth_findings, vision_findings
-from services.api.students import StudentFacts
+from services.students.facts import StudentFacts
 
 TITLES = {
     ("vision", "zh-CN"): "视力筛查结果告家长书", ("growth", "zh-CN"): "生长发育筛查结果告家长书",

@@ -5,7 +5,8 @@ it in an HttpOnly, Secure, SameSite=Strict cookie scoped to `/web`. Every page h
 the API's `user_session`, so what a page shows or changes is decided by the database's row-level
 security as for the API. POST forms carry a CSRF token derived from the session token (HMAC), so
 a page of another site can neither read nor forge it; the login form uses a double-submit cookie.
-Alert actions and single screenings call the API's own handlers, so the rules are the same.
+Alert actions and single screenings call the same domain functions as the API
+(`services.alerts.queue`, `services.intake.submission`), so the rules are the same.
 """
 
 from __future__ import annotations
@@ -41,15 +42,15 @@ from models.importing import COLUMN_NAMES_ZH, COLUMNS, HeaderRejected, RowReject
 from models.pipeline import ProcessedMessages, classify_event
 from models.rules import evaluate_batch
 from models.topics import TOPIC_FOR_FAMILY
-from services.api import alerts as alert_api
-from services.api import risk as risk_api
-from services.api import screenings as screening_api
-from services.api.session import Session, user_session
-from services.api.students import StudentFacts, school_names, student_facts
-from services.bounded_files import WEB_LIMITS, FileRefused
-from services.follow_up import StepRefused, follow_up_rows, record_step
-from services.importer import BATCH_EVENTS, ImportSummary, Rejected, UnreadableFile, read_rows, shown_code
-from services.users import hash_token, new_token
+from services.access.session import Session, user_session
+from services.access.users import hash_token, new_token
+from services.alerts import queue as alert_queue
+from services.intake.bounded_files import WEB_LIMITS, FileRefused
+from services.intake.importer import BATCH_EVENTS, ImportSummary, Rejected, UnreadableFile, read_rows, shown_code
+from services.intake.submission import SUBMIT_ROLES, ScreeningIn, submit_screening
+from services.screening_models import ranking
+from services.students.facts import StudentFacts, school_names, student_facts
+from services.students.follow_up import StepRefused, follow_up_rows, record_step
 from services.web.class_sheet import SHEET_COLUMNS, RosterStudent, sheet_rows
 from services.web.letters import TITLES, Letter, build_letter
 from services.web.letters import greeting as letter_greeting
@@ -184,7 +185,7 @@ async def _sign_in_failures(request: Request, source: str, *, record: bool) -> i
     """Failed sign-ins from `source` in the last 15 minutes (recording one more first if `record`)."""
     from psycopg import sql
 
-    from services.api.session import api_role
+    from services.access.session import api_role
 
     async with request.app.state.pool.connection() as conn, conn.transaction():
         await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(api_role(request.app.state.settings))))
@@ -283,7 +284,7 @@ def _shown_classification(kind: str, classification: dict[str, Any]) -> list[tup
 @router.get("/doctor/screening", response_class=HTMLResponse)
 async def screening_form(request: Request, kind: str = "bmi") -> Response:
     async with web_session(request) as session:
-        if session.role not in screening_api.SUBMIT_ROLES:
+        if session.role not in SUBMIT_ROLES:
             return _error(request, session, 403)
         schools = await _visible_schools(session)
         kind = kind if kind in SCREENING_KINDS else "bmi"
@@ -298,7 +299,7 @@ async def roster_lookup(request: Request, q: str = "") -> JSONResponse:
     """Students of the caller's schools whose student number or name matches ``q`` (at most 10)."""
     q = q.strip()[:40]
     async with web_session(request) as session:
-        if session.role not in screening_api.SUBMIT_ROLES or not q:
+        if session.role not in SUBMIT_ROLES or not q:
             return JSONResponse({"students": []}, headers={"Cache-Control": "no-store"})
         rows = await session.fetch(
             "SELECT student_key, national_number FROM roster.students"
@@ -357,7 +358,7 @@ async def screening_submit(request: Request) -> Response:
     error: dict[str, Any] | None = None
     result = None
     try:
-        result = await screening_api.submit(request, token_hash, screening_api.ScreeningIn(kind=kind, row=row))  # type: ignore[arg-type]
+        result = await submit_screening(request, token_hash, ScreeningIn(kind=kind, row=row))  # type: ignore[arg-type]
     except HTTPException as refused:
         if refused.status_code == status.HTTP_401_UNAUTHORIZED:
             raise _to_login() from None
@@ -494,7 +495,7 @@ def _preview(kind: str, path: Path, *, schools: set[str], secret: bytes, user_id
 @router.get("/doctor/import", response_class=HTMLResponse)
 async def import_form(request: Request) -> Response:
     async with web_session(request) as session:
-        if session.role not in screening_api.SUBMIT_ROLES:
+        if session.role not in SUBMIT_ROLES:
             return _error(request, session, 403)
         return _page("import.html", _context(request, session, problem=None))
 
@@ -508,7 +509,7 @@ async def import_preview(request: Request, file: UploadFile, kind: str = Form(),
     _check_csrf(request, csrf)
     kind = kind if kind in SCREENING_KINDS else "bmi"
     async with web_session(request) as session:
-        if session.role not in screening_api.SUBMIT_ROLES:
+        if session.role not in SUBMIT_ROLES:
             return _error(request, session, 403)
         schools = set(await _visible_schools(session))
         user_id, now = session.user_id, session.now
@@ -589,7 +590,7 @@ async def import_template(request: Request, kind: str) -> Response:
     if kind not in _TEMPLATE_KINDS:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such template")
     async with web_session(request) as session:
-        if session.role not in screening_api.SUBMIT_ROLES:
+        if session.role not in SUBMIT_ROLES:
             return _error(request, session, 403)
     from models.importing import OPTIONAL_COLUMNS
 
@@ -602,7 +603,7 @@ async def import_template(request: Request, kind: str) -> Response:
 
 
 def _publish(settings: Any, events: list[Event]) -> int:
-    from services.importer import KafkaPublisher
+    from services.intake.importer import KafkaPublisher
 
     groups: dict[tuple[str, str], list[Event]] = {}
     for event in events:
@@ -622,7 +623,7 @@ def _publish(settings: Any, events: list[Event]) -> int:
 def _record_rejections(settings: Any, summary: ImportSummary) -> None:
     import psycopg
 
-    from services.importer import record_rejections
+    from services.intake.importer import record_rejections
 
     with psycopg.connect(settings.pg_dsn("app")) as conn:
         record_rejections(conn, summary)
@@ -659,7 +660,7 @@ async def import_publish(request: Request, upload_id: str, csrf: str = Form()) -
 
 # --- alerts: queue, live feed, one alert, actions, referral letter ---------------------------------
 
-_QUEUE_COLUMNS = alert_api._ALERT_COLUMNS + ", a.priority_rank, a.evidence, r.name"
+_QUEUE_COLUMNS = alert_queue.ALERT_COLUMNS + ", a.priority_rank, a.evidence, r.name"
 
 
 async def _queue_rows(request: Request, session: Session, *, alert_id: uuid.UUID | None = None,
@@ -671,7 +672,7 @@ async def _queue_rows(request: Request, session: Session, *, alert_id: uuid.UUID
         " AND (%(concerns)s::text[] IS NULL OR a.concern = ANY(%(concerns)s))"
         " ORDER BY a.priority_rank, a.ack_deadline, a.opened_at LIMIT 500",
         {"alert": alert_id, "concerns": list(concerns) if concerns else None})
-    await alert_api.audit_reads(session, rows, "web_queue")
+    await alert_queue.audit_reads(session, rows, "web_queue")
     facts = await student_facts(session, [row["student_key"] for row in rows], _today(request, session))
     for row in rows:
         row["overdue"] = row["state"] == "open" and row["ack_deadline"] <= session.now
@@ -687,7 +688,7 @@ def _today(request: Request, session: Session) -> date:
 @router.get("/alerts", response_class=HTMLResponse)
 async def queue(request: Request) -> Response:
     async with web_session(request) as session:
-        if session.role not in alert_api.QUEUE_ROLES:
+        if session.role not in alert_queue.QUEUE_ROLES:
             return _error(request, session, 403)
         rows = await _queue_rows(request, session)
         return _page("queue.html", _context(request, session, rows=rows))
@@ -696,7 +697,7 @@ async def queue(request: Request) -> Response:
 @router.get("/alerts/feed")
 async def feed(request: Request) -> Response:
     """The API's live feed, authenticated by the session cookie (EventSource sends no header)."""
-    return await alert_api.feed(request, hash_token(_session_token(request)))
+    return await alert_queue.alert_feed(request, hash_token(_session_token(request)))
 
 
 @router.get("/alerts/{alert_id}/row", response_class=HTMLResponse)
@@ -747,7 +748,7 @@ async def _letters(request: Request, session: Session, kind: str, facts: list[St
 async def parent_letter(request: Request, kind: str, student_key: str) -> Response:
     """One student's screening result letter to the guardian (printable)."""
     async with web_session(request) as session:
-        if session.role not in alert_api.QUEUE_ROLES or kind not in LETTER_KINDS:
+        if session.role not in alert_queue.QUEUE_ROLES or kind not in LETTER_KINDS:
             return _error(request, session, 404 if kind not in LETTER_KINDS else 403)
         facts = (await student_facts(session, [student_key], _today(request, session))).get(student_key)
         letters = await _letters(request, session, kind, [facts]) if facts else []
@@ -762,7 +763,7 @@ async def class_letters(request: Request, kind: str, grade: int, class_name: str
                         school: str | None = None) -> Response:
     """The letters of every student of one class with a screening of that kind, one page each when printed."""
     async with web_session(request) as session:
-        if session.role not in alert_api.QUEUE_ROLES or kind not in LETTER_KINDS:
+        if session.role not in alert_queue.QUEUE_ROLES or kind not in LETTER_KINDS:
             return _error(request, session, 404 if kind not in LETTER_KINDS else 403)
         students = await class_students(request, session, school=school or None, grade=grade,
                                         class_name=(class_name or "").strip() or None)
@@ -785,7 +786,7 @@ async def class_sheet(request: Request, grade: str | None = None, class_name: st
                       school: str | None = None, measured_on: str | None = None) -> Response:
     """Pick a class, then enter its screenings row by row (keyboard: Enter moves on, a row saves as you leave it)."""
     async with web_session(request) as session:
-        if session.role not in screening_api.SUBMIT_ROLES:
+        if session.role not in SUBMIT_ROLES:
             return _error(request, session, 403)
         today = _today(request, session)
         try:
@@ -847,7 +848,7 @@ async def class_sheet_save(request: Request) -> JSONResponse:
     key = str(body.get("student_key", ""))
     cells = {str(k): str(v) for k, v in (body.get("cells") or {}).items()}
     async with web_session(request) as session:
-        if session.role not in screening_api.SUBMIT_ROLES:
+        if session.role not in SUBMIT_ROLES:
             return JSONResponse({"ok": False, "errors": [{"reason": translate(language, "error.403")}]}, 403)
         today = _today(request, session)
         try:
@@ -868,8 +869,8 @@ async def class_sheet_save(request: Request) -> JSONResponse:
     findings: list[str] = []
     for kind, row in rows.items():
         try:
-            result = await screening_api.submit(request, token_hash,
-                                                screening_api.ScreeningIn(kind=kind, row=row))  # type: ignore[arg-type]
+            result = await submit_screening(request, token_hash,
+                                                ScreeningIn(kind=kind, row=row))  # type: ignore[arg-type]
         except HTTPException as refused:
             if refused.status_code == status.HTTP_401_UNAUTHORIZED:
                 raise _to_login() from None
@@ -912,7 +913,7 @@ async def follow_up(  # noqa: PLR0917 - the list's filters are query parameters
 ) -> Response:
     """Students whose latest screening needs action, with the step reached and the next check."""
     async with web_session(request) as session:
-        if session.role not in alert_api.QUEUE_ROLES:
+        if session.role not in alert_queue.QUEUE_ROLES:
             return _error(request, session, 403)
         today = _today(request, session)
         chosen_grade = int(grade) if grade and grade.isdigit() else None
@@ -927,7 +928,7 @@ async def follow_up(  # noqa: PLR0917 - the list's filters are query parameters
             states=FOLLOW_UP_STATES, schools=schools,
             chosen={"finding": finding or "", "state": state or "", "grade": chosen_grade, "school": school or "",
                     "class_name": (class_name or "").strip()},
-            can_act=session.role in screening_api.SUBMIT_ROLES))
+            can_act=session.role in SUBMIT_ROLES))
 
 
 @router.post("/doctor/follow-up/step")
@@ -944,7 +945,7 @@ async def follow_up_step(request: Request) -> Response:
         return _redirect(back)
     note = str(form.get("note", "")).strip()[:500] or None
     async with web_session(request) as session:
-        if session.role not in screening_api.SUBMIT_ROLES:
+        if session.role not in SUBMIT_ROLES:
             return _error(request, session, 403)
         try:
             await record_step(session, student_key=str(form.get("student_key", "")), event_id=event_id,
@@ -959,16 +960,16 @@ async def follow_up_step(request: Request) -> Response:
 async def risk_page(request: Request, model: str | None = None) -> Response:
     """The review-first list of one screening model (the role's own models; RLS decides the rows)."""
     async with web_session(request) as session:
-        if session.role not in risk_api.RISK_ROLES:
+        if session.role not in ranking.RISK_ROLES:
             return _error(request, session, 403)
-        own = risk_api.models_for(session.role)
+        own = ranking.models_for(session.role)
         chosen = model if model in own else own[0]
-        rows = await risk_api.ranked_rows(session, chosen, limit=100, today=_today(request, session))
+        rows = await ranking.ranked_rows(session, chosen, limit=100, today=_today(request, session))
         return _page("risk.html", _context(request, session, rows=rows, model=chosen, models=own))
 
 
-async def _detail(request: Request, alert_id: uuid.UUID) -> alert_api.AlertDetail:
-    return await alert_api.alert_detail(request, hash_token(_session_token(request)), alert_id)
+async def _detail(request: Request, alert_id: uuid.UUID) -> alert_queue.AlertDetail:
+    return await alert_queue.alert_detail(request, hash_token(_session_token(request)), alert_id)
 
 
 @router.get("/alerts/{alert_id}", response_class=HTMLResponse)
@@ -987,14 +988,14 @@ async def alert_page(request: Request, alert_id: uuid.UUID, done: str | None = N
                                             refused=refused, **extra))
 
 
-async def _alert_extras(request: Request, session: Session, detail: alert_api.AlertDetail) -> dict[str, Any]:
+async def _alert_extras(request: Request, session: Session, detail: alert_queue.AlertDetail) -> dict[str, Any]:
     """The student's facts, the school's name, the evidence in words and the student's earlier alerts."""
     facts = (await student_facts(session, [detail.student_key], _today(request, session))).get(detail.student_key)
     earlier = await session.fetch(
-        f"SELECT {alert_api._ALERT_COLUMNS}, a.evidence FROM alerts.alerts a"
+        f"SELECT {alert_queue.ALERT_COLUMNS}, a.evidence FROM alerts.alerts a"
         " WHERE a.student_key = %s AND a.alert_id <> %s ORDER BY a.opened_at DESC LIMIT 20",
         (detail.student_key, detail.alert_id))
-    await alert_api.audit_reads(session, earlier, "web_alert_earlier")
+    await alert_queue.audit_reads(session, earlier, "web_alert_earlier")
     language = _language(request)
     for row in earlier:
         row["evidence_text"] = describe_evidence(row["concern"], row["evidence"] or {}, language)
@@ -1012,20 +1013,20 @@ async def alert_act(request: Request, alert_id: uuid.UUID) -> Response:
     page = f"/web/alerts/{alert_id}"
     try:
         if action == "acknowledge":
-            arguments: dict[str, Any] = {"note": alert_api.EmptyIn(note=note).note}
+            arguments: dict[str, Any] = {"note": alert_queue.EmptyIn(note=note).note}
         elif action == "note":
-            arguments = {"note": alert_api.NoteIn(note=note or "").note}
+            arguments = {"note": alert_queue.NoteIn(note=note or "").note}
         elif action == "resolve":
-            arguments = {"outcome": str(form.get("outcome", "")), "note": alert_api.EmptyIn(note=note).note}
+            arguments = {"outcome": str(form.get("outcome", "")), "note": alert_queue.EmptyIn(note=note).note}
         elif action == "refer":
-            body = alert_api.ReferIn(referred_to=str(form.get("referred_to", "")).strip(), note=note)
+            body = alert_queue.ReferIn(referred_to=str(form.get("referred_to", "")).strip(), note=note)
             arguments = {"referred_to": body.referred_to, "note": body.note}
         else:
             return _redirect(f"{page}?refused=invalid")
     except ValidationError:
         return _redirect(f"{page}?refused=invalid")
     try:
-        await alert_api._act(request, hash_token(_session_token(request)), alert_id, action, **arguments)  # type: ignore[arg-type]
+        await alert_queue.act(request, hash_token(_session_token(request)), alert_id, action, **arguments)  # type: ignore[arg-type]
     except HTTPException as error:
         if error.status_code == status.HTTP_401_UNAUTHORIZED:
             raise _to_login() from None

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from services.settings import Settings
+from services.platform.settings import Settings
 from tests.integration.conftest import (  # noqa: F401  (fixtures used by these tests)
     isolated,
     start_worker,
@@ -115,7 +115,7 @@ def archive_rows(settings: Settings, kind: str, rows: list[dict[str, str]], *, s
 
     from models.importing import row_to_event
     from models.pipeline import ProcessedMessages, classify_event
-    from services.archive import ArchiveWriter
+    from services.pipeline.archive_writer import ArchiveWriter
 
     secret = settings.student_key_secret.get_secret_value().encode()
     batch = ProcessedMessages()

@@ -20,10 +20,10 @@ from kafka import KafkaProducer
 from models.contracts import encode_event
 from models.school_year import age_years, current_grade
 from models.topics import PSYCH_SURVEYS
-from services.api import create_api
-from services.api.server import serve_in_thread
-from services.settings import Settings
-from services.users import add_user
+from services.access.users import add_user
+from services.platform.settings import Settings
+from services.server import create_api
+from services.server.thread import serve_in_thread
 from tests import factories
 from tests.e2e.conftest import add_school_and_student, login, until
 from tests.integration.test_alerts_flow import AlertService

@@ -15,10 +15,10 @@ import psycopg
 import pytest
 
 from models.identity import student_key
-from services.api import create_api
-from services.api.server import serve_in_thread
-from services.settings import Settings
-from services.users import add_user
+from services.access.users import add_user
+from services.platform.settings import Settings
+from services.server import create_api
+from services.server.thread import serve_in_thread
 from tests.e2e.conftest import add_school_and_student, login, reload_until, until
 from tests.integration.conftest import WorkerProcess, count, wait_for
 from tests.integration.test_alerts_flow import AlertService

@@ -16,10 +16,10 @@ import pytest
 
 from models.identity import student_key
 from models.school_year import current_grade
-from services.api import create_api
-from services.api.server import serve_in_thread
-from services.settings import Settings
-from services.users import add_user
+from services.access.users import add_user
+from services.platform.settings import Settings
+from services.server import create_api
+from services.server.thread import serve_in_thread
 from tests.e2e.conftest import add_school_and_student, archive_rows, login, until
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]

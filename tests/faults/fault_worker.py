@@ -21,9 +21,9 @@ from typing import Any
 from aiokafka.errors import KafkaTimeoutError
 
 import streams.agents
-from services.archive import ArchiveWriter, DeadLetter
-from services.settings import Settings
-from services.worker import run_worker
+from services.pipeline.archive_writer import ArchiveWriter, DeadLetter
+from services.platform.settings import Settings
+from streams.worker import run_worker
 
 log = logging.getLogger("tests.faults")
 

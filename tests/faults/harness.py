@@ -35,9 +35,9 @@ from models.topics import (
     PSYCH_SURVEYS,
     VISION_SCREENINGS,
 )
-from services.alerts import alert_consumer_group
-from services.audit import TopicAudit, audit_delivery
-from services.settings import Settings
+from services.alerts.service import alert_consumer_group
+from services.pipeline.audit import TopicAudit, audit_delivery
+from services.platform.settings import Settings
 from tests import factories
 
 TABLES = ("archive.growth_screenings", "archive.vision_screenings", "archive.survey_results",

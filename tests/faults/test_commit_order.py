@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.audit import audit_delivery
-from services.settings import Settings
+from services.pipeline.audit import audit_delivery
+from services.platform.settings import Settings
 from tests.faults.harness import (
     assert_conserved,
     committed_offsets,

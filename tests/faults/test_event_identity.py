@@ -10,8 +10,8 @@ from kafka import KafkaProducer
 
 from models.contracts import encode_batch, encode_event
 from models.topics import BMI_SCREENINGS, VISION_SCREENINGS
-from services.audit import audit_delivery
-from services.settings import Settings
+from services.pipeline.audit import audit_delivery
+from services.platform.settings import Settings
 from tests import factories
 from tests.faults.harness import scalar, wait_for_lag_zero, worker
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from services.migrate import migrate
-from services.settings import Settings
-from services.stack import Kafka, Postgres, bootstrap_database
-from services.topics import create_topics
+from services.devtools.stack import Kafka, Postgres
+from services.platform.database import bootstrap_database
+from services.platform.migrate import migrate
+from services.platform.settings import Settings
+from services.platform.topics import create_topics
 from tests.faults.harness import (
     Process,
     alert_service,

@@ -19,10 +19,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from services.migrate import migrate
-from services.settings import Settings
-from services.stack import Postgres, bootstrap_database
-from services.topics import create_topics
+from services.devtools.stack import Postgres
+from services.platform.database import bootstrap_database
+from services.platform.migrate import migrate
+from services.platform.settings import Settings
+from services.platform.topics import create_topics
 
 BACKENDS = ("postgresql", "timescaledb")
 

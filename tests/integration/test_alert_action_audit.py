@@ -10,10 +10,10 @@ import httpx
 import psycopg
 import pytest
 
-from services.api import create_api
-from services.api.server import serve_in_thread
-from services.settings import Settings
-from services.users import add_user
+from services.access.users import add_user
+from services.platform.settings import Settings
+from services.server import create_api
+from services.server.thread import serve_in_thread
 from tests.integration.test_alerts_escalation import apply, candidates
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from services.settings import Settings
-from services.users import add_user
+from services.access.users import add_user
+from services.platform.settings import Settings
 from tests.integration.test_alerts_escalation import apply, candidates
 from tests.integration.test_alerts_flow import rows_as
 

@@ -13,11 +13,11 @@ import pytest
 
 from models.pipeline import ProcessedMessages, classify_event
 from models.rules import AlertCandidate, evaluate_batch
-from services.alerts import apply_candidates, escalate_due, queue_summary
-from services.api import create_api
-from services.api.server import serve_in_thread
-from services.settings import Settings
-from services.users import add_user
+from services.access.users import add_user
+from services.alerts.service import apply_candidates, escalate_due, queue_summary
+from services.platform.settings import Settings
+from services.server import create_api
+from services.server.thread import serve_in_thread
 from tests import factories
 
 pytestmark = pytest.mark.integration

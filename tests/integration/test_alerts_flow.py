@@ -25,11 +25,11 @@ from psycopg import sql
 from models.contracts import encode_event
 from models.rules import decode_alert_messages
 from models.topics import BMI_SCREENINGS, INTERVENTION_ALERTS, PSYCH_SURVEYS
-from services.api import create_api
-from services.api.server import serve_in_thread
-from services.api.session import api_role
-from services.settings import Settings
-from services.users import add_user, hash_token
+from services.access.session import api_role
+from services.access.users import add_user, hash_token
+from services.platform.settings import Settings
+from services.server import create_api
+from services.server.thread import serve_in_thread
 from tests import factories
 from tests.integration.conftest import count, wait_for, worker_environment
 

@@ -14,10 +14,10 @@ from kafka import KafkaConsumer
 
 from models.identity import student_key
 from models.topics import PSYCH_SURVEYS
-from services.api import create_api
-from services.api.server import serve_in_thread
-from services.settings import Settings
-from services.users import add_user, disable_user
+from services.access.users import add_user, disable_user
+from services.platform.settings import Settings
+from services.server import create_api
+from services.server.thread import serve_in_thread
 from tests.e2e.conftest import add_school_and_student
 from tests.integration.test_alerts_escalation import apply, candidates
 

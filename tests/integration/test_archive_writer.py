@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from models.pipeline import ProcessedMessages, classify_event
-from services.archive import ArchiveWriter, Conflict, DeadLetter
-from services.settings import Settings
+from services.pipeline.archive_writer import ArchiveWriter, Conflict, DeadLetter
+from services.platform.settings import Settings
 from tests import factories
 from tests.integration.conftest import count
 

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 import psycopg
 import pytest
 
-from services.settings import Settings
+from services.platform.settings import Settings
 from tests.integration.conftest import worker_environment
 
 pytestmark = pytest.mark.integration

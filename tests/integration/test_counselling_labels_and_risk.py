@@ -18,11 +18,11 @@ import psycopg
 import pytest
 
 from models.rules import PHQ_SEVERE, SELF_HARM_ITEM, AlertCandidate, Rule
-from services.api import create_api
-from services.api.server import serve_in_thread
-from services.seed import seed_archive
-from services.settings import Settings
-from services.users import add_user
+from services.access.users import add_user
+from services.devtools.seed import seed_archive
+from services.platform.settings import Settings
+from services.server import create_api
+from services.server.thread import serve_in_thread
 from services.web.pages import SESSION_COOKIE
 from tests.integration.test_alerts_escalation import apply
 from tests.integration.test_alerts_flow import rows_as
@@ -45,7 +45,7 @@ def _alert_for(rule: Rule, key: str, school: str, observed_on: date) -> AlertCan
 
 
 def _depression_samples(settings: Settings) -> dict[tuple[str, int], tuple[bool, str]]:
-    from services.screening import build_training_sets
+    from services.screening_models.service import build_training_sets
 
     samples = build_training_sets(settings)["depression"]
     return {(key, int(year)): (bool(label), source) for key, year, label, source
@@ -54,7 +54,7 @@ def _depression_samples(settings: Settings) -> dict[tuple[str, int], tuple[bool,
 
 def test_closed_counselling_alerts_become_depression_labels(isolated: Settings, tmp_path: Path) -> None:
     from models.screening import task
-    from services.screening import train_task
+    from services.screening_models.service import train_task
 
     seed_archive(isolated, students=1500, out_dir=tmp_path / "province")
     before = _depression_samples(isolated)
@@ -102,7 +102,7 @@ def test_closed_counselling_alerts_become_depression_labels(isolated: Settings, 
     assert changed == {(key, year) for key in (*positives[:2], *negatives)}
 
     # The model card says how many labels came from counsellors' findings.
-    from services.screening import build_training_sets
+    from services.screening_models.service import build_training_sets
 
     trained = train_task(task("depression"), build_training_sets(isolated)["depression"])
     assert trained.card.label_sources["counselling_outcome"] == 5

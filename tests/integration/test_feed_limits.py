@@ -16,8 +16,8 @@ from kafka import KafkaProducer
 
 from models.contracts import encode_event
 from models.topics import PSYCH_SURVEYS
-from services.settings import Settings
-from services.users import add_user
+from services.access.users import add_user
+from services.platform.settings import Settings
 from tests import factories
 from tests.integration.conftest import count, wait_for
 from tests.integration.test_alerts_flow import AlertService
@@ -25,7 +25,7 @@ from tests.integration.web_client import api_process
 
 pytestmark = pytest.mark.integration
 
-PER_USER = 10  # services.api.feed_hub.MAX_FEEDS_PER_USER
+PER_USER = 10  # services.alerts.feed_hub.MAX_FEEDS_PER_USER
 
 
 def _cluster_connections(settings: Settings) -> tuple[int, int]:

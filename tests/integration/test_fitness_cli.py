@@ -11,8 +11,8 @@ import pytest
 from models.contracts import encode_batch
 from models.fitness_upload import UPLOAD_COLUMNS
 from models.topics import FITNESS_TESTS
-from services.seed import ArchivePublisher
-from services.settings import Settings
+from services.devtools.seed import ArchivePublisher
+from services.platform.settings import Settings
 from tests import factories
 from tests.integration.test_cli_commands import schoolhealth
 

@@ -12,7 +12,7 @@ from openpyxl import Workbook
 
 from models.fitness_upload import UPLOAD_COLUMNS, row_to_fitness_event
 from models.identity import student_key
-from services.fitness_exchange import export_school_year, import_upload_sheet
+from services.intake.fitness_exchange import export_school_year, import_upload_sheet
 from tests.integration.conftest import count, wait_for
 
 pytestmark = pytest.mark.integration

@@ -10,10 +10,10 @@ import pytest
 
 from models.contracts import encode_batch
 from models.topics import FITNESS_TESTS
-from services.api import create_api
-from services.api.server import serve_in_thread
-from services.seed import ArchivePublisher
-from services.users import add_user
+from services.access.users import add_user
+from services.devtools.seed import ArchivePublisher
+from services.server import create_api
+from services.server.thread import serve_in_thread
 from tests import factories
 
 pytestmark = pytest.mark.integration

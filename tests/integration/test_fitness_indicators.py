@@ -17,14 +17,14 @@ import pytest
 
 from models.synthetic import ProvinceSpec
 from models.topics import INPUT_TOPICS
-from services.archive_reader import print_student
-from services.fitness_exchange import import_upload_sheet
-from services.fitness_synthetic_files import write_fitness_sheets
-from services.importer import import_file
-from services.metrics import publish_year
-from services.report import write_report
-from services.synthetic_files import write_province
-from services.topics import consumer_lag
+from services.devtools.fitness_synthetic_files import write_fitness_sheets
+from services.devtools.synthetic_files import write_province
+from services.intake.fitness_exchange import import_upload_sheet
+from services.intake.importer import import_file
+from services.platform.topics import consumer_lag
+from services.reporting.metrics import publish_year
+from services.reporting.report import write_report
+from services.students.archive_reader import print_student
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration

@@ -14,13 +14,13 @@ import pytest
 from models.follow_up import growth_findings, vision_findings
 from models.synthetic import ProvinceSpec
 from models.topics import INPUT_TOPICS
-from services.api import create_api
-from services.api.server import serve_in_thread
-from services.importer import import_file
-from services.settings import Settings
-from services.synthetic_files import write_province
-from services.topics import consumer_lag
-from services.users import add_user
+from services.access.users import add_user
+from services.devtools.synthetic_files import write_province
+from services.intake.importer import import_file
+from services.platform.settings import Settings
+from services.platform.topics import consumer_lag
+from services.server import create_api
+from services.server.thread import serve_in_thread
 from tests.integration.conftest import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
 """`grafana push` against a FAKE of Grafana's HTTP API (Grafana cannot run on this machine).
 
 FAKE GRAFANA: `FakeGrafana` below is a tiny HTTP server on 127.0.0.1 that implements only the
-endpoints `services.grafana.push` calls (folders, datasources by uid, dashboards/db, annotations),
+endpoints `services.reporting.grafana.push` calls (folders, datasources by uid, dashboards/db, annotations),
 records every request, and keeps just enough state for a second push to see the first. It is
 not Grafana: it checks what we send, not how Grafana renders it. The database is the real one.
 """
@@ -17,11 +17,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from services.dashboards import DATASOURCE_UID, JSON_DIR, PUBLICATION_TAG
-from services.grafana import FOLDER_UID, GrafanaPushError, push
-from services.metrics import publish_year
-from services.seed import seed_archive
-from services.settings import Settings
+from services.devtools.seed import seed_archive
+from services.platform.settings import Settings
+from services.reporting.dashboards import DATASOURCE_UID, JSON_DIR, PUBLICATION_TAG
+from services.reporting.grafana import FOLDER_UID, GrafanaPushError, push
+from services.reporting.metrics import publish_year
 
 pytestmark = pytest.mark.integration
 TOKEN = "fake-grafana-token"

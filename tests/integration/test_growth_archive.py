@@ -16,9 +16,9 @@ import psycopg
 import pytest
 
 from models.pipeline import ProcessedMessages, classify_event
-from services.archive import ArchiveWriter
-from services.archive_reader import print_student
-from services.settings import Settings
+from services.pipeline.archive_writer import ArchiveWriter
+from services.platform.settings import Settings
+from services.students.archive_reader import print_student
 from tests import factories
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,9 @@ from kafka import KafkaConsumer
 from models.identity import student_key
 from models.importing import COLUMNS
 from models.topics import BMI_SCREENINGS
-from services.importer import import_file
-from services.settings import Settings
-from services.users import add_user
+from services.access.users import add_user
+from services.intake.importer import import_file
+from services.platform.settings import Settings
 from tests.e2e.conftest import add_school_and_student
 from tests.hostile_files import xlsx_bomb
 from tests.integration.web_client import api_process, rss_kib, signed_in

@@ -12,7 +12,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from models.contracts import encode_batch, encode_event
 from models.topics import BMI_SCREENINGS, DEAD_LETTERS, HEALTH_RECORDS, PSYCH_SURVEYS, VISION_SCREENINGS
-from services.settings import Settings
+from services.platform.settings import Settings
 from tests import factories
 from tests.integration.conftest import count, wait_for
 

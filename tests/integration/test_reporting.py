@@ -28,12 +28,12 @@ from psycopg import errors, sql
 
 from models.metrics import Relation, suppress
 from models.synthetic import ProvinceSpec
-from services.dashboards import DASHBOARDS, JSON_DIR
-from services.metrics import headline_indicators, publish_year, refresh_rollups
-from services.report import ReportError, write_report
-from services.seed import import_directory, import_fitness, seed_archive
-from services.settings import Settings
-from services.synthetic_files import write_province
+from services.devtools.seed import import_directory, import_fitness, seed_archive
+from services.devtools.synthetic_files import write_province
+from services.platform.settings import Settings
+from services.reporting.dashboards import DASHBOARDS, JSON_DIR
+from services.reporting.metrics import headline_indicators, publish_year, refresh_rollups
+from services.reporting.report import ReportError, write_report
 from tests.integration.conftest import WorkerProcess, count, wait_for
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from services.settings import Settings
-from services.users import add_user
+from services.access.users import add_user
+from services.platform.settings import Settings
 from tests.integration.test_alerts_escalation import apply, candidates
 from tests.integration.web_client import api_process, rss_kib
 

@@ -11,8 +11,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from services.settings import Settings
-from services.stack import Stack
+from services.devtools.stack import Stack
+from services.platform.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -19,14 +19,15 @@ import pytest
 from psycopg import errors, sql
 
 from models.pipeline import ProcessedMessages, classify_event
-from services.api.session import api_role
-from services.archive import ArchiveWriter
-from services.metrics import refresh_rollups
-from services.migrate import MigrationError, migrate
-from services.settings import Settings
-from services.stack import Postgres, bootstrap_database
-from services.timescaledb import columnstore_closed_school_years
-from services.users import add_user, hash_token
+from services.access.session import api_role
+from services.access.users import add_user, hash_token
+from services.devtools.stack import Postgres
+from services.pipeline.archive_writer import ArchiveWriter
+from services.platform.database import bootstrap_database
+from services.platform.migrate import MigrationError, migrate
+from services.platform.settings import Settings
+from services.platform.timescaledb import columnstore_closed_school_years
+from services.reporting.metrics import refresh_rollups
 from tests import factories
 
 pytestmark = pytest.mark.integration

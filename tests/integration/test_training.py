@@ -11,15 +11,15 @@ import psycopg
 import pytest
 
 from models.screening import MODEL_CARD_SECTIONS, TASKS
-from services.seed import seed_archive
-from services.settings import Settings
+from services.devtools.seed import seed_archive
+from services.platform.settings import Settings
 from tests.integration.conftest import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def test_train_register_score_and_switch_versions_without_restart(isolated: Settings, tmp_path: Path) -> None:
-    from services.screening import (
+    from services.screening_models.service import (
         ArtifactError,
         Scorer,
         activate_version,

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from models.identity import student_key
-from services.api import create_api
-from services.api.server import serve_in_thread
-from services.settings import Settings
-from services.users import add_user
+from services.access.users import add_user
+from services.platform.settings import Settings
+from services.server import create_api
+from services.server.thread import serve_in_thread
 from services.web.pages import csrf_token
 from tests.e2e.conftest import add_school_and_student
 

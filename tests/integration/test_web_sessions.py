@@ -12,10 +12,10 @@ import httpx
 import psycopg
 import pytest
 
-from services.api import create_api
-from services.api.server import serve_in_thread
-from services.settings import Settings
-from services.users import add_user, hash_token
+from services.access.users import add_user, hash_token
+from services.platform.settings import Settings
+from services.server import create_api
+from services.server.thread import serve_in_thread
 from tests.integration.web_client import WebClient
 
 pytestmark = pytest.mark.integration

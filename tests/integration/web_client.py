@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
-from services.api.server import free_port
-from services.settings import Settings
+from services.platform.network import free_port
+from services.platform.settings import Settings
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 

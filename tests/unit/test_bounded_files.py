@@ -11,8 +11,8 @@ import pytest
 from openpyxl import Workbook
 
 from models.importing import COLUMNS
-from services.bounded_files import WEB_LIMITS, FileLimits, FileRefused, csv_safe, read_bounded
-from services.importer import REDACTED, ImportSummary, Rejected, shown_code, write_report
+from services.intake.bounded_files import WEB_LIMITS, FileLimits, FileRefused, csv_safe, read_bounded
+from services.intake.importer import REDACTED, ImportSummary, Rejected, shown_code, write_report
 from tests.hostile_files import xlsx_bomb
 
 HEADER = list(COLUMNS["bmi"])

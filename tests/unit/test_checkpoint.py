@@ -10,9 +10,9 @@ import pytest
 
 from models.contracts import encode_batch, encode_event
 from models.pipeline import ProcessedMessages
-from services.archive import DeadLetter
-from services.ingest import Backoff, BrokerUnavailable, Checkpoint, RawMessage
-from services.settings import Settings
+from services.pipeline.archive_writer import DeadLetter
+from services.pipeline.ingest import Backoff, BrokerUnavailable, Checkpoint, RawMessage
+from services.platform.settings import Settings
 from tests import factories
 
 SELF_HARM = [0, 0, 0, 0, 0, 0, 0, 0, 2]

@@ -11,7 +11,8 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
-from services.dashboards import (
+from services.platform.settings import PROJECT_ROOT
+from services.reporting.dashboards import (
     DASHBOARDS,
     DATASOURCE_TYPE,
     DATASOURCE_UID,
@@ -20,7 +21,6 @@ from services.dashboards import (
     dashboard_json,
     register_sql_query,
 )
-from services.settings import PROJECT_ROOT
 
 PANEL_TYPES = {"table", "timeseries", "stat", "bargauge"}
 

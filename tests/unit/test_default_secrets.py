@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.settings import Settings, UnsafeSettings
+from services.platform.settings import Settings, UnsafeSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHOSEN = {"pg_admin_password": "a" * 24, "pg_app_password": "b" * 24, "pg_grafana_password": "c" * 24,

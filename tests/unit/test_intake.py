@@ -21,7 +21,7 @@ from models.importing import (
     parse_roster_row,
     row_to_event,
 )
-from services.importer import UnreadableFile, read_rows
+from services.intake.importer import UnreadableFile, read_rows
 
 SECRET = b"unit-test-secret"
 NOW = datetime(2025, 10, 14, 8, 0, tzinfo=UTC)

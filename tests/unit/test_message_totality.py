@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from models.contracts import encode_batch, encode_event
 from models.pipeline import WHOLE_MESSAGE, ProcessedMessages, process_message
 from models.topics import INPUT_TOPICS
-from services.alerts import candidates_of
-from services.ingest import PreparedBatch, RawMessage, dead_letter_record, prepare_message
+from services.alerts.service import candidates_of
+from services.pipeline.ingest import PreparedBatch, RawMessage, dead_letter_record, prepare_message
 from tests import factories
 
 hostile_text = st.one_of(

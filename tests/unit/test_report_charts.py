@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from services.report import Bar, bar_chart_svg, nice_ticks, small_multiples_svg, text_width
+from services.reporting.report import Bar, bar_chart_svg, nice_ticks, small_multiples_svg, text_width
 
 
 @pytest.mark.parametrize(("maximum", "ticks"), [

@@ -277,7 +277,7 @@ def test_model_card_has_every_section_and_valid_json() -> None:
 
 
 def _small_model() -> object:
-    from services.screening import _new_model
+    from services.screening_models.service import _new_model
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(300, 4))
@@ -286,7 +286,7 @@ def _small_model() -> object:
 
 
 def test_artifact_round_trip_and_tampering_fails_on_sha256() -> None:
-    from services.screening import ArtifactError, dump_artifact, load_artifact
+    from services.screening_models.service import ArtifactError, dump_artifact, load_artifact
 
     model = _small_model()
     data, digest = dump_artifact(model)
@@ -306,7 +306,7 @@ def test_untrusted_types_are_refused() -> None:
     import skops.io
     from sklearn.preprocessing import FunctionTransformer
 
-    from services.screening import ArtifactError, load_artifact
+    from services.screening_models.service import ArtifactError, load_artifact
 
     # A function reference is exactly what an attacker would smuggle in an artifact.
     data = skops.io.dumps(FunctionTransformer(func=os.system))

@@ -35,7 +35,7 @@ from models.synthetic import (
     generate_values,
 )
 from models.vision import classify_vision
-from services.synthetic_files import write_province
+from services.devtools.synthetic_files import write_province
 
 PHQ = get_instrument("phq-a")
 GAD = get_instrument("gad-7")
@@ -519,7 +519,7 @@ def test_parallel_writing_gives_the_same_files(tmp_path: Path) -> None:
 
 
 def test_write_province_quotes_cells_that_need_it(tmp_path: Path) -> None:
-    from services.synthetic_files import _write_rows
+    from services.devtools.synthetic_files import _write_rows
 
     buffer = io.StringIO()
     _write_rows(buffer, 2, [("a,b", 'say "hi"'), ("plain", "")])

@@ -1,0 +1,100 @@
+"""Authentication and the per-request database session.
+
+Every request runs its queries in one transaction under the NOLOGIN API role (`SET LOCAL ROLE`)
+with `schoolhealth.token_sha256` set to the hash of the presented bearer token. PostgreSQL's
+row-level policies resolve the user from that hash, so what a request can read or change is
+decided by the database, not only by this code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import psycopg
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from services.access.users import hash_token
+from services.platform.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="a per-user token from `schoolhealth users token`")
+
+UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
+
+
+def api_role(settings: Settings) -> str:
+    """The NOLOGIN role requests run as (created by migration 0003)."""
+    return f"{settings.pg_app_user}_api"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Session:
+    conn: psycopg.AsyncConnection[Any]
+    user_id: str
+    role: str
+    now: datetime
+
+    async def fetch(self, query: str | sql.Composable, params: Any = None) -> list[dict[str, Any]]:
+        async with self.conn.cursor(row_factory=dict_row) as cursor:
+            await cursor.execute(query, params)  # type: ignore[arg-type]
+            return await cursor.fetchall()
+
+    async def fetch_one(self, query: str | sql.Composable, params: Any = None) -> dict[str, Any] | None:
+        rows = await self.fetch(query, params)
+        return rows[0] if rows else None
+
+    async def audit_psych_reads(self, reads: Sequence[tuple[str, str, UUID | None]], what: str) -> None:
+        """One `audit.psych_reads` row per (student key, school, alert or None) read, in this transaction.
+
+        The table's trigger stamps the authenticated user; rows can be added, never changed.
+        """
+        if reads:
+            async with self.conn.cursor() as cursor:
+                await cursor.executemany(
+                    "INSERT INTO audit.psych_reads (user_id, student_key, school_id, alert_id, what)"
+                    " VALUES ('', %s, %s, %s, %s)", [(*read, what) for read in reads])
+
+    def require(self, *roles: str) -> None:
+        if self.role not in roles:
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"the {self.role} role may not do this (allowed: {', '.join(roles)})")
+
+
+async def token_hash(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The SHA-256 of the bearer token; 401 without one."""
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers=UNAUTHENTICATED)
+    return hash_token(credentials.credentials)
+
+
+TokenHash = Annotated[str, Depends(token_hash)]
+
+
+@contextlib.asynccontextmanager
+async def user_session(request: Request, token_sha256: str) -> AsyncIterator[Session]:
+    """One transaction as the token's user; 401 if the token is unknown, revoked or its user disabled.
+
+    The transaction commits when the block ends without an exception and rolls back otherwise,
+    so a refused state change leaves nothing behind.
+    """
+    settings: Settings = request.app.state.settings
+    pool: AsyncConnectionPool[Any] = request.app.state.pool
+    clock: Callable[[], datetime] = request.app.state.clock
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(api_role(settings))))
+        await conn.execute("SELECT set_config('schoolhealth.token_sha256', %s, true)", (token_sha256,))
+        row = await (await conn.execute("SELECT auth.current_user_id(), auth.current_role_name()")).fetchone()
+        if row is None or row[0] is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown, revoked or disabled token",
+                                headers=UNAUTHENTICATED)
+        yield Session(conn=conn, user_id=row[0], role=row[1], now=clock())

@@ -1,0 +1,166 @@
+"""`schoolhealth audit delivery`: the operator's proof, after an incident, that nothing was lost.
+
+It reads the input topics over a range (from `--since`, or from the beginning of what the broker
+retains, up to their current end), runs every message through the worker's own pure per-message
+path (`models.pipeline.process_message`) to learn which events and rejections it holds, and looks
+each one up: an accepted event must be in its family's archive table (by event id) or be
+dead-lettered at its position as a `conflicting_duplicate`; a rejection must be in
+`ops.dead_letters` at its position (topic, partition, offset, item in the envelope). Whatever is
+neither is missing. Self-harm and other alerts the rules raise for the surveys read must each be
+applied once (`alerts.applied_events`).
+
+The fault suite uses the same function as its oracle.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+
+from models.pipeline import ProcessedMessages, locate_events, process_message
+from models.rules import evaluate_batch
+from models.topics import INPUT_TOPICS
+from services.pipeline.ingest import CONFLICTING_DUPLICATE
+from services.platform.settings import Settings
+
+ARCHIVE_TABLE_FOR_FAMILY: dict[str, str] = {
+    "health-record": "archive.student_history",
+    "vision-screening": "archive.vision_screenings",
+    "bmi-screening": "archive.growth_screenings",
+    "psych-survey": "archive.survey_results",
+    "fitness-test": "archive.fitness_results",
+}
+
+Position = tuple[int, int, int]  # partition, offset, item index (-1: the whole message)
+
+
+@dataclass(slots=True)
+class TopicAudit:
+    """Per input topic: every event (or rejected message) read, and where it ended up."""
+
+    topic: str
+    produced: int = 0
+    archived: int = 0
+    dead_lettered: int = 0
+    conflicting: int = 0
+    missing: int = 0
+    alerts_expected: int = 0
+    alerts_missing: int = 0
+    missing_positions: list[Position] = field(default_factory=list)
+    dead_letter_codes: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"topic": self.topic, "produced": self.produced, "archived": self.archived,
+                "dead_lettered": self.dead_lettered, "conflicting": self.conflicting, "missing": self.missing,
+                "alerts_expected": self.alerts_expected, "alerts_missing": self.alerts_missing,
+                "dead_letter_codes": dict(sorted(self.dead_letter_codes.items())),
+                "missing_positions": [list(p) for p in self.missing_positions[:20]]}
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    position: Position
+    event_id: UUID | None  # None: a rejection (no accepted event)
+
+
+def _read_topic(settings: Settings, topic: str, since: datetime | None) -> Iterable[Any]:
+    """Every record of `topic` from `since` (or the earliest retained) to its end right now."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+                             group_id=None, max_partition_fetch_bytes=10 * 1024 * 1024,
+                             fetch_max_bytes=64 * 1024 * 1024, consumer_timeout_ms=10_000)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return
+        consumer.assign(partitions)
+        ends = consumer.end_offsets(partitions)
+        starts = consumer.beginning_offsets(partitions)
+        if since is not None:
+            found = consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in partitions})
+            starts = {tp: (found[tp].offset if found.get(tp) is not None else ends[tp]) for tp in partitions}
+        remaining = {tp for tp in partitions if starts[tp] < ends[tp]}
+        for tp in partitions:
+            consumer.seek(tp, starts[tp])
+        while remaining:
+            polled = consumer.poll(timeout_ms=2000, max_records=2000)
+            if not polled and all(consumer.position(tp) >= ends[tp] for tp in remaining):
+                break
+            for tp, records in polled.items():
+                for record in records:
+                    if record.offset < ends[tp]:
+                        yield record
+                if consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        consumer.close()
+
+
+def audit_delivery(settings: Settings, *, since: datetime | None = None) -> list[TopicAudit]:
+    """Audit every input topic; see the module docstring."""
+    results: list[TopicAudit] = []
+    with psycopg.connect(settings.pg_dsn("admin"), connect_timeout=10) as conn:
+        for name, family in INPUT_TOPICS.items():
+            topic = settings.topic(name)
+            audit = TopicAudit(topic=topic)
+            items: list[_Item] = []
+            alert_ids: list[UUID] = []
+            for record in _read_topic(settings, topic, since):
+                value = record.value or b""
+                out = ProcessedMessages()
+                process_message(value, expected_family=family, out=out)
+                for rejection in out.rejected:
+                    items.append(_Item((record.partition, record.offset, rejection.item_index), None))
+                if out.accepted:
+                    for event, index, _ in locate_events(value, expected_family=family):
+                        items.append(_Item((record.partition, record.offset, index), event.event_id))
+                alert_ids.extend(candidate.alert_event_id for candidate in evaluate_batch(out))
+            _settle(conn, audit, family, items)
+            if alert_ids:
+                applied = {row[0] for row in conn.execute(
+                    "SELECT alert_event_id FROM alerts.applied_events WHERE alert_event_id = ANY(%s)",
+                    (list(set(alert_ids)),))}
+                audit.alerts_expected = len(set(alert_ids))
+                audit.alerts_missing = len(set(alert_ids) - applied)
+            results.append(audit)
+    return results
+
+
+def _settle(conn: psycopg.Connection[Any], audit: TopicAudit, family: str, items: list[_Item]) -> None:
+    audit.produced = len(items)
+    if not items:
+        return
+    letters: dict[Position, str] = {}
+    for partition, offset, index, code in conn.execute(
+            "SELECT kafka_partition, kafka_offset, item_index, code FROM ops.dead_letters WHERE topic = %s",
+            (audit.topic,)):
+        letters[(partition, offset, index)] = code
+    ids = list({item.event_id for item in items if item.event_id is not None})
+    stored: set[UUID] = set()
+    if ids:
+        query = sql.SQL("SELECT DISTINCT event_id FROM {} WHERE event_id = ANY(%s)").format(
+            sql.SQL(ARCHIVE_TABLE_FOR_FAMILY[family]))
+        stored = {row[0] for row in conn.execute(query, (ids,))}
+    codes: dict[str, int] = defaultdict(int)
+    for item in items:
+        code = letters.get(item.position)
+        if item.event_id is not None and code == CONFLICTING_DUPLICATE:
+            audit.conflicting += 1
+            codes[code] += 1
+        elif item.event_id is not None and item.event_id in stored:
+            audit.archived += 1
+        elif code is not None:
+            audit.dead_lettered += 1
+            codes[code] += 1
+        else:
+            audit.missing += 1
+            audit.missing_positions.append(item.position)
+    audit.dead_letter_codes = dict(codes)

@@ -1,0 +1,238 @@
+"""Annual indicators against the database: refresh the rollups, compute, publish revisions.
+
+The SQL rollups (migration 0020) count students per school year, metric, school and
+characteristics; `models.metrics` turns those fine cells into every published cell (school,
+county, province by each breakdown), withholds small cells with complementary suppression and
+adds Wilson intervals and the year-on-year change. The result goes to `metrics.live_indicators`
+(what `reporting.indicators` shows) on every refresh, and to a new immutable revision of
+`metrics.published_indicators` on every publication.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+
+from models.metrics import (
+    METRICS,
+    FineCell,
+    IndicatorCell,
+    SchoolStaffing,
+    indicator_table,
+    school_doctor_table,
+)
+from services.platform.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PROVINCE_NAME = "Province"
+
+_COLUMNS = ("school_year", "metric_id", "metric_version", "level", "area_id", "area_name", "county_id",
+            "breakdown", "category", "denominator", "numerator", "rate", "ci_low", "ci_high",
+            "previous_rate", "change", "change_ci_low", "change_ci_high", "suppressed")
+
+
+def _fine_cells(conn: psycopg.Connection, year: int, metric_id: str) -> list[FineCell]:
+    rows = conn.execute(
+        "SELECT school_id, county_id, urban_rural, sex, grade, left_behind, disability, denominator, numerator"
+        " FROM metrics.indicator_cells WHERE school_year = %s AND metric_id = %s"
+        " UNION ALL SELECT school_id, county_id, urban_rural, sex, grade, left_behind, disability, denominator,"
+        " numerator FROM metrics.fitness_cells WHERE school_year = %s AND metric_id = %s",
+        (year, metric_id, year, metric_id),
+    ).fetchall()
+    return [FineCell(school_id=r[0], county_id=r[1], urban_rural=r[2], sex=r[3], grade=int(r[4]),
+                     left_behind=bool(r[5]), disability=bool(r[6]), denominator=int(r[7]), numerator=int(r[8]))
+            for r in rows]
+
+
+def _schools(conn: psycopg.Connection) -> list[SchoolStaffing]:
+    rows = conn.execute(
+        "SELECT school_id, county_id, urban_rural, boarding, enrollment, school_doctors FROM archive.schools"
+    ).fetchall()
+    return [SchoolStaffing(school_id=r[0], county_id=r[1], urban_rural=r[2], boarding=bool(r[3]),
+                           enrollment=int(r[4]), school_doctors=int(r[5])) for r in rows]
+
+
+def compute_year(conn: psycopg.Connection, year: int) -> list[IndicatorCell]:
+    """Every indicator cell of one school year, from the refreshed rollups."""
+    cells: list[IndicatorCell] = []
+    for metric in METRICS:
+        if metric.unit == "school":
+            continue
+        current = _fine_cells(conn, year, metric.id)
+        if current:
+            cells.extend(indicator_table(metric, year, current, _fine_cells(conn, year - 1, metric.id)))
+    # Staffing is known only as it stands now, so it has no year-on-year change.
+    cells.extend(school_doctor_table(year, _schools(conn)))
+    return cells
+
+
+def _names(conn: psycopg.Connection) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    rows = conn.execute("SELECT school_id, name, county_id, county_name FROM archive.schools").fetchall()
+    schools = {r[0]: r[1] for r in rows}
+    county_of = {r[0]: r[2] for r in rows}
+    counties = {r[2]: r[3] for r in rows}
+    return schools, county_of, counties
+
+
+def _rows(conn: psycopg.Connection, cells: Iterable[IndicatorCell]) -> list[tuple[object, ...]]:
+    schools, county_of, counties = _names(conn)
+    out: list[tuple[object, ...]] = []
+    for c in cells:
+        if c.level == "school":
+            name, county = schools.get(c.area_id, c.area_id), county_of.get(c.area_id)
+        elif c.level == "county":
+            name, county = counties.get(c.area_id, c.area_id), c.area_id
+        else:
+            name, county = PROVINCE_NAME, None
+        out.append((c.school_year, c.metric_id, c.metric_version, c.level, c.area_id, name, county,
+                    c.breakdown, c.category, c.denominator, c.numerator, c.rate, c.ci_low, c.ci_high,
+                    c.previous_rate, c.change, c.change_ci_low, c.change_ci_high, c.suppressed))
+    return out
+
+
+def _definitions_json() -> str:
+    return json.dumps([{"id": m.id, "version": m.version, "title": m.title, "unit": m.unit,
+                        "numerator": m.numerator, "denominator": m.denominator,
+                        "inclusion": m.inclusion, "reference": m.reference} for m in METRICS], ensure_ascii=False)
+
+
+def _write_definitions(conn: psycopg.Connection) -> None:
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO metrics.definitions (metric_id, version, title, unit, numerator, denominator, inclusion,"
+            " reference) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (metric_id, version) DO UPDATE SET"
+            " title = EXCLUDED.title, unit = EXCLUDED.unit, numerator = EXCLUDED.numerator,"
+            " denominator = EXCLUDED.denominator, inclusion = EXCLUDED.inclusion, reference = EXCLUDED.reference",
+            [(m.id, m.version, m.title, m.unit, m.numerator, m.denominator, m.inclusion, m.reference) for m in METRICS],
+        )
+
+
+def _copy(conn: psycopg.Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    with conn.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _refresh(conn: psycopg.Connection) -> list[int]:
+    # The rollups sort every student-year by a 64-character key: with the default 4 MB they spill to
+    # disk and take several times longer; JIT compilation costs more than it saves at this size.
+    conn.execute("SET LOCAL work_mem = '128MB'")
+    conn.execute("SET LOCAL jit = off")
+    conn.execute("SELECT metrics.refresh_rollups()")
+    conn.execute("SELECT metrics.refresh_fitness_rollups()")
+    _write_definitions(conn)
+    return [int(r[0]) for r in conn.execute(
+        "SELECT DISTINCT school_year FROM metrics.indicator_cells ORDER BY 1").fetchall()]
+
+
+_LIVE_LOCK = "SELECT {}(hashtext('schoolhealth.metrics.live'))"
+
+
+def _refresh_live(settings: Settings, *, wait: bool) -> bool:
+    with psycopg.connect(settings.pg_dsn("app")) as conn:
+        # One refresh at a time (CLI, publication, every worker's timer): the live table is replaced whole.
+        locked = conn.execute(_LIVE_LOCK.format("pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"))
+        row = locked.fetchone()
+        if not wait and not (row and row[0]):
+            return False
+        years = _refresh(conn)
+        rows: list[tuple[object, ...]] = []
+        for year in years:
+            rows.extend(_rows(conn, compute_year(conn, year)))
+        conn.execute("DELETE FROM metrics.live_indicators")
+        _copy(conn, "metrics.live_indicators", _COLUMNS, rows)
+    log.info("rollups refreshed: %d indicator cells over %d school years", len(rows), len(years))
+    return True
+
+
+def refresh_continuous_aggregates(settings: Settings) -> list[str]:
+    """Refresh the TimescaleDB continuous aggregates of `metrics` (none on plain PostgreSQL); return their names.
+
+    Their refresh policy does this hourly where background jobs work; they fail on some PostgreSQL
+    minors (15.20), so every rollup refresh does it too. TimescaleDB lets only a continuous
+    aggregate's owner refresh it, and never inside a transaction: an autocommit owner connection.
+    Only invalidated buckets are recomputed, so a refresh with nothing new is cheap.
+    """
+    with psycopg.connect(settings.pg_dsn("admin"), autocommit=True) as conn:
+        installed = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+        if installed is None:
+            return []
+        names = [str(r[0]) for r in conn.execute(
+            "SELECT format('%I.%I', view_schema, view_name) FROM timescaledb_information.continuous_aggregates"
+            " WHERE view_schema = 'metrics' ORDER BY view_name").fetchall()]
+        for name in names:
+            conn.execute("CALL refresh_continuous_aggregate(%s::regclass, NULL, NULL)", (name,))
+    return names
+
+
+def refresh_rollups(settings: Settings) -> None:
+    """Refresh the materialized rollups and recompute the live (suppressed) indicators of every year."""
+    _refresh_live(settings, wait=True)
+    refresh_continuous_aggregates(settings)
+
+
+def try_refresh_rollups(settings: Settings) -> bool:
+    """Refresh unless another process is refreshing right now; say whether this one did."""
+    refreshed = _refresh_live(settings, wait=False)
+    if refreshed:
+        refresh_continuous_aggregates(settings)
+    return refreshed
+
+
+def register_refresh_timer(app: Any, settings: Settings) -> None:
+    """Refresh the rollups from a stream worker every `metrics_refresh_seconds` (0: never).
+
+    Every worker of the group has the timer; the advisory lock lets one of them refresh and the
+    others skip that round. The refresh is synchronous, so it runs in a thread.
+    """
+    interval = settings.metrics_refresh_seconds
+    if interval <= 0:
+        return
+
+    @app.timer(interval=interval)  # type: ignore[untyped-decorator]  # faust
+    async def refresh_metrics() -> None:
+        try:
+            await asyncio.to_thread(try_refresh_rollups, settings)
+        except Exception:
+            log.exception("metrics refresh failed; retrying at the next interval")
+
+
+def publish_year(settings: Settings, year: int) -> int:
+    """Freeze school year `year` into a new revision of the published indicators; return the revision."""
+    refresh_rollups(settings)
+    with psycopg.connect(settings.pg_dsn("app")) as conn:
+        # One publisher at a time per year, so revisions are consecutive.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('schoolhealth.publish'), %s::integer)", (year,))
+        cells = compute_year(conn, year)
+        if not any(c.metric_id != "school_doctor" for c in cells):
+            raise ValueError(f"school year {year} has no screenings to publish")
+        row = conn.execute("SELECT COALESCE(max(revision), 0) + 1 FROM metrics.publications WHERE school_year = %s",
+                           (year,)).fetchone()
+        revision = int(row[0]) if row else 1
+        rows = _rows(conn, cells)
+        conn.execute(
+            "INSERT INTO metrics.publications (school_year, revision, definitions, cells) VALUES (%s, %s, %s, %s)",
+            (year, revision, _definitions_json(), len(rows)),
+        )
+        _copy(conn, "metrics.published_indicators", ("revision", *_COLUMNS),
+              ((revision, *published) for published in rows))
+    log.info("published school year %d as revision %d (%d cells)", year, revision, len(rows))
+    return revision
+
+
+def headline_indicators(settings: Settings, year: int) -> dict[str, float | None]:
+    """Province-level rates of the newest published revision of `year`, by metric id."""
+    with psycopg.connect(settings.pg_dsn("app")) as conn:
+        rows = conn.execute(
+            "SELECT metric_id, rate FROM reporting.published_indicators"
+            " WHERE school_year = %s AND level = 'province' AND breakdown = 'all'",
+            (year,),
+        ).fetchall()
+    found = {str(r[0]): (None if r[1] is None else float(r[1])) for r in rows}
+    return {metric.id: found.get(metric.id) for metric in METRICS}

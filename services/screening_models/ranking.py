@@ -1,0 +1,51 @@
+"""Students to review first: the screening models' risk scores, for the people who act on them
+(the API's `GET /risk` and the web pages' review-first list).
+
+A counsellor gets the depression model's ranking for the schools they serve, a school doctor the
+myopia-onset and overweight rankings; row-level security on `ml.risk_scores` enforces it (a model
+the caller's role does not act on answers with an empty list). Reading depression scores is a
+read of psychological data and is audited. The scores prioritise review; they are not diagnoses.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from services.access.session import Session
+from services.students.facts import student_facts
+
+RISK_ROLES = ("counsellor", "school_doctor", "county_officer", "admin")
+MODEL_TEAMS = {"depression": "counselling", "myopia_onset": "school_doctor", "overweight": "school_doctor"}
+# The team each role acts for; county officers and admins see every team's models.
+_ROLE_TEAMS = {"counsellor": "counselling", "school_doctor": "school_doctor"}
+
+
+def models_for(role: str) -> list[str]:
+    """The models whose rankings a role acts on, in a fixed order (row-level security still decides rows)."""
+    team = _ROLE_TEAMS.get(role)
+    return [name for name, model_team in MODEL_TEAMS.items() if team is None or model_team == team]
+
+
+async def ranked_rows(session: Session, model: str, *, today: date, school_id: str | None = None,
+                      limit: int = 50) -> list[dict[str, Any]]:
+    """The ranking the caller may see (row-level security), highest risk first, its reads audited."""
+    rows = await session.fetch(
+        "SELECT r.student_key, r.school_id, r.model, r.version, r.score, r.scored_at, ro.name,"
+        " (SELECT count(*) FROM alerts.alerts a WHERE a.student_key = r.student_key AND a.team = %(team)s"
+        "   AND a.state IN ('open', 'acknowledged', 'in_progress'))::int AS open_alerts"
+        " FROM ml.risk_scores r"
+        " LEFT JOIN roster.students ro ON ro.student_key = r.student_key"
+        " WHERE r.model = %(model)s AND (%(school)s::text IS NULL OR r.school_id = %(school)s)"
+        " ORDER BY r.score DESC, r.student_key LIMIT %(limit)s",
+        {"model": model, "team": MODEL_TEAMS[model], "school": school_id, "limit": limit})
+    if model == "depression":
+        await session.audit_psych_reads([(row["student_key"], row["school_id"], None) for row in rows], "risk_scores")
+    facts = await student_facts(session, [row["student_key"] for row in rows], today)
+    for position, row in enumerate(rows, start=1):
+        row["rank"] = position
+        known = facts.get(row["student_key"])
+        row["grade"] = known.grade if known else None
+        row["class_name"] = known.class_name if known else None
+        row["school_name"] = known.school_name if known else None
+    return rows
