@@ -30,7 +30,11 @@ in the report's definitions (``DEFINITIONS``):
   year's result is then the retest's. A retest after a first test that did not fail, or a
   second retest, does not replace anything (`year_attempt`).
 * **Graduation**: 50 % of the final year's total plus 50 % of the mean of the stage's other
-  years' totals; with no other year on record, the final year's total alone.
+  years' totals; with no other year on record, the final year's total alone. Each year's total
+  is the year's result by the retest rule; a year without a total (a missing or exempted item)
+  is left out of the mean; a repeated grade counts once, with its latest year; a final year
+  without a total has no graduation score (免测 where the student was wholly exempted). The
+  archive's view ``archive.fitness_graduation`` computes the same (migration 0064).
 """
 
 from __future__ import annotations
@@ -164,6 +168,10 @@ DEFINITIONS: Final[tuple[tuple[str, str], ...]] = (
      "denominators and counted separately"),
     ("补测 / retest", "首测不及格者可补测一次，以补测成绩为当年成绩 / a student failing the first test "
      "may retest once; the retest is then the year's result"),
+    ("毕业成绩 / graduation score", "毕业当年总分×50% + 本学段其他学年总分平均分×50%；无总分的学年不计入平均，"
+     "重读年级只计最后一学年，无其他学年时取毕业当年总分 / 50% of the final year's total + 50% of the mean of the "
+     "stage's other years' totals; years without a total are left out, a repeated grade counts once (its latest "
+     "year), with no other year the final year's total alone"),
 )
 
 

@@ -44,11 +44,14 @@ __all__ = [
     "UPLOAD_COLUMNS",
     "UploadHeaderRejected",
     "UploadRowRejected",
+    "build_fitness_event",
     "check_upload_header",
     "code_of_grade",
     "export_row",
     "format_time",
+    "parse_time",
     "row_to_fitness_event",
+    "whole",
 ]
 
 
@@ -88,6 +91,8 @@ _MEASUREMENT_FIELD: Final[Mapping[str, str]] = {"身高": "height_cm", "体重":
 _ALIASES: Final[Mapping[str, str]] = {
     "student_number": "学籍号", "name": "姓名", "sex": "性别", "birth_date": "出生日期",
     "height_cm": "身高", "weight_kg": "体重", "class_name": "班级名称",
+    # models.importing's names of the item columns (the class sheet's), back to the sheet's headings.
+    **{info.field: info.name_zh for info in ITEM_INFO.values()},
 }
 _REQUIRED: Final = ("年级编号", "学籍号", "性别")
 _SEX_CODES: Final[Mapping[str, Sex]] = {"1": "male", "2": "female", "男": "male", "女": "female"}
@@ -208,26 +213,58 @@ def row_to_fitness_event(
         else:
             value = _number(column, text)
             values[ITEM_INFO[item].field] = _whole(value) if ITEM_INFO[item].unit != "s" else value
-    tested = items_for(sex, grade)
-    whole_exemption = bool(exempted) and set(tested) <= set(exempted)
-    event_fields: dict[str, Any] = {
-        "event_id": event_id_for("fitness", school_id, key, measured_on.isoformat(), attempt,
-                                 *(f"{name}={values[name]!r}" for name in sorted(values)),
-                                 "exempt=" + ",".join(sorted(exempted))),
-        "occurred_at": now, "school_id": school_id, "student_key": key, "submitted_by": submitted_by,
-        "measured_on": measured_on, "sex": sex, "grade": grade, "attempt": attempt, "screener": screener,
-        **values,
-    }
-    if whole_exemption:
-        event_fields |= {"exempt": True, "exemption_reason": "not_stated"}
-    elif exempted:
-        event_fields |= {"exempt_items": tuple(exempted), "exemption_reason": "not_stated"}
     try:
-        return FitnessTest.model_validate(event_fields)
+        return build_fitness_event(
+            key=key, school_id=school_id, measured_on=measured_on, attempt=attempt, sex=sex, grade=grade,
+            screener=screener, submitted_by=submitted_by, now=now, values=values, exempted=exempted)
     except ValidationError as error:
         problem = field_errors(error, FitnessTest)[0]
         column = _column_of_field(problem.field)
         raise UploadRowRejected(column, problem.message) from None
+
+
+def build_fitness_event(
+    *, key: str, school_id: str, measured_on: date, attempt: str, sex: Sex, grade: int, screener: str,
+    submitted_by: str, now: datetime, values: Mapping[str, Any], exempted: Sequence[str],
+    exemption_reason: str | None = None,
+) -> FitnessTest:
+    """The `fitness-test` event of one student's results (``values`` by contract field) and exempted items.
+
+    Every item of the grade exempted is a whole exemption (免测). The event id is derived from the
+    content alone, so the same test typed on the class sheet or imported from the upload sheet is one
+    event. Raises pydantic's ``ValidationError`` (the contract's reasons) for anything invalid.
+    """
+    tested = items_for(sex, grade)
+    whole_exemption = bool(exempted) and set(tested) <= set(exempted)
+    event_fields: dict[str, Any] = {
+        # An exemption reason counts only where one was given (the upload sheet has none), so the
+        # ids of imported sheets stay what they were.
+        "event_id": event_id_for("fitness", school_id, key, measured_on.isoformat(), attempt,
+                                 *(f"{name}={values[name]!r}" for name in sorted(values)),
+                                 "exempt=" + ",".join(sorted(exempted)),
+                                 *([f"reason={exemption_reason}"] if exemption_reason else [])),
+        "occurred_at": now, "school_id": school_id, "student_key": key, "submitted_by": submitted_by,
+        "measured_on": measured_on, "sex": sex, "grade": grade, "attempt": attempt, "screener": screener,
+        **values,
+    }
+    reason = exemption_reason or "not_stated"
+    if whole_exemption:
+        event_fields |= {"exempt": True, "exemption_reason": reason}
+    elif exempted:
+        event_fields |= {"exempt_items": tuple(exempted), "exemption_reason": reason}
+    elif exemption_reason is not None:
+        event_fields["exemption_reason"] = exemption_reason
+    return FitnessTest.model_validate(event_fields)
+
+
+def parse_time(column: str, text: str) -> float:
+    """A run time in seconds from ``m'ss`` (``3'35``, ``3'35"``, ``3:35``, ``3分35秒``) or seconds."""
+    return _seconds(column, text)
+
+
+def whole(value: float) -> int | float:
+    """A count, ml or cm as the contract takes it (a spreadsheet writes 3 as 3.0)."""
+    return _whole(value)
 
 
 def _column_of_field(field: str) -> str:

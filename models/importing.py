@@ -31,11 +31,14 @@ from models.contracts import (
     IDENTIFIER_PATTERN,
     BmiScreening,
     Event,
+    FitnessTest,
     HealthRecord,
     PsychSurvey,
     VisionScreening,
     field_errors,
 )
+from models.fitness import ITEM_INFO, items_for
+from models.fitness_upload import EXEMPT_MARKS, UploadRowRejected, build_fitness_event, parse_time, whole
 from models.growth import completed_months
 from models.identity import event_id_for, student_key
 from models.types import SchoolId, Sex, StudentKey
@@ -65,8 +68,8 @@ __all__ = [
     "row_to_event",
 ]
 
-FileKind: TypeAlias = Literal["schools", "roster", "records", "vision", "bmi", "survey"]
-EventKind: TypeAlias = Literal["records", "vision", "bmi", "survey"]
+FileKind: TypeAlias = Literal["schools", "roster", "records", "vision", "bmi", "survey", "fitness"]
+EventKind: TypeAlias = Literal["records", "vision", "bmi", "survey", "fitness"]
 EVENT_KINDS: Final[tuple[EventKind, ...]] = get_args(EventKind)
 Action: TypeAlias = Literal["register", "update", "transfer", "leave"]
 UrbanRural: TypeAlias = Literal["urban", "rural"]
@@ -99,6 +102,12 @@ COLUMNS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
             "school_id", "student_number", "sex", "birth_date", "answered_on", "instrument",
             "instrument_version", "answers",
         ),
+        # One student's physical-fitness test (the class sheet's fitness columns): every result cell
+        # may be blank (not measured) or 免测 (that item exempted); see `_fitness_row`.
+        "fitness": (
+            "school_id", "student_number", "sex", "grade", "measured_on", "height_cm", "weight_kg",
+            *(info.field for info in ITEM_INFO.values()), "screener",
+        ),
     }
 )
 
@@ -106,7 +115,8 @@ COLUMNS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
 #: pitting oedema (blank: not recorded), and age_months for records that carry only an age (then
 #: birth_date may be absent).
 OPTIONAL_COLUMNS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
-    {"roster": ("class_name", "guardian_name"), "bmi": ("oedema", "age_months")}
+    {"roster": ("class_name", "guardian_name"), "bmi": ("oedema", "age_months"),
+     "fitness": ("attempt", "exemption_reason")}
 )
 
 #: The Chinese column heading of each column, as schools' own spreadsheets write them. A file may
@@ -123,6 +133,11 @@ COLUMN_NAMES_ZH: Final[Mapping[str, str]] = MappingProxyType(
         "wears_glasses": "戴镜", "screener": "检查人员", "height_cm": "身高(cm)", "weight_kg": "体重(kg)",
         "answered_on": "答卷日期", "instrument": "量表", "instrument_version": "量表版本", "answers": "各题得分",
         "oedema": "双侧凹陷性水肿", "age_months": "月龄",
+        "vital_capacity_ml": "肺活量(ml)", "run_50m_s": "50米跑(秒)", "sit_and_reach_cm": "坐位体前屈(cm)",
+        "rope_skipping_count": "一分钟跳绳(次)", "sit_ups_count": "一分钟仰卧起坐(次)",
+        "shuttle_run_50m_x8_s": "50米×8往返跑", "standing_long_jump_cm": "立定跳远(cm)",
+        "pull_ups_count": "引体向上(次)", "run_800m_s": "800米跑", "run_1000m_s": "1000米跑",
+        "attempt": "测试类型", "exemption_reason": "免测原因",
     }
 )
 
@@ -694,18 +709,79 @@ def _survey_row(cells: _Cells, common: dict[str, Any]) -> PsychSurvey:
     return event
 
 
+_ATTEMPTS: Final[Mapping[str, str]] = {"first": "first", "retest": "retest", "首测": "first", "补测": "retest"}
+_EXEMPTION_REASONS: Final[Mapping[str, str]] = {
+    "illness": "illness", "disability": "disability", "injury": "injury", "not_stated": "not_stated",
+    "疾病": "illness", "残疾": "disability", "伤病": "injury", "受伤": "injury", "未说明": "not_stated",
+}
+_TIMED_FIELDS: Final = frozenset({"run_800m_s", "run_1000m_s", "shuttle_run_50m_x8_s"})
+_ITEM_OF_FIELD: Final = {info.field: item for item, info in ITEM_INFO.items()}
+
+
+def _fitness_row(cells: _Cells, common: dict[str, Any]) -> FitnessTest:
+    """One student's fitness test. A blank result is not measured (never 0); ``免测`` exempts the
+    item, and every item of the grade exempted is a whole exemption; an item the standard does
+    not test for the student's grade and sex is refused by the contract with the grade's items."""
+    sex = cells.required("sex", cells.sex)
+    grade = cells.required("grade", cells.integer)
+    if not 1 <= grade <= 12:
+        raise RowRejected("grade", f"{grade} outside 1..12")
+    measured_on = _not_future("measured_on", cells.required("measured_on", cells.date), common["occurred_at"])
+    attempt = cells.optional("attempt", cells.lookup(_ATTEMPTS)) or "first"
+    reason = cells.optional("exemption_reason", cells.lookup(_EXEMPTION_REASONS))
+    values: dict[str, Any] = {}
+    for name, value in (("height_cm", _height_cm(cells)), ("weight_kg", _weight_kg(cells))):
+        if value is not None:
+            values[name] = value
+    exempted: list[str] = []
+    for column, item in _ITEM_OF_FIELD.items():
+        text = cells.optional(column, cells.text)
+        if text is None:
+            continue
+        if text in EXEMPT_MARKS:
+            exempted.append(item)
+        elif column in _TIMED_FIELDS:
+            try:
+                values[column] = parse_time(column, text)
+            except UploadRowRejected as error:
+                raise RowRejected(column, error.reason) from None
+        else:
+            number = cells.number(column, text)
+            values[column] = number if ITEM_INFO[item].unit == "s" else whole(number)
+    if reason is not None and not exempted:
+        raise RowRejected("exemption_reason", "given, but no item is marked 免测 (exempt)")
+    bmi_measured = "height_cm" in values and "weight_kg" in values
+    if not exempted and not bmi_measured and not any(column in values for column in _ITEM_OF_FIELD):
+        raise RowRejected("row", "no test result (an item, or height and weight) and no item marked 免测")
+    for item in exempted:
+        if item not in items_for(sex, grade):
+            raise RowRejected(ITEM_INFO[item].field,  # type: ignore[index]  # item is an Item here
+                              f"{item} is not tested in grade {grade} ({sex}); that grade's items are "
+                              + ", ".join(items_for(sex, grade)))
+    try:
+        return build_fitness_event(
+            key=common["student_key"], school_id=common["school_id"], measured_on=measured_on, attempt=attempt,
+            sex=sex, grade=grade, screener=cells.required("screener", cells.identifier),
+            submitted_by=common["submitted_by"], now=common["occurred_at"], values=values, exempted=exempted,
+            exemption_reason=reason)
+    except ValidationError as exc:
+        problems = field_errors(exc, FitnessTest)
+        raise RowRejected(_COLUMN_OF_FIELD.get(problems[0].field, problems[0].field), problems[0].message) from None
+
+
 _ROW_BUILDERS: Final[Mapping[str, Callable[[_Cells, dict[str, Any]], Event]]] = {
     "records": _records_row,
     "vision": _vision_row,
     "bmi": _bmi_row,
     "survey": _survey_row,
+    "fitness": _fitness_row,
 }
 
 
 def row_to_event(
     kind: EventKind, row: Mapping[str, str], *, secret: bytes, submitted_by: str, now: datetime
 ) -> Event:
-    """Convert one row of records.csv, vision.csv, bmi.csv or survey.csv into its event.
+    """Convert one row of records.csv, vision.csv, bmi.csv, survey.csv or a fitness row into its event.
 
     ``now`` (timezone-aware) becomes ``occurred_at``; dates after it are rejected. The event id
     is derived from the row's content, so re-importing a file gives the same ids. Raises

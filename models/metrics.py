@@ -205,8 +205,41 @@ def _fitness_metrics() -> tuple[MetricDefinition, ...]:
         )
         for item, info in ITEM_INFO.items()
     )
-    return overall + items
+    exempt = MetricDefinition(
+        id="fitness_exempt", version=1, title="Physical fitness: exempt students (免测人数)", unit="student",
+        numerator="students wholly exempted from the year's test (免测, on application with a medical certificate)",
+        denominator="students with a fitness result in the year (complete, incomplete or exempt)",
+        inclusion=_FITNESS_INCLUSION + " The count is withheld like every cell: no published count (nor its "
+        "complement) from 1 to 9.",
+        reference="国家学生体质健康标准（2014年修订）, 一、说明 item 10",
+    )
+    graduation = tuple(
+        MetricDefinition(
+            id=f"fitness_graduation_{band_id}", version=1, unit="student",
+            title=f"Physical fitness at graduation: {title}",
+            numerator=f"graduating students whose graduation score is {threshold}",
+            denominator=("students tested in the final grade of their stage (grade 6 or 9) in the year who have a "
+                         "graduation score (a complete final-year test)"),
+            inclusion=_FITNESS_INCLUSION + " " + GRADUATION_RULE,
+            reference="国家学生体质健康标准（2014年修订）, 教体艺〔2014〕5号, 一、说明 items 7-9",
+        )
+        for band_id, title, threshold in (
+            ("pass", "pass rate (毕业成绩及格率)", "at least 60"),
+            ("good_or_above", "good-and-above rate (毕业成绩优良率)", "at least 80"),
+            ("excellent", "excellent rate (毕业成绩优秀率)", "at least 90"),
+        )
+    )
+    return (*overall, *items, exempt, *graduation)
 
+
+#: The graduation score's rule as the report states it (rules.csv graduation_score and retest).
+GRADUATION_RULE: Final = (
+    "Graduation score = 50% of the final year's total + 50% of the mean of the totals of the stage's other "
+    "years (rules.csv graduation_score); each year's total is the year's result by the retest rule (a first "
+    "test rated fail may be retested once; the retest is then the year's result); years without a total "
+    "(a missing or exempted item) are left out of the mean, a repeated grade counts once (its latest year), "
+    "and with no other year on record the final year's total alone is the score; bands as for the year total."
+)
 
 FITNESS_METRICS: Final[tuple[MetricDefinition, ...]] = _fitness_metrics()
 #: The indicator set, in publication order: screenings and surveys, then physical fitness.

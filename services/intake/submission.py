@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.contracts import Event, encode_event
+from models.fitness import FitnessResult
 from models.importing import HeaderRejected, RowRejected, row_to_event
 from models.pipeline import ProcessedMessages, classify_event
 from models.rules import evaluate_batch
@@ -49,7 +51,7 @@ Cell = str | int | float | bool | list[int] | None
 
 class ScreeningIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["records", "vision", "bmi", "survey"]
+    kind: Literal["records", "vision", "bmi", "survey", "fitness"]
     row: Annotated[dict[str, Cell], Field(description="the columns of the importer's CSV file of this kind")]
 
 
@@ -75,7 +77,23 @@ def _classification(batch: ProcessedMessages) -> dict[str, Any]:
     for items in (batch.surveys, batch.growth, batch.vision):
         for item in items:
             return dataclasses.asdict(item.result)
+    for fitness in batch.fitness:
+        return fitness_classification(fitness.result)
     return {}
+
+
+def fitness_classification(result: FitnessResult) -> dict[str, Any]:
+    """A scored fitness test as JSON: item scores, BMI, total and band (None where not scored)."""
+    def number(value: Decimal | None) -> float | None:
+        return None if value is None else float(value)
+
+    return {"status": result.status, "grade": result.grade, "bmi": number(result.bmi),
+            "bmi_category": result.bmi_category, "bmi_score": result.bmi_score,
+            "item_scores": {score.item: score.score for score in result.items},
+            "standard_score": number(result.standard_score), "bonus": result.bonus, "total": number(result.total),
+            "band": result.band, "failed_items": list(result.failed_items),
+            "missing_items": list(result.missing_items), "exempt_items": list(result.exempt_items),
+            "table_version": result.table_version}
 
 
 WRITE_REFUSALS = {

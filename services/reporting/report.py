@@ -306,6 +306,25 @@ _METRICS_ZH.update({
                               _FITNESS_EXTRA_ZH),
     "fitness_excellent": ("体质健康优秀率", "学年总分达到 90 分的学生", "学年内体质测试完整的学生", _FITNESS_EXTRA_ZH),
 })
+_GRADUATION_ZH = (
+    "毕业成绩 = 毕业当年学年总分 × 50% + 本学段其他学年总分平均分 × 50%（rules.csv graduation_score）；各学年总分按补测规则取当年成绩；"
+    "缺测或单项免测（无总分）的学年不计入平均，留级重读的年级只计最后一个学年，没有其他学年成绩时以毕业当年总分为毕业成绩；"
+    "等级划分与学年总分相同。"
+)
+_METRICS_ZH.update({
+    "fitness_exempt": ("体质测试免测人数", "全部项目免测（经申请并有医疗证明）的学生",
+                       "学年内有体质测试成绩（完整、不完整或免测）的学生",
+                       _FITNESS_EXTRA_ZH + "免测人数与其他单元格一样做小单元格隐藏：不公布 1–9 人的计数（含其补数）。"),
+    "fitness_graduation_pass": ("毕业体质成绩及格率", "毕业成绩达到 60 分的毕业年级学生",
+                                "学年内在本学段最后一个年级（6 或 9 年级）测试且有毕业成绩的学生",
+                                _FITNESS_EXTRA_ZH + _GRADUATION_ZH),
+    "fitness_graduation_good_or_above": ("毕业体质成绩优良率", "毕业成绩达到 80 分的毕业年级学生",
+                                         "学年内在本学段最后一个年级测试且有毕业成绩的学生",
+                                         _FITNESS_EXTRA_ZH + _GRADUATION_ZH),
+    "fitness_graduation_excellent": ("毕业体质成绩优秀率", "毕业成绩达到 90 分的毕业年级学生",
+                                     "学年内在本学段最后一个年级测试且有毕业成绩的学生",
+                                     _FITNESS_EXTRA_ZH + _GRADUATION_ZH),
+})
 _METRICS_ZH.update({
     f"fitness_item_{item}": (f"体质测试单项：{info.name_zh}及格率", f"{info.name_zh}单项得分达到 60 分的学生",
                              f"学年成绩中有{info.name_zh}成绩的学生（仅该项目所测年级）", _FITNESS_EXTRA_ZH)
@@ -386,7 +405,7 @@ def write_report(settings: Settings, year: int, out_dir: Path, county: str | Non
 
     series: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for r in trend_rows:
-        if r["metric_id"] != "school_doctor" and not r["metric_id"].startswith("fitness_item_"):
+        if r["metric_id"] not in ("school_doctor", "fitness_exempt") and not r["metric_id"].startswith("fitness_item_"):
             series[titles.get(r["metric_id"], r["metric_id"])].append((int(r["school_year"]), float(r["rate"])))
 
     child_level = "school" if county else "county"

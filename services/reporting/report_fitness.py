@@ -1,8 +1,9 @@
 """The annual report's physical-fitness section (国家学生体质健康标准, 2014 revision).
 
 Built from the same published, suppressed cells as the rest of the report: the three headline
-rates with their intervals, the rates by group, the per-item pass rates by grade, and the scoring
-choices the standard leaves open, with the verification status of the tables behind them.
+rates with their intervals, the rates by group, the exempt counts (withheld like every cell), the
+graduation-score rates with the rule, the per-item pass rates by grade, and the scoring choices the
+standard leaves open, with the verification status of the tables behind them.
 """
 
 from __future__ import annotations
@@ -13,9 +14,15 @@ from typing import Any
 import jinja2
 
 from models.fitness import DEFINITIONS, ITEM_INFO, REFERENCE, TABLE_VERSION
-from models.metrics import FITNESS_METRICS
+from models.metrics import FITNESS_METRICS, GRADUATION_RULE
 
 OVERALL = ("fitness_pass", "fitness_good_or_above", "fitness_excellent")
+GRADUATION = ("fitness_graduation_pass", "fitness_graduation_good_or_above", "fitness_graduation_excellent")
+GRADUATION_RULE_ZH = (
+    "毕业成绩 = 毕业当年（6、9 年级）学年总分 × 50% + 本学段其他学年总分平均分 × 50%；各学年总分按补测规则取当年成绩"
+    "（首测不及格者补测一次，以补测成绩为当年成绩）；缺测或单项免测的学年无总分，不计入平均；留级重读的年级只计最后一个学年；"
+    "没有其他学年成绩的，以毕业当年总分为毕业成绩。等级：≥90 优秀，≥80 良好，≥60 及格。"
+)
 FITNESS_IDS = frozenset(metric.id for metric in FITNESS_METRICS)
 GROUPS = (("all", "all"), ("sex", "male"), ("sex", "female"), ("stage", "primary"), ("stage", "junior"),
           ("urban_rural", "urban"), ("urban_rural", "rural"), ("left_behind", "yes"), ("disability", "yes"))
@@ -36,6 +43,18 @@ test (every item of their grade, BMI included); per-item rates over students wit
 免测 (wholly exempted) students are in no denominator.</p>
 <table><tr><th>Rate</th>{% for label in group_labels %}<th>{{ label }}</th>{% endfor %}</tr>
 {% for row in overall %}<tr><td>{{ row.title }}</td>
+{% for value in row["values"] %}<td>{{ value }}</td>{% endfor %}</tr>
+{% endfor %}</table>
+<h3>免测人数 Exempt students (免测)</h3>
+<p class="note">全部项目免测的学生人数及其占有成绩学生的比例；与其他单元格一样，不公布 1–9 人的计数（含补数）。
+Students wholly exempted (免测), and their share of the students with a result; withheld like every cell (no count,
+nor its complement, from 1 to 9).</p>
+<table id="fitness-exempt"><tr><th></th>{% for label in group_labels %}<th>{{ label }}</th>{% endfor %}</tr>
+<tr><td>免测 exempt</td>{% for value in exempt %}<td>{{ value }}</td>{% endfor %}</tr></table>
+<h3>毕业成绩 Graduation scores</h3>
+<p class="note">{{ graduation_rule_zh }}<br>{{ graduation_rule }}</p>
+<table id="fitness-graduation"><tr><th>Rate</th>{% for label in group_labels %}<th>{{ label }}</th>{% endfor %}</tr>
+{% for row in graduation %}<tr><td>{{ row.title }}</td>
 {% for value in row["values"] %}<td>{{ value }}</td>{% endfor %}</tr>
 {% endfor %}</table>
 <h3>单项及格率 Item pass rates by grade</h3>
@@ -59,6 +78,15 @@ def _percent_ci(cell: Mapping[str, Any] | None) -> str:
             f"n={cell['denominator']:,}")
 
 
+def _count_share(cell: Mapping[str, Any] | None) -> str:
+    """An exempt count and its share: "12 (1.3%, n=950)"; "withheld" when suppressed."""
+    if cell is None:
+        return "–"
+    if cell["suppressed"]:
+        return "withheld"
+    return f"{cell['numerator']:,} ({100 * cell['rate']:.1f}%, n={cell['denominator']:,})"
+
+
 def fitness_section(area_rows: Sequence[Mapping[str, Any]]) -> str:
     """The HTML section for one area's published cells (empty when no fitness cell was published)."""
     by_key = {(r["metric_id"], r["breakdown"], r["category"]): r for r in area_rows}
@@ -67,6 +95,9 @@ def fitness_section(area_rows: Sequence[Mapping[str, Any]]) -> str:
     titles = {metric.id: metric.title for metric in FITNESS_METRICS}
     overall = [{"title": titles[metric], "values": [_percent_ci(by_key.get((metric, b, c))) for b, c in GROUPS]}
                for metric in OVERALL]
+    exempt = [_count_share(by_key.get(("fitness_exempt", b, c))) for b, c in GROUPS]
+    graduation = [{"title": titles[metric], "values": [_percent_ci(by_key.get((metric, b, c))) for b, c in GROUPS]}
+                  for metric in GRADUATION]
     grades = [str(grade) for grade in range(1, 10)]
     items = []
     for item, info in ITEM_INFO.items():
@@ -81,4 +112,5 @@ def fitness_section(area_rows: Sequence[Mapping[str, Any]]) -> str:
     labels = [GROUP_LABELS.get(c if b in ("all", "sex", "stage", "urban_rural") else f"{b}:{c}", c) for b, c in GROUPS]
     return _SECTION.render(reference=REFERENCE, table_version=TABLE_VERSION, group_labels=labels,
                            overall=overall, grades=grades, items=items, definitions=DEFINITIONS,
-                           unverified=UNVERIFIED_NOTE)
+                           unverified=UNVERIFIED_NOTE, exempt=exempt, graduation=graduation,
+                           graduation_rule=GRADUATION_RULE, graduation_rule_zh=GRADUATION_RULE_ZH)

@@ -118,6 +118,8 @@ def print_student(settings: Settings, key: str, *, out: Callable[[str], Any] = p
         history = cursor.fetchall()
         cursor.execute(_TIMELINE, {"key": key})
         timeline = cursor.fetchall()
+        cursor.execute("SELECT * FROM archive.fitness_graduation WHERE student_key = %s ORDER BY final_grade", (key,))
+        graduations = cursor.fetchall()
         if status is None and not history and not timeline:
             raise StudentNotFound(f"no archive entry for student key {key[:12]}…")
         if any(row["kind"] in ("phq-a", "phq-9", "gad-7") for row in timeline):
@@ -143,3 +145,23 @@ def print_student(settings: Settings, key: str, *, out: Callable[[str], Any] = p
     for row in timeline:
         mark = " (correction)" if row["correction"] else ""
         out(f"  {row['on_date']}  {row['kind']:<8} {row['detail']}{mark}")
+    for row in graduations:
+        out(graduation_line(row))
+
+
+def graduation_line(row: dict[str, Any]) -> str:
+    """One stage's graduation fitness score and how it was computed (rules.csv graduation_score)."""
+    year = f"{row['school_year']}/{(row['school_year'] + 1) % 100:02d}"
+    head = f"  graduation {row['stage']} (grade {row['final_grade']}, school year {year}): "
+    if row["status"] == "exempt":
+        return head + "exempt (免测) in the final year: no graduation score"
+    if row["status"] != "complete":
+        return head + "final year incomplete (a missing or exempted item): no graduation score"
+    score = f"score {row['graduation_score']:.2f}"
+    if row["other_years"]:
+        how = (f" = 50% × {row['final_total']} (final year) + 50% × {row['other_mean']:.2f}"
+               f" (mean of {row['other_years']} other year{'s' if row['other_years'] > 1 else ''})")
+    else:
+        how = f" = the final year's total {row['final_total']} (no other year of the stage on record)"
+    minimum = "; below 50: completion without graduation (结业/肄业)" if row["below_minimum"] else ""
+    return head + score + how + f", {row['band']}{minimum}"

@@ -317,6 +317,65 @@ _ZH.update({
     "letters.slip_fields": "就诊医院：____________  诊断结果：____________  家长签名：____________  日期：________",
 })
 
+# Physical fitness (国家学生体质健康标准): the class sheet's fitness form and the upload sheet's page.
+_EN.update({
+    "sheet.fitness.title": "Physical fitness sheet", "sheet.fitness.open": "Fitness tests",
+    "sheet.fitness.help": "Type each result as measured (50 m 8.5, sit-and-reach -2.5, 800 m 3'35 or 215), "
+        "免测 for an item exempted on application (every item: the student is exempt; give the reason), or leave "
+        "it blank if not measured (never 0). – marks an item not tested for that student's sex.",
+    "sheet.fitness.not_tested": "not tested for this sex and grade", "sheet.fitness.exempt": "exempt (免测)",
+    "sheet.fitness.total": "total {total}, {band}", "sheet.fitness.incomplete": "incomplete, no total: missing {items}",
+    "sheet.fitness.exempt_items": "exempt: {items}", "sheet.fitness.failed": "item failed: {items}",
+    "sheet.no_grade": "The roster has no grade for this student: the fitness tables depend on it.",
+    "field.attempt": "Attempt", "attempt.first": "First test", "attempt.retest": "Retest (补测)",
+    "field.exemption_reason": "Exemption reason", "field.grade_code": "Grade code",
+    "fitness.item.vital_capacity": "Vital capacity (ml)", "fitness.item.run_50m": "50 m (s)",
+    "fitness.item.sit_and_reach": "Sit-and-reach (cm)", "fitness.item.rope_skipping_1min": "Rope skipping (1 min)",
+    "fitness.item.sit_ups_1min": "Sit-ups (1 min)", "fitness.item.shuttle_run_50m_x8": "50 m × 8 shuttle",
+    "fitness.item.standing_long_jump": "Standing long jump (cm)", "fitness.item.pull_ups": "Pull-ups",
+    "fitness.item.run_1000m": "1000 m", "fitness.item.run_800m": "800 m",
+    "field.vital_capacity_ml": "Vital capacity (ml)", "field.run_50m_s": "50 m run (s)",
+    "field.sit_and_reach_cm": "Sit-and-reach (cm)", "field.rope_skipping_count": "1-minute rope skipping",
+    "field.sit_ups_count": "1-minute sit-ups", "field.shuttle_run_50m_x8_s": "50 m × 8 shuttle run",
+    "field.standing_long_jump_cm": "Standing long jump (cm)", "field.pull_ups_count": "Pull-ups",
+    "field.run_800m_s": "800 m run", "field.run_1000m_s": "1000 m run",
+    "band.excellent": "excellent", "band.good": "good", "band.pass": "pass", "band.fail": "fail",
+    "nav.fitness_upload": "Upload fitness results", "fitness_upload.title": "Upload the national fitness upload sheet",
+    "fitness_upload.help": "The sheet your school uploads to the national student physical fitness data system "
+        "(国家学生体质健康标准数据上报), CSV or XLSX: grade code (年级编号), student number (学籍号), sex (1 male, "
+        "2 female, or 男/女) and the item columns by their Chinese headings. Names never leave the file's reading.",
+    "fitness_upload.school": "School", "fitness_upload.measured_on": "Test date",
+    "fitness_upload.preview_title": "Fitness results: preview before publishing",
+    "fitness_upload.done": "{accepted} tests were published; {rejected} rejected rows were recorded.",
+})
+_ZH.update({
+    "sheet.fitness.title": "班级体质测试表", "sheet.fitness.open": "体质测试",
+    "sheet.fitness.help": "按实测填写成绩（50米跑 8.5，坐位体前屈 -2.5，800米跑 3'35 或 215 秒）；经申请免测的项目填“免测”"
+        "（全部项目免测即为免测学生，请填写免测原因）；未测的项目留空（不要填 0）。“–”表示该性别不测此项目。",
+    "sheet.fitness.not_tested": "该年级该性别不测此项目", "sheet.fitness.exempt": "免测",
+    "sheet.fitness.total": "总分 {total}，{band}", "sheet.fitness.incomplete": "测试不完整，不计总分：缺 {items}",
+    "sheet.fitness.exempt_items": "免测：{items}", "sheet.fitness.failed": "单项不及格：{items}",
+    "sheet.no_grade": "花名册中没有该学生的年级：体质评分表按年级区分。",
+    "field.attempt": "测试类型", "attempt.first": "首测", "attempt.retest": "补测",
+    "field.exemption_reason": "免测原因", "field.grade_code": "年级编号",
+    "fitness.item.vital_capacity": "肺活量(ml)", "fitness.item.run_50m": "50米跑(秒)",
+    "fitness.item.sit_and_reach": "坐位体前屈(cm)", "fitness.item.rope_skipping_1min": "一分钟跳绳",
+    "fitness.item.sit_ups_1min": "一分钟仰卧起坐", "fitness.item.shuttle_run_50m_x8": "50米×8往返跑",
+    "fitness.item.standing_long_jump": "立定跳远(cm)", "fitness.item.pull_ups": "引体向上",
+    "fitness.item.run_1000m": "1000米跑", "fitness.item.run_800m": "800米跑",
+    "field.vital_capacity_ml": "肺活量", "field.run_50m_s": "50米跑", "field.sit_and_reach_cm": "坐位体前屈",
+    "field.rope_skipping_count": "一分钟跳绳", "field.sit_ups_count": "一分钟仰卧起坐",
+    "field.shuttle_run_50m_x8_s": "50米×8往返跑", "field.standing_long_jump_cm": "立定跳远",
+    "field.pull_ups_count": "引体向上", "field.run_800m_s": "800米跑", "field.run_1000m_s": "1000米跑",
+    "band.excellent": "优秀", "band.good": "良好", "band.pass": "及格", "band.fail": "不及格",
+    "nav.fitness_upload": "上传体质测试数据", "fitness_upload.title": "上传国家学生体质健康数据上报表",
+    "fitness_upload.help": "即学校上报中国学生体质健康网的数据表（CSV 或 XLSX）：年级编号、学籍号、性别（1 男，2 女，或 男/女）"
+        "及各测试项目列（中文列名）。姓名只在读取文件时使用，不会保存。",
+    "fitness_upload.school": "学校", "fitness_upload.measured_on": "测试日期",
+    "fitness_upload.preview_title": "体质测试数据：发布前预览",
+    "fitness_upload.done": "已发布 {accepted} 条测试成绩；已记录 {rejected} 个被拒绝的行。",
+})
+
 MESSAGES: Mapping[str, Mapping[str, str]] = MappingProxyType({"en": _EN, "zh-CN": _ZH})
 
 

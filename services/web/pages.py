@@ -36,7 +36,8 @@ from pydantic import ValidationError
 from models.alerts import OUTCOMES
 from models.contracts import Event, encode_batch
 from models.evidence_text import describe_evidence
-from models.follow_up import FINDINGS, growth_findings, vision_findings
+from models.fitness import BAND_LABELS, ITEM_INFO, items_for
+from models.follow_up import FINDINGS, fitness_findings, growth_findings, vision_findings
 from models.follow_up import STATES as FOLLOW_UP_STATES
 from models.importing import COLUMN_NAMES_ZH, COLUMNS, HeaderRejected, RowRejected, check_header, row_to_event
 from models.pipeline import ProcessedMessages, classify_event
@@ -51,7 +52,14 @@ from services.intake.submission import SUBMIT_ROLES, ScreeningIn, submit_screeni
 from services.screening_models import ranking
 from services.students.facts import StudentFacts, school_names, student_facts
 from services.students.follow_up import StepRefused, follow_up_rows, record_step
-from services.web.class_sheet import SHEET_COLUMNS, RosterStudent, sheet_rows
+from services.web.class_sheet import (
+    FITNESS_ATTEMPTS,
+    SHEET_COLUMNS,
+    RosterStudent,
+    fitness_column_applies,
+    fitness_columns,
+    sheet_rows,
+)
 from services.web.letters import TITLES, Letter, build_letter
 from services.web.letters import greeting as letter_greeting
 from services.web.messages import LANGUAGES, label, pick_language, translate
@@ -782,9 +790,14 @@ def grade_class_text(grade: int, class_name: str | None, language: str) -> str:
 # --- school doctor: a class screening sheet -------------------------------------------------------
 
 @router.get("/doctor/class-sheet", response_class=HTMLResponse)
-async def class_sheet(request: Request, grade: str | None = None, class_name: str | None = None,
-                      school: str | None = None, measured_on: str | None = None) -> Response:
-    """Pick a class, then enter its screenings row by row (keyboard: Enter moves on, a row saves as you leave it)."""
+async def class_sheet(  # noqa: PLR0917 - the sheet's choices are query parameters
+    request: Request, grade: str | None = None, class_name: str | None = None, school: str | None = None,
+    measured_on: str | None = None, sheet: str | None = None, attempt: str | None = None,
+) -> Response:
+    """Pick a class, then enter its screenings row by row (keyboard: Enter moves on, a row saves as you leave it).
+
+    ``sheet=fitness`` is the physical-fitness sheet (the grade's items), ``attempt=retest`` its 补测.
+    """
     async with web_session(request) as session:
         if session.role not in SUBMIT_ROLES:
             return _error(request, session, 403)
@@ -801,11 +814,20 @@ async def class_sheet(request: Request, grade: str | None = None, class_name: st
                 request, session, classes=await _classes(request, session, school or None), schools=names))
         students = await class_students(request, session, school=school or None, grade=chosen_grade,
                                         class_name=(class_name or "").strip() or None)
-        entered = await _entered_on(session, [f.student_key for f in students], day)
+        fitness = sheet == "fitness" and 1 <= chosen_grade <= 12
+        chosen_attempt = attempt if attempt in FITNESS_ATTEMPTS else "first"
+        keys = [f.student_key for f in students]
+        entered = (await _fitness_entered_on(session, keys, day, chosen_attempt) if fitness
+                   else await _entered_on(session, keys, day))
+        columns = fitness_columns(chosen_grade) if fitness else SHEET_COLUMNS
+        applies = {(f.student_key, c.name): (not fitness or fitness_column_applies(c, f.sex, chosen_grade))
+                   for f in students for c in columns}
         return _page("class_sheet.html", _context(
-            request, session, students=students, entered=entered, columns=SHEET_COLUMNS, day=day,
+            request, session, students=students, entered=entered, columns=columns, day=day,
             group=grade_class_text(chosen_grade, class_name, _language(request)), schools=names,
-            school=school or "", grade=chosen_grade, class_name=(class_name or "").strip()))
+            school=school or "", grade=chosen_grade, class_name=(class_name or "").strip(),
+            sheet="fitness" if fitness else "screening", attempt=chosen_attempt, attempts=FITNESS_ATTEMPTS,
+            applies=applies))
 
 
 async def _classes(request: Request, session: Session, school: str | None) -> list[dict[str, Any]]:
@@ -839,6 +861,34 @@ async def _entered_on(session: Session, keys: list[str], day: date) -> dict[str,
     return entered
 
 
+async def _fitness_entered_on(session: Session, keys: list[str], day: date, attempt: str) -> dict[str, dict[str, Any]]:
+    """The fitness results already entered for these students on ``day`` (that attempt), as typed."""
+    from models.fitness_upload import format_time
+
+    entered: dict[str, dict[str, Any]] = {}
+    if not keys:
+        return entered
+    rows = await session.fetch(
+        "SELECT DISTINCT ON (student_key) * FROM archive.fitness_current"
+        " WHERE student_key = ANY(%s) AND measured_on = %s AND attempt = %s ORDER BY student_key, ingested_at DESC",
+        (keys, day, attempt))
+    for row in rows:
+        exempted = set(items_for(row["sex"], row["grade"]) if row["exempt"] else row["exempt_items"] or ())
+        cells: dict[str, Any] = {"height_cm": "" if row["height_cm"] is None else str(row["height_cm"]),
+                                 "weight_kg": "" if row["weight_kg"] is None else str(row["weight_kg"]),
+                                 "exemption_reason": row["exemption_reason"] if exempted else ""}
+        for item, info in ITEM_INFO.items():
+            value = row[info.field]
+            if item in exempted:
+                cells[info.field] = "免测"
+            elif value is not None:
+                cells[info.field] = (format_time(float(value)) if info.field in ("run_800m_s", "run_1000m_s",
+                                                                                  "shuttle_run_50m_x8_s")
+                                     else str(value).removesuffix(".0"))
+        entered[row["student_key"]] = cells
+    return entered
+
+
 @router.post("/doctor/class-sheet/save")
 async def class_sheet_save(request: Request) -> JSONResponse:
     """Validate, classify and submit the screenings of one sheet row; the answer says what was saved."""
@@ -847,6 +897,8 @@ async def class_sheet_save(request: Request) -> JSONResponse:
     language = _language(request)
     key = str(body.get("student_key", ""))
     cells = {str(k): str(v) for k, v in (body.get("cells") or {}).items()}
+    fitness = body.get("sheet") == "fitness"
+    attempt = str(body.get("attempt") or "first")
     async with web_session(request) as session:
         if session.role not in SUBMIT_ROLES:
             return JSONResponse({"ok": False, "errors": [{"reason": translate(language, "error.403")}]}, 403)
@@ -858,11 +910,20 @@ async def class_sheet_save(request: Request) -> JSONResponse:
         student = await session.fetch_one(
             "SELECT school_id, national_number, sex, birth_date FROM roster.students WHERE student_key = %s", (key,))
         user_id = session.user_id
+        facts = (await student_facts(session, [key], day)).get(key) if fitness and student else None
     if student is None:
         return JSONResponse({"ok": False, "errors": [{"reason": translate(language, "error.404")}]}, 404)
-    rows = sheet_rows(RosterStudent(school_id=student["school_id"], student_number=student["national_number"],
-                                    sex=student["sex"], birth_date=student["birth_date"]),
-                      cells, measured_on=day, screener=user_id)
+    roster_student = RosterStudent(school_id=student["school_id"], student_number=student["national_number"],
+                                   sex=student["sex"], birth_date=student["birth_date"])
+    if fitness:
+        grade = facts.grade if facts else None
+        if grade is None or attempt not in FITNESS_ATTEMPTS:
+            return JSONResponse({"ok": False, "errors": [{"field": "grade", "reason": translate(
+                language, "sheet.no_grade")}]}, 422)
+        rows = sheet_rows(roster_student, cells, measured_on=day, screener=user_id, columns=fitness_columns(grade),
+                          grade=grade, attempt=attempt)
+    else:
+        rows = sheet_rows(roster_student, cells, measured_on=day, screener=user_id)
     token_hash = hash_token(_session_token(request))
     saved: dict[str, str] = {}
     errors: list[dict[str, Any]] = []
@@ -888,6 +949,8 @@ async def class_sheet_save(request: Request) -> JSONResponse:
 
 
 def _sheet_findings(kind: str, classification: dict[str, Any]) -> list[str]:
+    if kind == "fitness":
+        return list(fitness_findings(classification.get("band"), classification.get("failed_items")))
     if kind == "bmi":
         return list(growth_findings(classification.get("wst586"), classification.get("wst456_wasting"),
                                     classification.get("wst456_stunting")))
@@ -897,9 +960,38 @@ def _sheet_findings(kind: str, classification: dict[str, Any]) -> list[str]:
 
 
 def _sheet_summary(kind: str, classification: dict[str, Any], found: list[str], language: str) -> str:
+    if kind == "fitness":
+        return _fitness_summary(classification, found, language)
     words = [translate(language, f"finding.{f}") for f in found] or [translate(language, f"sheet.normal.{kind}")]
     if kind == "bmi" and classification.get("bmi_display") is not None:
         words.insert(0, f"BMI {classification['bmi_display']}")
+    return " · ".join(words)
+
+
+def _fitness_summary(classification: dict[str, Any], found: list[str], language: str) -> str:
+    """"总分 87.60 良好 · 单项不及格：引体向上" / "incomplete: missing 800 m run"."""
+    zh = language == "zh-CN"
+
+    def item_names(items: list[str]) -> str:
+        shown = []
+        for item in items:
+            info = ITEM_INFO.get(item)  # type: ignore[call-overload]
+            shown.append("BMI" if item == "bmi" else (info.name_zh if zh else info.name_en) if info else item)
+        return "、".join(shown) if zh else ", ".join(shown)
+
+    status = classification.get("status")
+    if status == "exempt":
+        words = [translate(language, "sheet.fitness.exempt")]
+    elif status == "complete":
+        band = BAND_LABELS[classification["band"]][0 if zh else 1]
+        words = [translate(language, "sheet.fitness.total", total=f"{classification['total']:.2f}", band=band)]
+    else:
+        words = [translate(language, "sheet.fitness.incomplete", items=item_names(classification["missing_items"]))]
+    if classification.get("exempt_items") and status != "exempt":
+        words.append(translate(language, "sheet.fitness.exempt_items",
+                               items=item_names(classification["exempt_items"])))
+    if classification.get("failed_items"):
+        words.append(translate(language, "sheet.fitness.failed", items=item_names(classification["failed_items"])))
     return " · ".join(words)
 
 

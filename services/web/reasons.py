@@ -59,6 +59,19 @@ _FORMS: Final[tuple[tuple[str, str], ...]] = (
     (r"more cells than the header has columns", "这一行的单元格比表头的列多"),
     (r"more than (?P<n>\d+) rows in one file", "一个文件超过 {n} 行"),
     (r"not_your_school", "不是您负责的学校"),
+    # Physical fitness (the class sheet's fitness row and the national upload sheet)
+    (r"given, but no item is marked 免测 \(exempt\)", "填写了免测原因，但没有项目填“免测”"),
+    (r"no test result \(an item, or height and weight\) and no item marked 免测", "没有测试成绩（任一项目，或身高和体重），也没有项目填“免测”"),
+    (r"(?P<v>.+?) has (?P<n>[\d.]+) seconds past the minute", "{v} 的秒数为 {n}，应小于 60"),
+    (r"(?P<v>.+?) is not a time \(m'ss, e\.g\. 3'35, or seconds\)", "{v} 不是时间（应为 分'秒，如 3'35，或秒数）"),
+    (r"blank; a grade code \(11-16, 21-23, 31-33\) is required", "空白；请填写年级编号（11–16、21–23、31–33）"),
+    (r"(?P<v>\d+) is a university year; only grades 1-12 are scored here", "{v} 是大学年级；这里只评 1–12 年级"),
+    (r"(?P<v>.+?) is not a grade code \(11-16, 21-23, 31-33\)", "{v} 不是年级编号（11–16、21–23、31–33）"),
+    (r"not a sex code \(1 male, 2 female, or 男/女\)", "不是性别代码（1 男，2 女，或 男/女）"),
+    (r"blank; the student number is required", "空白；请填写学籍号"),
+    (r"免测 applies to test items, not to height or weight", "“免测”只适用于测试项目，不适用于身高、体重"),
+    (r"a wholly exempted test \(免测\) carries no item results", "全部免测的学生不应有测试成绩"),
+    (r"(?P<v>\w+) is both exempted and measured", "同一项目既填了免测又有成绩"),
     (r"unknown school: import schools\.csv first", "未知学校：请先导入学校名单"),
 )
 _COMPILED: Final = tuple((re.compile(english), chinese) for english, chinese in _FORMS)
@@ -77,7 +90,28 @@ def _field_replacer(values: dict[str, str], field_label: Callable[[str], str]) -
     return replace
 
 
+_NOT_TESTED = re.compile(r"(?P<item>\w+) is not tested in grade (?P<grade>\d+) \((?P<sex>male|female)\); "
+                         r"that grade's items are (?P<items>[\w, ]+)")
+
+
+def _item_zh(item: str) -> str:
+    from models.fitness import ITEM_INFO
+
+    info = ITEM_INFO.get(item)  # type: ignore[call-overload]
+    return info.name_zh if info else item
+
+
+def _not_tested(match: re.Match[str]) -> str:
+    """An item that the standard does not test for the student's grade and sex, with that grade's items."""
+    sex = "男" if match["sex"] == "male" else "女"
+    items = "、".join(_item_zh(item.strip()) for item in match["items"].split(","))
+    return (f"{match['grade']}年级{sex}生不测{_item_zh(match['item'])}；该年级{sex}生的测试项目为：{items}")
+
+
 def _one(language: str, reason: str, field_label: Callable[[str], str]) -> str:
+    special = _NOT_TESTED.fullmatch(reason)
+    if special:
+        return _not_tested(special)
     for pattern, chinese in _COMPILED:
         match = pattern.fullmatch(reason)
         if match is None:

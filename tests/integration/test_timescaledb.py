@@ -374,12 +374,13 @@ def test_stack_up_adopts_timescaledb_installed_after_the_cluster(stack: Settings
             aggregates = conn.execute("SELECT view_name FROM timescaledb_information.continuous_aggregates"
                                       " ORDER BY 1").fetchall()
             chunks = conn.execute("SELECT count(*) FROM timescaledb_information.chunks").fetchone()
-        assert hypertables == [("growth_screenings", True), ("survey_results", True), ("vision_screenings", True)]
+        assert hypertables == [("fitness_results", True), ("growth_screenings", True), ("survey_results", True),
+                               ("vision_screenings", True)]
         assert aggregates == [("growth_daily",), ("vision_daily",)]
         assert chunks is not None and chunks[0] > 0  # the rows moved into chunks
         assert _fingerprint(settings) == fingerprint
         detail = postgres.status().detail
-        assert "TimescaleDB 2." in detail and "3 hypertables (3 with columnstore" in detail, detail
+        assert "TimescaleDB 2." in detail and "4 hypertables (4 with columnstore" in detail, detail
         # The reporting view over the dailies was recreated and still answers Grafana.
         with psycopg.connect(settings.pg_dsn("grafana")) as conn:
             assert conn.execute("SELECT count(*) FROM reporting.dq_measurements").fetchone() != (0,)

@@ -44,7 +44,8 @@ def test_definitions_are_complete_and_unique() -> None:
             "fitness_item_vital_capacity", "fitness_item_run_50m", "fitness_item_sit_and_reach",
             "fitness_item_rope_skipping_1min", "fitness_item_sit_ups_1min", "fitness_item_shuttle_run_50m_x8",
             "fitness_item_standing_long_jump", "fitness_item_pull_ups", "fitness_item_run_1000m",
-            "fitness_item_run_800m"} == set(ids)
+            "fitness_item_run_800m", "fitness_exempt", "fitness_graduation_pass", "fitness_graduation_good_or_above",
+            "fitness_graduation_excellent"} == set(ids)
 
 
 @pytest.mark.parametrize(("day", "year"), [

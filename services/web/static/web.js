@@ -184,7 +184,8 @@ function setupClassSheet(table) {
       const response = await fetch("/web/doctor/class-sheet/save", {
         method: "POST", credentials: "same-origin",
         headers: {"Content-Type": "application/json", "X-CSRF-Token": table.dataset.csrf},
-        body: JSON.stringify({student_key: row.dataset.student, measured_on: table.dataset.day, cells}),
+        body: JSON.stringify({student_key: row.dataset.student, measured_on: table.dataset.day, cells,
+                              sheet: table.dataset.sheet, attempt: table.dataset.attempt}),
       });
       if (response.headers.get("content-type")?.includes("json")) result = await response.json();
     } catch (error) { /* shown as failed below */ }
