@@ -753,10 +753,10 @@ def _fitness_row(cells: _Cells, common: dict[str, Any]) -> FitnessTest:
     bmi_measured = "height_cm" in values and "weight_kg" in values
     if not exempted and not bmi_measured and not any(column in values for column in _ITEM_OF_FIELD):
         raise RowRejected("row", "no test result (an item, or height and weight) and no item marked 免测")
-    for item in exempted:
-        if item not in items_for(sex, grade):
-            raise RowRejected(ITEM_INFO[item].field,  # type: ignore[index]  # item is an Item here
-                              f"{item} is not tested in grade {grade} ({sex}); that grade's items are "
+    for exempted_item in exempted:
+        if exempted_item not in items_for(sex, grade):
+            raise RowRejected(ITEM_INFO[exempted_item].field,  # type: ignore[index]  # an Item from _ITEM_OF_FIELD
+                              f"{exempted_item} is not tested in grade {grade} ({sex}); that grade's items are "
                               + ", ".join(items_for(sex, grade)))
     try:
         return build_fitness_event(

@@ -26,7 +26,7 @@ from services.access.users import hash_token
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_UPLOAD_BODY_BYTES = 6 * 1024 * 1024
-UPLOAD_PATHS = ("/web/doctor/import",)
+UPLOAD_PATHS = ("/web/doctor/import", "/web/doctor/fitness-upload")
 #: Bodies that may come without a session: the sign-in form itself.
 OPEN_PATHS = ("/web/login",)
 SESSION_COOKIE = "shk_session"

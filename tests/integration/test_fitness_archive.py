@@ -7,6 +7,7 @@ an exempt final year, a senior graduate below 50)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -51,9 +52,10 @@ def _test(student: str, school: str, *, grade: int, sex: str, on: date, quality:
         for item in items_for(sex, grade):  # type: ignore[arg-type]
             if item == drop:
                 continue
-            threshold = next(t for s, t in item_thresholds(item, sex, grade) if s <= SCORE_FOR[quality])  # type: ignore[arg-type]
-            value = float(threshold)
-            values[ITEM_INFO[item].field] = int(value) if value.is_integer() and ITEM_INFO[item].unit != "s" else value
+            levels = item_thresholds(item, sex, grade)  # type: ignore[arg-type]
+            value = float(next(t for s, t in levels if s <= SCORE_FOR[quality]))
+            whole = value.is_integer() and ITEM_INFO[item].unit != "s"
+            values[ITEM_INFO[item].field] = int(value) if whole else value
     fields = {
         "event_id": str(event_id_for("test-fitness", student, school, on.isoformat(), attempt, quality, str(drop))),
         "schema": {"family": "fitness-test", "version": 1}, "occurred_at": f"{on.isoformat()}T10:00:00+08:00",
@@ -61,7 +63,7 @@ def _test(student: str, school: str, *, grade: int, sex: str, on: date, quality:
         "sex": sex, "grade": grade, "attempt": attempt, "screener": "pe-1", "height_cm": 160.0, "weight_kg": 50.0,
         **values, **({"exempt": True, "exemption_reason": "illness"} if exempt else {}),
     }
-    return FitnessTest.model_validate(fields)
+    return FitnessTest.model_validate_json(json.dumps(fields, default=str))
 
 
 def _autumn(year: int) -> date:
@@ -258,9 +260,9 @@ def test_fitness_results_are_a_hypertable_with_columnstore_like_the_other_measur
 
     _write(settings, events)  # the worker's at-least-once redelivery, into compressed chunks
     original = events[0]
-    correction = FitnessTest.model_validate(original.model_dump(by_alias=True) | {
-        "event_id": event_id_for("test-fitness-correction", str(original.event_id)), "supersedes": original.event_id,
-        "run_50m_s": 9.9})
+    correction = FitnessTest.model_validate_json(json.dumps(json.loads(original.model_dump_json(by_alias=True)) | {
+        "event_id": str(event_id_for("test-fitness-correction", str(original.event_id))),
+        "supersedes": str(original.event_id), "run_50m_s": 9.9}))
     _write(settings, [correction])
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         after = conn.execute("SELECT event_id, total FROM archive.fitness_current ORDER BY 1").fetchall()

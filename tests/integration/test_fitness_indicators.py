@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import csv
 from collections import Counter, defaultdict
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from models.fitness import graduation_score
 from models.synthetic import ProvinceSpec
 from models.topics import INPUT_TOPICS
 from services.devtools.fitness_synthetic_files import write_fitness_sheets
@@ -39,11 +41,11 @@ def province(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def _year_results(truth: Path) -> dict[str, dict[str, str]]:
+def _year_results(truth: Path, year: int = YEAR) -> dict[str, dict[str, str]]:
     tests: dict[str, list[dict[str, str]]] = defaultdict(list)
     with truth.open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
-            if int(row["school_year"]) == YEAR:
+            if int(row["school_year"]) == year:
                 tests[row["student_number"]].append(row)
     chosen = {}
     for number, rows in tests.items():
@@ -59,7 +61,7 @@ def test_published_fitness_rates_equal_the_generators_truth(isolated, start_work
     # The school doctors' files and the PE teachers' upload sheets, all through Kafka and the worker.
     for kind in ("schools", "roster", "records", "bmi"):
         import_file(settings, kind, province / f"{kind}.csv", report_path=tmp_path / f"{kind}.rejected.csv")
-    files = write_fitness_sheets(province, tmp_path / "fitness", school_years=(YEAR,))
+    files = write_fitness_sheets(province, tmp_path / "fitness", school_years=(YEAR - 1, YEAR))
     for sheet in files.sheets:
         summary = import_upload_sheet(settings, sheet.path, school_id=sheet.school_id,
                                       measured_on=sheet.measured_on, screener="pe-1", attempt=sheet.attempt)
@@ -75,6 +77,7 @@ def test_published_fitness_rates_equal_the_generators_truth(isolated, start_work
 
     assert files.truth is not None
     chosen = _year_results(files.truth)
+    before = _year_results(files.truth, YEAR - 1)
     secret = settings.student_key_secret.get_secret_value().encode()
     from models.identity import student_key
 
@@ -85,8 +88,8 @@ def test_published_fitness_rates_equal_the_generators_truth(isolated, start_work
             "SELECT metric_id, breakdown, category, numerator, denominator, suppressed FROM metrics.live_indicators"
             " WHERE school_year = %s AND level = 'province' AND metric_id LIKE 'fitness%%'", (YEAR,))}
         small = conn.execute(
-            "SELECT count(*) FROM metrics.live_indicators WHERE metric_id LIKE 'fitness%%' AND denominator < 10"
-        ).fetchone()
+            "SELECT count(*) FROM metrics.live_indicators WHERE metric_id LIKE 'fitness%%' AND (denominator < 10"
+            " OR numerator BETWEEN 1 AND 9 OR denominator - numerator BETWEEN 1 AND 9)").fetchone()
     counts: Counter[tuple[str, str, str, str]] = Counter()
     for number, row in chosen.items():
         key = student_key(secret, number)
@@ -106,7 +109,32 @@ def test_published_fitness_rates_equal_the_generators_truth(isolated, start_work
             assert suppressed is None
             assert (numerator, denominator) == (counts[(metric, breakdown, category, "k")],
                                                 counts[("fitness_pass", breakdown, category, "n")])
-    assert small == (0,)  # a published fitness cell never counts fewer than 10 students
+    assert small == (0,)  # no published fitness count (nor complement) from 1 to 9, exempt counts included
+
+    # Exempt counts: every student with a year's result is in the denominator, the wholly exempted counted.
+    tested = [(student_key(secret, n), row) for n, row in chosen.items() if student_key(secret, n) in census]
+    exempt = sum(row["status"] == "exempt" for _, row in tested)
+    assert exempt > 0
+    assert published[("fitness_exempt", "all", "all")] == (exempt, len(tested), None)
+
+    # Graduation scores (grade 9 in YEAR, with grade 8 of YEAR - 1), recomputed here from the truth.
+    graduates: Counter[str] = Counter()
+    for number, row in chosen.items():
+        if int(row["grade"]) not in (6, 9) or student_key(secret, number) not in census or not row["total"]:
+            continue
+        totals = {int(row["grade"]): Decimal(row["total"])}
+        earlier = before.get(number)
+        if earlier is not None and earlier["total"] and int(earlier["grade"]) < int(row["grade"]):
+            totals[int(earlier["grade"])] = Decimal(earlier["total"])
+        score = graduation_score(totals, int(row["grade"]))
+        graduates["n"] += 1
+        graduates["pass"] += score >= 60
+        graduates["good_or_above"] += score >= 80
+        graduates["excellent"] += score >= 90
+    assert graduates["n"] > 50
+    for band in ("pass", "good_or_above", "excellent"):
+        numerator, denominator, suppressed = published[(f"fitness_graduation_{band}", "all", "all")]
+        assert suppressed is None and (numerator, denominator) == (graduates[band], graduates["n"]), band
     # The generator's plausibility: a realistic pass rate, per-item rates by grade published.
     pass_rate = published[("fitness_pass", "all", "all")][0] / published[("fitness_pass", "all", "all")][1]
     assert 0.6 < pass_rate < 0.98
@@ -115,9 +143,18 @@ def test_published_fitness_rates_equal_the_generators_truth(isolated, start_work
 
     html = write_report(settings, YEAR, tmp_path / "report").read_text(encoding="utf-8")
     assert "学生体质健康 Physical fitness" in html and "单项及格率" in html
+    assert f"{exempt:,} ({100 * exempt / len(tested):.1f}%, n={len(tested):,})" in html
+    assert "毕业成绩 = 毕业当年" in html and 'id="fitness-graduation"' in html
     assert f"{100 * pass_rate:.1f}%" in html
 
     number = next(n for n, row in chosen.items() if row["status"] == "complete")
     lines: list[str] = []
     print_student(settings, student_key(secret, number), out=lines.append)
     assert any(" fitness " in line and "total " in line and "nspfs-2014+" in line for line in lines), lines
+    graduate = next(n for n, row in chosen.items() if row["grade"] == "9" and row["total"]
+                    and (before.get(n) or {}).get("total"))
+    lines = []
+    print_student(settings, student_key(secret, graduate), out=lines.append)
+    expected = graduation_score({9: Decimal(chosen[graduate]["total"]), 8: Decimal(before[graduate]["total"])}, 9)
+    assert any(line.startswith(f"  graduation junior (grade 9, school year {YEAR}/26): score {expected:.2f} = 50% × ")
+               for line in lines), lines

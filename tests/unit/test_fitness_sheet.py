@@ -71,7 +71,7 @@ def test_an_item_not_tested_in_the_grade_and_sex_is_refused_with_the_grades_item
               "sit_and_reach, sit_ups_1min, standing_long_jump, run_800m")
     assert rejected(pull_ups_count="3") == ("pull_ups_count", reason)
     assert rejected(pull_ups_count="免测") == ("pull_ups_count", reason)
-    assert rejected(grade="3", run_800m_s="3'41")[0] == "run_800m_s"  # no 800 m in grade 3
+    assert rejected(grade="3", standing_long_jump_cm="")[0] == "run_800m_s"  # no 800 m in grade 3
     assert rejected(grade="13") == ("grade", "13 outside 1..12")
     assert translate_reason("zh-CN", reason) == (
         "8年级女生不测引体向上；该年级女生的测试项目为：肺活量、50米跑、坐位体前屈、一分钟仰卧起坐、立定跳远、800米跑")
@@ -126,9 +126,8 @@ def test_a_sheet_row_becomes_a_fitness_row_with_the_students_grade_and_the_sheet
                       measured_on=date(2025, 10, 14), screener="d-a", columns=fitness_columns(8), grade=8,
                       attempt="retest")
     assert list(rows) == ["fitness"]
-    assert rows["fitness"] == fitness_row(**dict.fromkeys(GIRL, ""), weight_kg="", sex="female",
-                                               screener="d-a", run_800m_s="3'41") | {
-        "attempt": "retest", "exemption_reason": ""}
+    assert rows["fitness"] == fitness_row(**(dict.fromkeys(GIRL, "") | {"run_800m_s": "3'41"}), weight_kg="",
+                                          sex="female", screener="d-a") | {"attempt": "retest", "exemption_reason": ""}
     assert sheet_rows(student, {}, measured_on=date(2025, 10, 14), screener="d-a", columns=fitness_columns(8),
                       grade=8) == {}
     # A reason typed alone is submitted (and refused with its reason), never dropped.
