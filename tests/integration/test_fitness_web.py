@@ -86,7 +86,7 @@ def test_class_sheet_fitness_rows_are_scored_and_archived_through_kafka(isolated
         # Grade 8: no rope skipping, no shuttle run; boys' items only in the boys' rows and the other way round.
         assert 'name="rope_skipping_count"' not in page.text and 'name="shuttle_run_50m_x8_s"' not in page.text
         assert page.text.count('name="pull_ups_count"') == 2 and page.text.count('name="run_800m_s"') == 3
-        assert "班级体质测试表" in web.get("/web/doctor/class-sheet").text  # offered on the class list
+        assert "grade=8&amp;class_name=2&amp;sheet=fitness\">体质测试</a>" in web.get("/web/doctor/class-sheet").text
 
         complete = save(web, GIRL, GIRL_CELLS).json()
         assert complete["ok"] and complete["saved"]["fitness"].startswith("总分 "), complete
