@@ -5,7 +5,7 @@ doctor serves, one test date and one attempt (首测/补测): every row is read 
 worker will score it (`models.fitness_upload`), rows of students not enrolled at that school are
 refused by the database (`auth.write_refusal`, as for every upload), and nothing is published
 until the doctor has seen the preview. The file is read within the web upload limits
-(`services.bounded_files.WEB_LIMITS`) and its temporary copy removed after publishing or when the
+(`services.intake.bounded_files.WEB_LIMITS`) and its temporary copy removed after publishing or when the
 preview expires (the upload page's sweep).
 """
 
@@ -28,9 +28,9 @@ from fastapi.responses import HTMLResponse, Response
 from models.contracts import Event
 from models.fitness import score_fitness_event
 from models.fitness_upload import UploadHeaderRejected, UploadRowRejected, check_upload_header, row_to_fitness_event
-from services.api.students import school_names
-from services.bounded_files import WEB_LIMITS, FileRefused
-from services.importer import ImportSummary, Rejected, UnreadableFile, read_rows, shown_code
+from services.intake.bounded_files import WEB_LIMITS, FileRefused
+from services.intake.importer import ImportSummary, Rejected, UnreadableFile, read_rows, shown_code
+from services.students.facts import school_names
 from services.web.class_sheet import FITNESS_ATTEMPTS
 from services.web.pages import (
     MAX_UPLOAD_BYTES,

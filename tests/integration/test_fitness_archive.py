@@ -32,11 +32,11 @@ from models.fitness import (
 from models.identity import event_id_for
 from models.metrics import school_year_of
 from models.pipeline import ProcessedMessages, classify_event
-from services.api.session import api_role
-from services.archive import ArchiveWriter
-from services.settings import Settings
-from services.timescaledb import columnstore_closed_school_years
-from services.users import add_user, hash_token
+from services.access.session import api_role
+from services.access.users import add_user, hash_token
+from services.pipeline.archive_writer import ArchiveWriter
+from services.platform.settings import Settings
+from services.platform.timescaledb import columnstore_closed_school_years
 from tests import factories
 
 pytestmark = pytest.mark.integration

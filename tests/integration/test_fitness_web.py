@@ -23,10 +23,10 @@ from kafka import KafkaConsumer, TopicPartition
 from models.fitness import score_test
 from models.identity import student_key
 from models.topics import FITNESS_TESTS
-from services.api import create_api
-from services.api.server import serve_in_thread
-from services.settings import Settings
-from services.users import add_user
+from services.access.users import add_user
+from services.platform.settings import Settings
+from services.server import create_api
+from services.server.thread import serve_in_thread
 from services.web.pages import csrf_token
 from tests.e2e.conftest import add_school_and_student
 from tests.hostile_files import xlsx_bomb

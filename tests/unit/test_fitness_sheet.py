@@ -11,7 +11,7 @@ import pytest
 from models.fitness import ITEM_INFO, items_for
 from models.fitness_upload import row_to_fitness_event
 from models.importing import COLUMNS, RowRejected, check_header, row_to_event
-from services.report_fitness import fitness_section
+from services.reporting.report_fitness import fitness_section
 from services.web.class_sheet import RosterStudent, fitness_column_applies, fitness_columns, sheet_rows
 from services.web.reasons import translate_reason
 
