@@ -1,32 +1,14 @@
-"""`schoolhealth api`, `schoolhealth users …`, `schoolhealth alerts …` and `schoolhealth bench alerts`."""
+"""`schoolhealth api`, `schoolhealth users …` and `schoolhealth alerts …`."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from services.platform.settings import Settings
-
-users_app = typer.Typer(help="API users and their bearer tokens (stored hashed).", no_args_is_help=True)
-alerts_app = typer.Typer(help="The alert queue: consumer, escalation sweep, summary.", no_args_is_help=True)
-
-
-def _settings() -> Settings:
-    return Settings()
-
-
-def _group(app: typer.Typer, name: str, help_text: str) -> typer.Typer:
-    """The sub-typer `name`, shared with other areas' modules if one of them registered it first."""
-    for group in app.registered_groups:
-        if group.name == name and group.typer_instance is not None:
-            return group.typer_instance
-    group_app = typer.Typer(help=help_text, no_args_is_help=True)
-    app.add_typer(group_app, name=name)
-    return group_app
+from services.cli.output import BAD_INPUT, fail, group, load_settings
 
 
 def api(
@@ -38,12 +20,11 @@ def api(
 
     from services.server import create_api
 
-    settings = _settings()
+    settings = load_settings()
     uvicorn.run(create_api(settings), host=host or settings.api_host, port=port or settings.api_port,
                 log_level="warning", access_log=False)
 
 
-@users_app.command("add")
 def users_add(
     user_id: Annotated[str, typer.Argument(help="a code such as c-0012, never a name or e-mail")],
     role: Annotated[str, typer.Option(help="counsellor, school_doctor, county_officer, health_office, admin, device")],
@@ -55,52 +36,45 @@ def users_add(
     from services.access.users import UserError, add_user
 
     try:
-        token = add_user(_settings(), user_id, role, schools=school or (), lead_schools=lead or (),
+        token = add_user(load_settings(), user_id, role, schools=school or (), lead_schools=lead or (),
                          counties=county or ())
     except UserError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
+        raise fail(str(error), BAD_INPUT) from error
     typer.echo(token)
 
 
-@users_app.command("list")
 def users_list() -> None:
     """List users, roles, schools and counties served, and how many live tokens each has."""
     from services.access.users import list_users
 
-    for user in list_users(_settings()):
+    for user in list_users(load_settings()):
         scope = ",".join(user.schools) or "-"
         typer.echo(f"{user.user_id}\t{user.role}\t{'disabled' if user.disabled else 'active'}\tschools={scope}"
                    f"\tleads={','.join(user.lead_schools) or '-'}\tcounties={','.join(user.counties) or '-'}"
                    f"\ttokens={user.active_tokens}")
 
 
-@users_app.command("token")
 def users_token(user_id: Annotated[str, typer.Argument()]) -> None:
     """Issue a new token for a user and print it (shown once)."""
     from services.access.users import UserError, issue_token
 
     try:
-        typer.echo(issue_token(_settings(), user_id))
+        typer.echo(issue_token(load_settings(), user_id))
     except UserError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
+        raise fail(str(error), BAD_INPUT) from error
 
 
-@users_app.command("disable")
 def users_disable(user_id: Annotated[str, typer.Argument()]) -> None:
     """Disable a user and revoke every token they hold."""
     from services.access.users import UserError, disable_user
 
     try:
-        disable_user(_settings(), user_id)
+        disable_user(load_settings(), user_id)
     except UserError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
+        raise fail(str(error), BAD_INPUT) from error
     typer.echo(f"{user_id} disabled")
 
 
-@alerts_app.command("serve")
 def alerts_serve(
     sweep_interval: Annotated[float, typer.Option(help="seconds between escalation sweeps")] = 30.0,
     fast_lane: Annotated[bool, typer.Option(help="also read psych-surveys directly for the survey rules")] = True,
@@ -108,10 +82,9 @@ def alerts_serve(
     """Consume intervention-alerts into the queue and escalate overdue alerts, until SIGTERM."""
     from services.alerts.service import run_alert_service
 
-    run_alert_service(_settings(), sweep_interval=sweep_interval, fast_lane=fast_lane)
+    run_alert_service(load_settings(), sweep_interval=sweep_interval, fast_lane=fast_lane)
 
 
-@alerts_app.command("escalate")
 def alerts_escalate(
     now: Annotated[str | None, typer.Option(help="ISO time with zone to sweep at (default: now)")] = None,
 ) -> None:
@@ -121,37 +94,26 @@ def alerts_escalate(
 
     at = datetime.fromisoformat(now) if now else utc_now()
     if at.tzinfo is None:
-        typer.echo("error: --now needs a time zone, e.g. 2025-10-15T09:00:00+08:00", err=True)
-        raise typer.Exit(2)
-    typer.echo(f"escalated {len(run_escalation(_settings(), now=at))} alert(s)")
+        raise fail("--now needs a time zone, e.g. 2025-10-15T09:00:00+08:00", BAD_INPUT)
+    typer.echo(f"escalated {len(run_escalation(load_settings(), now=at))} alert(s)")
 
 
-@alerts_app.command("summary")
 def alerts_summary() -> None:
     """Open alerts per school by priority, unacknowledged and escalated counts (JSON lines)."""
     from services.alerts.service import queue_summary
 
-    for row in queue_summary(_settings()):
+    for row in queue_summary(load_settings()):
         typer.echo(json.dumps(row))
-
-
-def bench_alerts(
-    seconds: Annotated[float, typer.Option(help="duration of the loaded phase")] = 30.0,
-    rate: Annotated[int, typer.Option(help="background events per second")] = 1000,
-    probes_per_second: Annotated[float, typer.Option(help="self-harm surveys per second")] = 2.0,
-    fast_lane: Annotated[bool, typer.Option(help="run the alert service with its survey fast lane")] = True,
-    output: Annotated[Path | None, typer.Option(help="result JSON (default bench/results/alerts_latency.json)")] = None,
-) -> None:
-    """Latency from a self-harm survey produced to its alert visible in the API, under load."""
-    from services.devtools.bench_alerts import run_bench
-
-    result = run_bench(_settings(), seconds=seconds, rate=rate, probes_per_second=probes_per_second,
-                       fast_lane=fast_lane, output=output)
-    typer.echo(json.dumps(result["summary"], indent=2))
 
 
 def register(app: typer.Typer) -> None:
     app.command("api")(api)
-    app.add_typer(users_app, name="users")
-    app.add_typer(alerts_app, name="alerts")
-    _group(app, "bench", "Benchmarks; each writes a JSON result under bench/.").command("alerts")(bench_alerts)
+    users = group(app, "users", "API users and their bearer tokens (stored hashed).")
+    users.command("add")(users_add)
+    users.command("list")(users_list)
+    users.command("token")(users_token)
+    users.command("disable")(users_disable)
+    alerts = group(app, "alerts", "The alert queue: consumer, escalation sweep, summary.")
+    alerts.command("serve")(alerts_serve)
+    alerts.command("escalate")(alerts_escalate)
+    alerts.command("summary")(alerts_summary)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from services.platform.settings import Settings
+from services.cli.output import load_settings
 
 
 def train(
@@ -20,7 +20,7 @@ def train(
     """Train the myopia, overweight and depression screening models from the archive and register them."""
     from services.screening_models.service import train_all
 
-    settings = Settings()
+    settings = load_settings()
     out_dir = out or settings.state_dir / "models"
     cards = train_all(settings, out_dir=out_dir, truth_csv=truth, activate=activate)
     for card in cards:
@@ -38,7 +38,7 @@ def score() -> None:
     """Score every active student once with the active model versions (ranking for review, not diagnosis)."""
     from services.screening_models.service import score_students
 
-    written = score_students(Settings())
+    written = score_students(load_settings())
     typer.echo(f"{written} scores written")
 
 
