@@ -31,7 +31,8 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from models.contracts import FitnessTest, field_errors
+from models.codecs import field_errors
+from models.contracts import FitnessTest
 from models.fitness import ITEM_INFO, Item, items_for
 from models.identity import event_id_for, student_key
 from models.types import Sex

@@ -25,6 +25,7 @@ from typing import Any, Final, Literal, TypeAlias, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
+from models.codecs import field_errors
 from models.contracts import (
     AGE_MONTHS_MAX,
     IDENTIFIER_MAX_LENGTH,
@@ -35,7 +36,6 @@ from models.contracts import (
     HealthRecord,
     PsychSurvey,
     VisionScreening,
-    field_errors,
 )
 from models.fitness import ITEM_INFO, items_for
 from models.fitness_upload import EXEMPT_MARKS, UploadRowRejected, build_fitness_event, parse_time, whole

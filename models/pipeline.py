@@ -13,18 +13,16 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from models.codecs import DecodedMessage, EventRejected, decode_message
 from models.contracts import (
     IDENTIFIER_MAX_LENGTH,
     IDENTIFIER_PATTERN,
     BmiScreening,
-    DecodedMessage,
     Event,
-    EventRejected,
     FitnessTest,
     HealthRecord,
     PsychSurvey,
     VisionScreening,
-    decode_message,
 )
 from models.fitness import FitnessResult, score_fitness_event
 from models.growth import GrowthResult, classify_growth

@@ -190,6 +190,22 @@ def student(key: Annotated[str, typer.Argument(
                     "is the stack running? (schoolhealth stack status)", UNREACHABLE) from error
 
 
+def schemas_write() -> None:
+    """Regenerate the JSON Schema files of the event contracts (models/schemas/*.json)."""
+    from services.platform.event_schemas import write_schemas
+
+    for path in write_schemas():
+        typer.echo(f"wrote {path}")
+
+
+def schemas_check() -> None:
+    """Exit 1 if a JSON Schema file of the event contracts is stale."""
+    from services.platform.event_schemas import stale_schema_files
+
+    if stale_schema_files():
+        raise fail("JSON Schema files are stale: run schoolhealth schemas write")
+
+
 def register(app: typer.Typer) -> None:
     app.command("classify")(classify)
     app.command("migrate")(migrate_command)
@@ -199,3 +215,6 @@ def register(app: typer.Typer) -> None:
     group(app, "db", "Database administration.").command("init")(db_init)
     group(app, "topics", "Kafka topics.").command("create")(topics_create)
     group(app, "audit", "Proofs for operators: what reached the archive.").command("delivery")(audit_delivery_command)
+    schemas = group(app, "schemas", "JSON Schema files of the event contracts.")
+    schemas.command("write")(schemas_write)
+    schemas.command("check")(schemas_check)

@@ -29,7 +29,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from models.contracts import BmiScreening, encode_batch, encode_event
+from models.codecs import encode_batch, encode_event
+from models.contracts import BmiScreening
 from models.pipeline import ProcessedMessages, classify_event
 from models.topics import BMI_SCREENINGS
 from services.devtools.stack import Kafka, Postgres

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 
 import psycopg
 
-from models.contracts import IDENTIFIER_MAX_LENGTH, IDENTIFIER_PATTERN, Event, encode_batch
+from models.codecs import encode_batch
+from models.contracts import IDENTIFIER_MAX_LENGTH, IDENTIFIER_PATTERN, Event
 from models.importing import (
     COLUMNS,
     HeaderRejected,

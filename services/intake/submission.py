@@ -18,7 +18,8 @@ from typing import Annotated, Any, Literal
 from fastapi import HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.contracts import Event, encode_event
+from models.codecs import encode_event
+from models.contracts import Event
 from models.fitness import FitnessResult
 from models.importing import HeaderRejected, RowRejected, row_to_event
 from models.pipeline import ProcessedMessages, classify_event

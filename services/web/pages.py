@@ -34,7 +34,8 @@ from jinja2 import pass_context
 from pydantic import ValidationError
 
 from models.alerts import OUTCOMES
-from models.contracts import Event, encode_batch
+from models.codecs import encode_batch
+from models.contracts import Event
 from models.evidence_text import describe_evidence
 from models.fitness import BAND_LABELS, ITEM_INFO, items_for
 from models.follow_up import FINDINGS, fitness_findings, growth_findings, vision_findings

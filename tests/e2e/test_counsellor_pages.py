@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from kafka import KafkaProducer
 
-from models.contracts import encode_event
+from models.codecs import encode_event
 from models.school_year import age_years, current_grade
 from models.topics import PSYCH_SURVEYS
 from services.access.users import add_user

@@ -25,7 +25,8 @@ from uuid import UUID
 import psycopg
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from models.contracts import Event, encode_batch, encode_event
+from models.codecs import encode_batch, encode_event
+from models.contracts import Event
 from models.topics import (
     BMI_SCREENINGS,
     FITNESS_TESTS,

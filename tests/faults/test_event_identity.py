@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from models.contracts import encode_batch, encode_event
+from models.codecs import encode_batch, encode_event
 from models.topics import BMI_SCREENINGS, VISION_SCREENINGS
 from services.pipeline.audit import audit_delivery
 from services.platform.settings import Settings

@@ -22,7 +22,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from psycopg import sql
 
-from models.contracts import encode_event
+from models.codecs import encode_event
 from models.rules import decode_alert_messages
 from models.topics import BMI_SCREENINGS, INTERVENTION_ALERTS, PSYCH_SURVEYS
 from services.access.session import api_role

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from kafka import KafkaProducer
 
-from models.contracts import encode_event
+from models.codecs import encode_event
 from models.topics import PSYCH_SURVEYS
 from services.access.users import add_user
 from services.platform.settings import Settings

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from models.contracts import encode_batch
+from models.codecs import encode_batch
 from models.fitness_upload import UPLOAD_COLUMNS
 from models.topics import FITNESS_TESTS
 from services.devtools.seed import ArchivePublisher

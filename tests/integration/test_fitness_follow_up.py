@@ -8,7 +8,7 @@ import httpx
 import psycopg
 import pytest
 
-from models.contracts import encode_batch
+from models.codecs import encode_batch
 from models.topics import FITNESS_TESTS
 from services.access.users import add_user
 from services.devtools.seed import ArchivePublisher

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from models.contracts import encode_batch, encode_event
+from models.codecs import encode_batch, encode_event
 from models.topics import DEAD_LETTERS, FITNESS_TESTS
 from services.platform.settings import Settings
 from tests import factories

@@ -10,7 +10,7 @@ from base64 import b64decode
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from models.contracts import encode_batch, encode_event
+from models.codecs import encode_batch, encode_event
 from models.topics import BMI_SCREENINGS, DEAD_LETTERS, HEALTH_RECORDS, PSYCH_SURVEYS, VISION_SCREENINGS
 from services.platform.settings import Settings
 from tests import factories

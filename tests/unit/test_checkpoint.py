@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from models.contracts import encode_batch, encode_event
+from models.codecs import encode_batch, encode_event
 from models.pipeline import ProcessedMessages
 from services.pipeline.archive_writer import DeadLetter
 from services.pipeline.ingest import Backoff, BrokerUnavailable, Checkpoint, RawMessage

@@ -10,8 +10,7 @@ from uuid import UUID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.contracts import (
-    BmiScreening,
+from models.codecs import (
     DecodedMessage,
     EventRejected,
     decode_batch,
@@ -20,6 +19,7 @@ from models.contracts import (
     encode_batch,
     encode_event,
 )
+from models.contracts import BmiScreening
 from tests.unit.test_contracts import KEY, valid_payloads
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

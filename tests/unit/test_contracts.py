@@ -12,25 +12,24 @@ from uuid import UUID, uuid4
 import pytest
 from pydantic import ValidationError
 
-from models import contracts
-from models.contracts import (
-    BATCH_MAX_BYTES,
-    BATCH_MAX_EVENTS,
-    EVENT_MAX_BYTES,
-    BmiScreening,
+from models.codecs import (
     DecodedMessage,
     EventRejected,
-    HealthRecord,
-    PsychSurvey,
-    VisionScreening,
     decode_batch,
     decode_event,
     decode_message,
     encode_batch,
     encode_event,
     field_errors,
-    json_schemas,
-    schema_files,
+)
+from models.contracts import (
+    BATCH_MAX_BYTES,
+    BATCH_MAX_EVENTS,
+    EVENT_MAX_BYTES,
+    BmiScreening,
+    HealthRecord,
+    PsychSurvey,
+    VisionScreening,
 )
 from models.surveys import get_instrument
 
@@ -594,41 +593,6 @@ def test_encode_batch_refuses_more_than_fits() -> None:
     event = decode_event(bmi())
     with pytest.raises(ValueError, match="at most 5000"):
         encode_batch([event] * (BATCH_MAX_EVENTS + 1))
-
-
-# --- JSON Schema files -----------------------------------------------------------------------
-
-
-def test_schema_files_are_up_to_date() -> None:
-    directory = contracts.SCHEMAS_DIRECTORY
-    committed = {path.name: path.read_text(encoding="utf-8") for path in directory.glob("*.json")}
-    assert committed == schema_files(), "run: python -m models.contracts --write-schemas"
-
-
-def test_one_schema_per_family_and_the_batch() -> None:
-    schemas = json_schemas()
-    assert set(schemas) == {f"{family}.v1" for family in (*VALID, "batch")}
-    for name, schema in schemas.items():
-        family = name.removesuffix(".v1")
-        assert "schema" in schema["required"]
-        assert schema["additionalProperties"] is False
-        schema_ref = schema["properties"]["schema"]["$ref"].rsplit("/", 1)[-1]
-        assert schema["$defs"][schema_ref]["properties"]["family"]["const"] == family
-    # Height and weight may each be null or absent (a partial measurement), within bounds when given.
-    height = schemas["bmi-screening.v1"]["properties"]["height_cm"]
-    assert {"type": "null"} in height["anyOf"]
-    assert [option["maximum"] for option in height["anyOf"] if option.get("type") == "number"] == [230]
-    assert "height_cm" not in schemas["bmi-screening.v1"]["required"]
-    assert "oedema" in schemas["bmi-screening.v1"]["properties"]
-    assert schemas["bmi-screening.v1"]["properties"]["student_key"]["pattern"] == "^[0-9a-f]{64}$"
-
-
-def test_write_and_check_schemas(tmp_path: Any) -> None:
-    (tmp_path / "stale.json").write_text("{}", encoding="utf-8")
-    written = contracts.write_schemas(tmp_path)
-    assert sorted(path.name for path in tmp_path.glob("*.json")) == sorted(p.name for p in written)
-    assert {path.name: path.read_text(encoding="utf-8") for path in written} == schema_files()
-    assert contracts.main(["--check-schemas"]) == 0
 
 
 def test_same_event_ignores_when_and_by_whom_it_was_sent_but_nothing_else() -> None:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.contracts import (
+from models.codecs import (
     DecodedMessage,
     EventRejected,
     _decode_family_batch,

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from models.contracts import EventRejected, decode_event, encode_batch, json_schemas
+from models.codecs import EventRejected, decode_event, encode_batch
 from models.fitness import TABLE_VERSION
 from models.pipeline import ProcessedMessages, process_message
+from services.platform.event_schemas import json_schemas
 from tests import factories
 from tests.unit.test_contracts import fitness
 

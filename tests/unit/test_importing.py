@@ -9,14 +9,8 @@ from typing import Any
 
 import pytest
 
-from models.contracts import (
-    BmiScreening,
-    HealthRecord,
-    PsychSurvey,
-    VisionScreening,
-    decode_event,
-    encode_event,
-)
+from models.codecs import decode_event, encode_event
+from models.contracts import BmiScreening, HealthRecord, PsychSurvey, VisionScreening
 from models.identity import event_id_for, student_key
 from models.importing import (
     COLUMNS,

@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.contracts import encode_batch, encode_event
+from models.codecs import encode_batch, encode_event
 from models.pipeline import WHOLE_MESSAGE, ProcessedMessages, process_message
 from models.topics import INPUT_TOPICS
 from services.alerts.service import candidates_of

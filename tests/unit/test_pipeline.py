@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from models.contracts import decode_event, encode_batch, encode_event
+from models.codecs import decode_event, encode_batch, encode_event
 from models.pipeline import WHOLE_MESSAGE, ProcessedMessages, process_message
 from tests import factories
 
