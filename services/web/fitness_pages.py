@@ -26,8 +26,14 @@ from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from models.contracts import Event
-from models.fitness import score_fitness_event
-from models.fitness_upload import UploadHeaderRejected, UploadRowRejected, check_upload_header, row_to_fitness_event
+from models.fitness import ITEM_INFO, score_fitness_event
+from models.fitness_upload import (
+    UPLOAD_COLUMNS,
+    UploadHeaderRejected,
+    UploadRowRejected,
+    check_upload_header,
+    row_to_fitness_event,
+)
 from services.intake.bounded_files import WEB_LIMITS, FileRefused
 from services.intake.importer import ImportSummary, Rejected, UnreadableFile, read_rows, shown_code
 from services.students.facts import school_names
@@ -90,6 +96,23 @@ def _fitness_preview(path: Path, *, school_id: str, measured_on: date, attempt: 
             "failed_items": list(result.failed_items), "missing_items": list(result.missing_items),
             "exempt_items": list(result.exempt_items)})
     return preview
+
+
+def _item_name(item: str, *, zh: bool) -> str:
+    info = ITEM_INFO.get(item)  # type: ignore[call-overload]
+    return "BMI" if item == "bmi" else item if info is None else info.name_zh if zh else info.name_en
+
+
+@router.get("/doctor/fitness-upload/template.csv")
+async def fitness_upload_template(request: Request) -> Response:
+    """An empty upload sheet: the national data system's column headings (UTF-8 with BOM for Excel)."""
+    async with web_session(request) as session:
+        if session.role not in UPLOAD_ROLES:
+            return _error(request, session, 403)
+    return Response(("\ufeff" + ",".join(UPLOAD_COLUMNS) + "\r\n").encode("utf-8"),
+                    media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="fitness-upload-template.csv"',
+                             "Cache-Control": "no-store"})
 
 
 async def _form(request: Request, problem: str | None = None, status_code: int = 200, **chosen: Any) -> Response:
@@ -163,8 +186,11 @@ async def fitness_upload_preview(  # noqa: PLR0917 - the form's fields
         preview = await _apply_write_scope(session, KIND, preview)
         names = await _roster_names(session, [a["student_key"] for a in preview.accepted[:SHOWN_ACCEPTED_ROWS]])
         school_name = (await school_names(session, [school_id])).get(school_id, school_id)
+    zh = context["lang"] == "zh-CN"
     for accepted in preview.accepted[:SHOWN_ACCEPTED_ROWS]:
         accepted["name"] = names.get(accepted["student_key"])
+        for key in ("missing_items", "failed_items"):
+            accepted[key] = [_item_name(item, zh=zh) for item in accepted[key]]
     upload_id = secrets.token_urlsafe(16)
     _uploads(request)[upload_id] = _FitnessUpload(user_id=user_id, kind=KIND, path=path, filename=shown_name,
                                                   created=time.monotonic(), school_id=school_id, measured_on=day,

@@ -181,6 +181,8 @@ def test_fitness_upload_page_previews_then_publishes_for_the_doctors_own_school(
 
     with serve_in_thread(create_api(settings)) as url, _client(url, doctor, "zh-CN") as web:
         assert "上传国家学生体质健康数据上报表" in web.get("/web/doctor/fitness-upload").text
+        template = web.get("/web/doctor/fitness-upload/template.csv")
+        assert template.content.decode("utf-8-sig").startswith("年级编号,班级编号,班级名称,学籍号,民族代码,姓名,性别")
         preview = web.post("/web/doctor/fitness-upload", data=form,
                            files={"file": ("体质测试.csv", content, "text/csv")})
         assert preview.status_code == 200, preview.text[:800]
