@@ -73,7 +73,11 @@ class _Table:
     target: str
     stage: str
     columns: tuple[tuple[str, str], ...]  # (name, PostgreSQL type for binary COPY)
-    conflict: str
+    # The table's own unique key, or None: the measurement tables have none since migration 0080,
+    # the registry (archive.event_ids) is their events' key and repeats never reach them.
+    conflict: str | None
+    # How one stored event is found without a key of its own: the student's index columns.
+    lookup: tuple[str, ...]
     family: str
     # The columns that hold what was submitted (not what the rules derived): two events with the
     # same id are the same event when these are equal.
@@ -96,7 +100,8 @@ _EVENT_COLUMNS = (
 )
 
 VISION = _Table(
-    target="archive.vision_screenings", stage="stage_vision", conflict="(event_id, measured_on)",
+    target="archive.vision_screenings", stage="stage_vision", conflict=None,
+    lookup=("student_key", "measured_on"),
     family="vision-screening",
     inputs=(*_EVENT_INPUTS, "measured_on", "sex", "age_months", "ucva_right",
             "ucva_left", "se_right", "se_left", "wears_glasses", "screener"),
@@ -108,7 +113,8 @@ VISION = _Table(
              ("rule_version", "text"), ("reference", "text")),
 )
 GROWTH = _Table(
-    target="archive.growth_screenings", stage="stage_growth", conflict="(event_id, measured_on)",
+    target="archive.growth_screenings", stage="stage_growth", conflict=None,
+    lookup=("student_key", "measured_on"),
     family="bmi-screening",
     inputs=(*_EVENT_INPUTS, "measured_on", "sex", "age_months", "height_cm",
             "weight_kg", "screener"),
@@ -121,7 +127,8 @@ GROWTH = _Table(
              ("who_weight_for_age", "text"), ("oedema", "bool"), ("age_completed_months", "int2")),
 )
 SURVEY = _Table(
-    target="archive.survey_results", stage="stage_survey", conflict="(event_id, answered_on)",
+    target="archive.survey_results", stage="stage_survey", conflict=None,
+    lookup=("student_key", "answered_on"),
     family="psych-survey",
     # Item answers are kept for PHQ only; the total stands for the answers of the others.
     inputs=(*_EVENT_INPUTS, "answered_on", "sex", "age_months", "instrument",
@@ -133,7 +140,7 @@ SURVEY = _Table(
              ("rule_version", "text"), ("reference", "text")),
 )
 HISTORY = _Table(
-    target="archive.student_history", stage="stage_history", conflict="(event_id)",
+    target="archive.student_history", stage="stage_history", conflict="(event_id)", lookup=(),
     family="health-record",
     inputs=(*_EVENT_INPUTS, "action", "effective_on", "county_id", "grade",
             "to_school_id", "boarding", "left_behind", "disability"),
@@ -142,7 +149,8 @@ HISTORY = _Table(
              ("disability", "bool"), ("sex", "text"), ("birth_date", "date")),
 )
 FITNESS = _Table(
-    target="archive.fitness_results", stage="stage_fitness", conflict="(event_id, measured_on)",
+    target="archive.fitness_results", stage="stage_fitness", conflict=None,
+    lookup=("student_key", "measured_on"),
     family="fitness-test",
     inputs=(*_EVENT_INPUTS, "measured_on", "screener", "sex", "grade", "attempt",
             "exempt", "exemption_reason", "exempt_items", "height_cm", "weight_kg", "vital_capacity_ml",
@@ -354,10 +362,12 @@ class ArchiveWriter:
     async def _register(self, connection: psycopg.AsyncConnection[Any], staged: Sequence[_Table]) -> list[Conflict]:
         """Record the staged event ids in the registry; return the ids stored before as another event.
 
-        Nearly every batch is new: one plain insert, in a savepoint. If an id is already there
-        (a redelivery, or a reused id), the staged rows that differ from what is stored, or that
-        are of another family, are conflicts: they are removed from staging, and the rest is
-        registered with ON CONFLICT DO NOTHING (an exact repeat changes nothing).
+        Nearly every batch is new: one plain insert, in a savepoint. If an id is already there (a
+        redelivery, or a reused id), each staged row whose id is registered is either an exact
+        repeat (same family, and the stored row says the same) or a conflict (another family, or
+        other content or date). Both leave staging: a repeat is already stored, a conflict is
+        returned for its dead letter. The rest is then registered. The registry is the only key
+        of the measurement tables (migration 0080), so a repeat must never reach them.
         """
         self._repeats = False
         if not staged:
@@ -373,23 +383,52 @@ class ArchiveWriter:
         except psycopg.errors.UniqueViolation:
             self._repeats = True
         conflicts: list[Conflict] = []
+        while True:
+            conflicts += await self._remove_registered(connection, staged)
+            try:
+                # Another writer may register some of the rest meanwhile (two workers holding one
+                # redelivered batch): then look again; each round sees more of what is committed.
+                async with connection.transaction():
+                    await connection.execute(insert)
+                return conflicts
+            except psycopg.errors.UniqueViolation:
+                continue
+
+    async def _remove_registered(self, connection: psycopg.AsyncConnection[Any],
+                                 staged: Sequence[_Table]) -> list[Conflict]:
+        """Take out of staging every row whose id is registered; return those that are conflicts."""
+        conflicts: list[Conflict] = []
         for table in staged:
-            inputs = [name for name in table.inputs]
-            stored = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(n)) for n in inputs)
-            new = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(n)) for n in inputs)
+            stored = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(n)) for n in table.inputs)
+            new = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(n)) for n in table.inputs)
+            # The stored row is found through its student's index (the tables have no key of their own).
+            where = sql.SQL(" AND ").join(
+                [sql.SQL("t.{0} = s.{0}").format(sql.Identifier(n)) for n in table.lookup]
+                + [sql.SQL("t.event_id = s.event_id")])
             cursor = await connection.execute(sql.SQL(
-                "SELECT s.event_id, r.family FROM {stage} s JOIN archive.event_ids r USING (event_id)"
-                " WHERE r.family <> {family} OR EXISTS (SELECT 1 FROM {target} t WHERE t.event_id = s.event_id"
-                " AND ROW({stored}) IS DISTINCT FROM ROW({new}))").format(
+                "SELECT s.event_id, r.family, r.family = {family} AND EXISTS (SELECT 1 FROM {target} t"
+                " WHERE {where} AND ROW({stored}) IS NOT DISTINCT FROM ROW({new}))"
+                " FROM {stage} s JOIN archive.event_ids r USING (event_id)").format(
                     stage=sql.Identifier(table.stage), family=sql.Literal(table.family),
-                    target=sql.SQL(table.target), stored=stored, new=new))
-            found = [(event_id, family) for event_id, family in await cursor.fetchall()]
+                    target=sql.SQL(table.target), where=where, stored=stored, new=new))
+            found: list[tuple[UUID, str, bool]] = await cursor.fetchall()
             if found:
                 await connection.execute(sql.SQL("DELETE FROM {} WHERE event_id = ANY(%s)").format(
-                    sql.Identifier(table.stage)), ([event_id for event_id, _ in found],))
+                    sql.Identifier(table.stage)), ([event_id for event_id, _, _ in found],))
                 conflicts += [Conflict(event_id=event_id, family=table.family, stored_family=family)
-                              for event_id, family in found]
-        await connection.execute(sql.SQL("{} ON CONFLICT (event_id) DO NOTHING").format(insert))
+                              for event_id, family, same in found if not same]
+            # One id twice in the batch itself: the first row is kept (the ingest path removes such
+            # repeats before, in message order; the writer does not rely on it).
+            await connection.execute(sql.SQL(
+                "DELETE FROM {0} a USING {0} b WHERE a.event_id = b.event_id AND a.ctid > b.ctid").format(
+                    sql.Identifier(table.stage)))
+            # One id in two families of the batch: the family staged first keeps it.
+            for earlier in staged[:staged.index(table)]:
+                cursor = await connection.execute(sql.SQL(
+                    "DELETE FROM {} s WHERE event_id IN (SELECT event_id FROM {}) RETURNING event_id").format(
+                        sql.Identifier(table.stage), sql.Identifier(earlier.stage)))
+                conflicts += [Conflict(event_id=event_id, family=table.family, stored_family=earlier.family)
+                              for (event_id,) in await cursor.fetchall()]
         return conflicts
 
     async def _insert(self, connection: psycopg.AsyncConnection[Any], table: _Table, *, repeats: bool) -> None:
@@ -399,6 +438,12 @@ class ArchiveWriter:
         insert = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
             sql.SQL(table.target), target, target, sql.Identifier(table.stage))
         async with connection.cursor() as cursor:
+            if table.conflict is None:
+                # Only ids registered by this batch are left in staging (`_register`): none is stored yet.
+                if repeats:
+                    self.conflict_fallbacks += 1  # the batch took the repeat path
+                await cursor.execute(insert)
+                return
             if not repeats:
                 try:
                     # Nearly every batch is new: a plain insert, in a savepoint, skips ON CONFLICT's

@@ -22,21 +22,12 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
 
 from models.pipeline import ProcessedMessages, locate_events, process_message
 from models.rules import evaluate_batch
 from models.topics import INPUT_TOPICS
 from services.pipeline.ingest import CONFLICTING_DUPLICATE
 from services.platform.settings import Settings
-
-ARCHIVE_TABLE_FOR_FAMILY: dict[str, str] = {
-    "health-record": "archive.student_history",
-    "vision-screening": "archive.vision_screenings",
-    "bmi-screening": "archive.growth_screenings",
-    "psych-survey": "archive.survey_results",
-    "fitness-test": "archive.fitness_results",
-}
 
 Position = tuple[int, int, int]  # partition, offset, item index (-1: the whole message)
 
@@ -146,9 +137,11 @@ def _settle(conn: psycopg.Connection[Any], audit: TopicAudit, family: str, items
     ids = list({item.event_id for item in items if item.event_id is not None})
     stored: set[UUID] = set()
     if ids:
-        query = sql.SQL("SELECT DISTINCT event_id FROM {} WHERE event_id = ANY(%s)").format(
-            sql.SQL(ARCHIVE_TABLE_FOR_FAMILY[family]))
-        stored = {row[0] for row in conn.execute(query, (ids,))}
+        # The registry is written in the same transaction as the family's row (services.archive),
+        # and it is the events' key: the measurement tables have no index on the id alone (0080).
+        stored = {row[0] for row in conn.execute(
+            "SELECT event_id FROM archive.event_ids WHERE family = %s"
+            " AND event_id IN (SELECT unnest(%s::uuid[]))", (family, ids))}
     codes: dict[str, int] = defaultdict(int)
     for item in items:
         code = letters.get(item.position)
