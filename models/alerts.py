@@ -32,6 +32,8 @@ __all__ = [
     "ESCALATION_LEVELS",
     "MAX_ESCALATION_LEVEL",
     "OPEN_STATES",
+    "OPEN_STATES_IN_ORDER",
+    "OPEN_STATES_SQL",
     "OUTCOMES",
     "STATES",
     "Action",
@@ -49,7 +51,12 @@ __all__ = [
 
 State: TypeAlias = Literal["open", "acknowledged", "in_progress", "resolved", "referred"]
 STATES: Final[tuple[State, ...]] = get_args(State)
-OPEN_STATES: Final[frozenset[State]] = frozenset({"open", "acknowledged", "in_progress"})
+#: The states of an alert still on someone's queue, in queue order; the one home of that list
+#: (SQL queries use `OPEN_STATES_SQL`, the API's default filter the tuple).
+OPEN_STATES_IN_ORDER: Final[tuple[State, ...]] = ("open", "acknowledged", "in_progress")
+OPEN_STATES: Final[frozenset[State]] = frozenset(OPEN_STATES_IN_ORDER)
+#: The same states as an SQL list for `state IN (...)` (a literal, so partial indexes still apply).
+OPEN_STATES_SQL: Final = ", ".join(f"'{state}'" for state in OPEN_STATES_IN_ORDER)
 Action: TypeAlias = Literal["acknowledge", "start", "note", "resolve", "refer", "reassign"]
 ACTIONS: Final[tuple[Action, ...]] = get_args(Action)
 Outcome: TypeAlias = Literal[

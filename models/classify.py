@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal, Protocol
 
-from models.growth import DAYS_PER_MONTH, classify_growth, completed_months
+from models.ages import DAYS_PER_MONTH, completed_months
+from models.growth import classify_growth
 from models.surveys import get_instrument
 from models.types import SEXES, Sex
 from models.vision import classify_vision

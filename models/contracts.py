@@ -40,6 +40,7 @@ from pydantic import (
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
+from models.ages import months_between
 from models.fitness import ITEM_INFO, items_for
 from models.surveys import InvalidAnswers, UnknownInstrument, get_instrument
 from models.types import Sex
@@ -324,7 +325,7 @@ class HealthRecord(EventBase):
         effective_on = info.data.get("effective_on")
         if not isinstance(effective_on, date):
             return value
-        age_months = (effective_on - value).days / 30.4375
+        age_months = months_between(value, effective_on)
         if age_months <= 0:
             raise PydanticCustomError(
                 "born_after_effective_on",

@@ -35,12 +35,10 @@ Ages outside a reference's range never produce a number: the indicator is
 from __future__ import annotations
 
 import bisect
-import calendar
 import csv
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 from functools import cache
@@ -52,7 +50,6 @@ from models.types import SEXES, Sex, positional_builder
 RULE_VERSION = "growth-2"
 REFERENCE = "WHO2007;WS/T586-2018;WS/T456-2014;WS/T456-2014-stunting-UNVERIFIED"
 
-DAYS_PER_MONTH = 30.4375
 WHO_MIN_AGE_MONTHS = 60
 WHO_MAX_AGE_MONTHS = 228
 """The last published month of the BMI- and height-for-age tables."""
@@ -160,30 +157,6 @@ class _StuntingRow:
 
 
 _Row = TypeVar("_Row", _OverweightRow, _WastingRow, _StuntingRow)
-
-
-def age_in_months(birth_date: date, measured_on: date) -> float:
-    """Decimal age in months as WHO AnthroPlus computes it: days / 30.4375."""
-    days = (measured_on - birth_date).days
-    if days < 0:
-        raise ValueError(f"measured_on {measured_on} is before birth_date {birth_date}")
-    return days / DAYS_PER_MONTH
-
-
-def completed_months(birth_date: date, measured_on: date) -> int:
-    """Completed calendar months of age (实足月龄), for the WS/T half-year age groups.
-
-    Decimal months put a child one day short of their sixth birthday group whenever the
-    interval holds one leap day; the Chinese standards group by calendar age instead. A
-    birthday on the 29th-31st is reached on the last day of a shorter month.
-    """
-    months = (measured_on.year - birth_date.year) * 12 + measured_on.month - birth_date.month
-    month_length = calendar.monthrange(measured_on.year, measured_on.month)[1]
-    if measured_on.day < min(birth_date.day, month_length):
-        months -= 1
-    if months < 0:
-        raise ValueError(f"measured_on {measured_on} is before birth_date {birth_date}")
-    return months
 
 
 def recorded_tenths(value: float) -> int:

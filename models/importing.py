@@ -25,6 +25,7 @@ from typing import Any, Final, Literal, TypeAlias, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
+from models.ages import completed_months, months_between
 from models.codecs import field_errors
 from models.contracts import (
     AGE_MONTHS_MAX,
@@ -39,14 +40,12 @@ from models.contracts import (
 )
 from models.fitness import ITEM_INFO, items_for
 from models.fitness_upload import EXEMPT_MARKS, UploadRowRejected, build_fitness_event, parse_time, whole
-from models.growth import completed_months
 from models.identity import event_id_for, student_key
 from models.types import SchoolId, Sex, StudentKey
 
 __all__ = [
     "COLUMNS",
     "COLUMN_NAMES_ZH",
-    "DAYS_PER_MONTH",
     "EVENT_KINDS",
     "OPTIONAL_COLUMNS",
     "Action",
@@ -58,7 +57,6 @@ __all__ = [
     "School",
     "Stage",
     "UrbanRural",
-    "age_in_months",
     "canonical_column",
     "check_header",
     "expected_columns_text",
@@ -185,9 +183,6 @@ def expected_columns_text(kind: str) -> str:
         required += "; optional: " + ", ".join(f"{c} ({COLUMN_NAMES_ZH[c]})" for c in optional)
     return required
 
-
-#: WHO AnthroPlus: decimal months are days / 30.4375.
-DAYS_PER_MONTH: Final = 30.4375
 
 # Cells whose content identifies a person: reasons describe them but never repeat them.
 _PERSONAL_COLUMNS: Final = frozenset({"student_number", "name", "birth_date"})
@@ -418,13 +413,8 @@ class _Cells:
         return parse
 
 
-def age_in_months(birth_date: date, on: date) -> float:
-    """Decimal months from ``birth_date`` to ``on``: days / 30.4375 (WHO AnthroPlus)."""
-    return (on - birth_date).days / DAYS_PER_MONTH
-
-
 def _age_months(birth_date: date, measured_on: date, measured_column: str) -> float:
-    age = age_in_months(birth_date, measured_on)
+    age = months_between(birth_date, measured_on)
     if age <= 0:
         raise RowRejected(measured_column, f"{measured_on.isoformat()}: measured before birth")
     if age >= AGE_MONTHS_MAX:
@@ -834,7 +824,7 @@ def parse_roster_row(row: Mapping[str, str], *, secret: bytes) -> RosterEntry:
     number = cells.required("student_number", cells.text).upper()
     birth_date = cells.required("birth_date", cells.date)
     enrolled_on = cells.required("enrolled_on", cells.date)
-    age = age_in_months(birth_date, enrolled_on)
+    age = months_between(birth_date, enrolled_on)
     if age <= 0:
         raise RowRejected("birth_date", "not before enrolled_on")
     if age >= AGE_MONTHS_MAX:

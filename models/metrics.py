@@ -259,16 +259,6 @@ BREAKDOWNS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 
-def school_year_of(day: date) -> int:
-    """The school year a day belongs to: 1 September to 31 August, named by the year it starts."""
-    return day.year if day.month >= 9 else day.year - 1
-
-
-def school_year_bounds(year: int) -> tuple[date, date]:
-    """First and last day of school year `year` ("2025" is 2025-09-01 .. 2026-08-31)."""
-    return date(year, 9, 1), date(year + 1, 8, 31)
-
-
 def census_date(year: int) -> date:
     """The day enrolment is counted for school year `year`."""
     return date(year, 9, 30)

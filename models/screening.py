@@ -41,6 +41,8 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
+from models.school_year import school_year
+
 __all__ = [
     "FEATURE_NAMES",
     "INTENDED_USE",
@@ -67,7 +69,6 @@ __all__ = [
     "feature_vector",
     "myopia_onset_label",
     "overweight_label",
-    "school_year_of",
     "subgroup_metrics",
     "task",
     "time_split",
@@ -96,11 +97,6 @@ MODEL_CARD_SECTIONS: Final[tuple[str, ...]] = (
     "Subgroups",
     "Limitations",
 )
-
-
-def school_year_of(day: date) -> int:
-    """The school year a date falls in: 1 September Y .. 31 August Y+1 is year Y."""
-    return day.year if day.month >= 9 else day.year - 1
 
 
 def _autumn_term(day: date) -> bool:
@@ -199,7 +195,7 @@ class StudentHistory:
 
 
 def _last_in_year(items: Sequence[_T], year: int, day: Callable[[_T], date]) -> _T | None:
-    found = [item for item in items if school_year_of(day(item)) == year]
+    found = [item for item in items if school_year(day(item)) == year]
     return max(found, key=day) if found else None
 
 
@@ -213,7 +209,7 @@ def _growth_in(history: StudentHistory, year: int) -> GrowthObservation | None:
 
 def _surveys_up_to(history: StudentHistory, instrument: str, year: int) -> list[SurveyObservation]:
     return sorted(
-        (s for s in history.surveys if s.instrument == instrument and school_year_of(s.answered_on) <= year),
+        (s for s in history.surveys if s.instrument == instrument and school_year(s.answered_on) <= year),
         key=lambda s: s.answered_on,
     )
 
@@ -229,7 +225,7 @@ def _status_at(history: StudentHistory, day: date) -> StatusObservation | None:
 def _grade_in(status: StatusObservation, year: int) -> int:
     # A record states the grade when it was made; most students have no record in later years,
     # so the grade moves on with the school years (repeating a grade is rare in compulsory school).
-    return status.grade + year - school_year_of(status.effective_on)
+    return status.grade + year - school_year(status.effective_on)
 
 
 # --- Labels -------------------------------------------------------------------------------------
@@ -268,7 +264,7 @@ def _overweight_eligible(history: StudentHistory, origin_year: int) -> bool:
 
 
 def _next_term(day: date, origin_year: int) -> bool:
-    return school_year_of(day) == origin_year + 1 and _autumn_term(day)
+    return school_year(day) == origin_year + 1 and _autumn_term(day)
 
 
 def _counselling_finding(history: StudentHistory, origin_year: int) -> bool | None:
@@ -315,7 +311,7 @@ def depression_label_source(history: StudentHistory, origin_year: int) -> str:
 
 def _depression_eligible(history: StudentHistory, origin_year: int) -> bool:
     return any(
-        s.instrument == "phq-a" and school_year_of(s.answered_on) == origin_year for s in history.surveys
+        s.instrument == "phq-a" and school_year(s.answered_on) == origin_year for s in history.surveys
     )
 
 
@@ -455,9 +451,9 @@ def feature_vector(
     status = _status_at(history, cutoff)
     age_years = (date(origin_year + 1, 9, 1) - history.birth_date).days / 365.25
 
-    vision = sorted((v for v in history.vision if school_year_of(v.measured_on) <= origin_year),
+    vision = sorted((v for v in history.vision if school_year(v.measured_on) <= origin_year),
                     key=lambda v: v.measured_on)
-    growth = sorted((g for g in history.growth if school_year_of(g.measured_on) <= origin_year),
+    growth = sorted((g for g in history.growth if school_year(g.measured_on) <= origin_year),
                     key=lambda g: g.measured_on)
     phq = _surveys_up_to(history, "phq-a", origin_year)
     gad = _surveys_up_to(history, "gad-7", origin_year)

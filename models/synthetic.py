@@ -142,6 +142,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from models.ages import DAYS_PER_MONTH
 from models.growth import WHO_MAX_AGE_MONTHS, WHO_MIN_AGE_MONTHS, Indicator, who_lms
 from models.importing import COLUMNS, OPTIONAL_COLUMNS
 from models.surveys import Instrument, get_instrument
@@ -1198,7 +1199,7 @@ class _SchoolRun:
     def _measurement_ages(self, idx: Ints, year: int) -> tuple[Ints, Floats]:
         grade = self._grade(idx, year)
         days = self._class_days(self._screening_day(year), grade)
-        return days, (days - self.cohort.birth[idx]) / 30.4375
+        return days, (days - self.cohort.birth[idx]) / DAYS_PER_MONTH
 
     def _overweight_threshold(self, idx: Ints, days: Ints) -> Floats:
         """The BMI from which a pupil measured on `days` is overweight by WS/T 586.

@@ -6,7 +6,7 @@ decides which alerts exist for them). The API (`services.api.alert_routes`) and 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -95,7 +95,7 @@ async def audit_reads(session: Session, rows: list[dict[str, Any]], what: str) -
         [(r["student_key"], r["school_id"], r["alert_id"]) for r in rows if r["team"] == "counselling"], what)
 
 
-async def queue_rows(session: Session, *, states: list[str], school_id: str | None, team: str | None,
+async def queue_rows(session: Session, *, states: Sequence[str], school_id: str | None, team: str | None,
                      escalated: bool | None, limit: int) -> list[AlertOut]:
     """Alerts of the caller's schools in `states`, ordered by priority then acknowledgement deadline."""
     session.require(*QUEUE_ROLES)
@@ -105,7 +105,7 @@ async def queue_rows(session: Session, *, states: list[str], school_id: str | No
         " AND (%(team)s::text IS NULL OR a.team = %(team)s)"
         " AND (%(escalated)s::boolean IS NULL OR (a.escalation_level > 0) = %(escalated)s)"
         " ORDER BY a.priority_rank, a.ack_deadline, a.opened_at LIMIT %(limit)s",
-        {"states": states, "school": school_id, "team": team, "escalated": escalated, "limit": limit})
+        {"states": list(states), "school": school_id, "team": team, "escalated": escalated, "limit": limit})
     await audit_reads(session, rows, "queue")
     return [_alert(row, session.now) for row in rows]
 

@@ -30,7 +30,7 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import dict_row
 
-from models.alerts import AlertState, Transition, escalate, merge_repeat, new_alert
+from models.alerts import OPEN_STATES_SQL, AlertState, Transition, escalate, merge_repeat, new_alert
 from models.pipeline import ProcessedMessages, process_message
 from models.rules import AlertCandidate, decode_alert_messages, evaluate_batch
 from models.topics import INPUT_TOPICS, INTERVENTION_ALERTS, PSYCH_SURVEYS
@@ -107,7 +107,7 @@ async def apply_candidates(conn: psycopg.AsyncConnection[Any], candidates: Seque
                 continue
             await cursor.execute(
                 f"SELECT alert_id, {_STATE_COLUMNS} FROM alerts.alerts WHERE student_key = %s AND concern = %s"
-                " AND state IN ('open', 'acknowledged', 'in_progress') FOR UPDATE",
+                f" AND state IN ({OPEN_STATES_SQL}) FOR UPDATE",
                 (candidate.student_key, candidate.concern))
             row = await cursor.fetchone()
             if row is not None:
@@ -369,7 +369,7 @@ def queue_summary(settings: Settings) -> list[dict[str, Any]]:
     """Per school: open alerts by priority, how many are unacknowledged and how many escalated."""
     with psycopg.connect(settings.pg_dsn("admin")) as conn, conn.cursor(row_factory=dict_row) as cursor:
         cursor.execute(
-            """SELECT school_id, county_id,
+            f"""SELECT school_id, county_id,
                    count(*) FILTER (WHERE priority = 'urgent') AS urgent,
                    count(*) FILTER (WHERE priority = 'high') AS high,
                    count(*) FILTER (WHERE priority = 'medium') AS medium,
@@ -377,6 +377,6 @@ def queue_summary(settings: Settings) -> list[dict[str, Any]]:
                    count(*) FILTER (WHERE state = 'open') AS unacknowledged,
                    count(*) FILTER (WHERE escalation_level > 0) AS escalated,
                    count(*) AS open_total
-               FROM alerts.alerts WHERE state IN ('open', 'acknowledged', 'in_progress')
+               FROM alerts.alerts WHERE state IN ({OPEN_STATES_SQL})
                GROUP BY school_id, county_id ORDER BY school_id""")
         return [dict(row) for row in cursor.fetchall()]

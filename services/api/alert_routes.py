@@ -11,6 +11,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from models.alerts import OPEN_STATES_IN_ORDER, State
 from services.access.session import TokenHash, user_session
 from services.alerts.queue import (
     AlertDetail,
@@ -32,7 +33,7 @@ router = APIRouter(prefix="/alerts", tags=["alerts"])
 @router.get("", response_model=list[AlertOut], summary="my queue, most urgent first")
 async def queue(  # noqa: PLR0917  (FastAPI query parameters)
     request: Request, token: TokenHash,
-    state: Annotated[list[Literal["open", "acknowledged", "in_progress", "resolved", "referred"]] | None,
+    state: Annotated[list[State] | None,
                      Query(description="states to list; default the open ones")] = None,
     school_id: Annotated[str | None, Query(max_length=64)] = None,
     team: Literal["counselling", "school_doctor"] | None = None,
@@ -40,7 +41,7 @@ async def queue(  # noqa: PLR0917  (FastAPI query parameters)
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[AlertOut]:
     """Alerts of the schools I serve, ordered by priority then acknowledgement deadline."""
-    states = list(state or ["open", "acknowledged", "in_progress"])
+    states = list(state or OPEN_STATES_IN_ORDER)
     async with user_session(request, token) as session:
         return await queue_rows(session, states=states, school_id=school_id, team=team, escalated=escalated,
                                 limit=limit)

@@ -16,8 +16,6 @@ import os
 import random
 import secrets
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -35,6 +33,7 @@ from services.devtools.stack import Postgres
 from services.platform.database import bootstrap_database
 from services.platform.migrate import migrate
 from services.platform.network import free_port
+from services.platform.processes import spawn_command, stop_processes
 from services.platform.settings import PROJECT_ROOT, Settings
 from services.platform.topics import create_topics
 
@@ -129,23 +128,6 @@ class _Load(threading.Thread):
         self.producer.close()
 
 
-def _process(settings: Settings, *args: str, log: Path) -> subprocess.Popen[bytes]:
-    out = log.open("ab")
-    return subprocess.Popen([sys.executable, "-m", "services.cli", *args],
-                            env={**os.environ, **settings.as_environment()}, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    import signal
-
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
 
 
 def _send_probes(settings: Settings, feed: _Feed, count: int, interval: float) -> dict[str, float]:
@@ -186,10 +168,11 @@ def run_bench(base: Settings, *, seconds: float = 30.0, rate: int = 1000, probes
     token = add_user(settings, "bench-counsellor", "counsellor", schools=[PROBE_SCHOOL])
     logs = settings.state_dir / "bench"
     logs.mkdir(parents=True, exist_ok=True)
-    processes = [_process(settings, "worker", log=logs / f"alerts-{tag}-worker.log"),
-                 _process(settings, "alerts", "serve", "--fast-lane" if fast_lane else "--no-fast-lane",
-                          log=logs / f"alerts-{tag}-service.log"),
-                 _process(settings, "api", "--port", str(settings.api_port), log=logs / f"alerts-{tag}-api.log")]
+    processes = [spawn_command(settings, ["worker"], log=logs / f"alerts-{tag}-worker.log", append=True),
+                 spawn_command(settings, ["alerts", "serve", "--fast-lane" if fast_lane else "--no-fast-lane"],
+                               log=logs / f"alerts-{tag}-service.log", append=True),
+                 spawn_command(settings, ["api", "--port", str(settings.api_port)],
+                               log=logs / f"alerts-{tag}-api.log", append=True)]
     url = f"http://{settings.api_host}:{settings.api_port}"
     try:
         deadline = time.monotonic() + 60
@@ -255,8 +238,8 @@ def run_bench(base: Settings, *, seconds: float = 30.0, rate: int = 1000, probes
         path.write_text(json.dumps(result, indent=2) + "\n")
         return result
     finally:
-        for process in processes:
-            _stop(process)
+        for process in processes:  # one at a time, each with what it started
+            stop_processes([process], timeout=30, whole_group=True)
         with psycopg.connect(superuser, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                 sql.Identifier(settings.pg_database)))

@@ -38,7 +38,7 @@ from services.intake.importer import BATCH_EVENTS
 from services.pipeline.archive_writer import GROWTH, growth_row
 from services.platform.database import bootstrap_database
 from services.platform.migrate import migrate
-from services.platform.processes import stop_processes
+from services.platform.processes import spawn_command, stop_processes
 from services.platform.settings import Settings
 from services.platform.topics import create_topics
 
@@ -264,14 +264,10 @@ def _wait_for_group(settings: Settings, members: int, processes: list[subprocess
 
 
 def _end_to_end(settings: Settings, events: list[BmiScreening], workers: int) -> dict[str, Any]:
-    env = {**os.environ, **settings.as_environment()}
     log_dir = settings.state_dir / "bench-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    processes = [
-        subprocess.Popen([sys.executable, "-m", "services.cli", "worker"], env=env,
-                         stdout=(log_dir / f"worker-{n}.log").open("wb"), stderr=subprocess.STDOUT)
-        for n in range(workers)
-    ]
+    processes = [spawn_command(settings, ["worker"], log=log_dir / f"worker-{n}.log", new_session=False)
+                 for n in range(workers)]
     try:
         _wait_for_group(settings, workers, processes, log_dir)
         # Warm up: wait until a first set of events is stored, so the measurement starts with

@@ -9,10 +9,8 @@ writes the annual report and the dashboards, and says where to look.
 from __future__ import annotations
 
 import csv
-import os
 import random
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +26,7 @@ from rich.table import Table
 from models.importing import COLUMNS
 from models.synthetic import ProvinceSpec
 from models.topics import INPUT_TOPICS, INTERVENTION_ALERTS
-from services.platform.processes import stop_processes
+from services.platform.processes import spawn_command, stop_processes
 from services.platform.settings import Settings
 
 IMPORT_ORDER = ("schools", "roster", "records", "vision", "bmi", "survey")
@@ -67,12 +65,6 @@ class _Step:
         self.report.steps.append((self.title, elapsed))
         if exc[0] is None:
             self.console.print(f"[green]done[/green] {self.title} in {elapsed:.1f}s")
-
-
-def _spawn(settings: Settings, args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "services.cli", *args],
-                            env={**os.environ, **settings.as_environment()},
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _archive_counts(settings: Settings) -> dict[str, int]:
@@ -150,8 +142,8 @@ def run_demo(settings: Settings, *, students: int, out_dir: Path, workers: int =
     processes: list[subprocess.Popen[bytes]] = []
     try:
         with _Step(console, report, f"3. stream workers ({workers}) and the alert service"):
-            processes += [_spawn(settings, ["worker"], logs / f"worker-{n}.log") for n in range(workers)]
-            processes.append(_spawn(settings, ["alerts", "serve"], logs / "alerts.log"))
+            processes += [spawn_command(settings, ["worker"], log=logs / f"worker-{n}.log") for n in range(workers)]
+            processes.append(spawn_command(settings, ["alerts", "serve"], log=logs / "alerts.log"))
             console.print(f"  logs in {logs}")
 
         with _Step(console, report, "4. school doctors' import: CSV → validated events → Kafka"):

@@ -19,7 +19,7 @@ from pathlib import Path
 from models.fitness import ITEM_INFO, items_for
 from models.fitness_synthetic import synthetic_test, takes_retest
 from models.fitness_upload import UPLOAD_COLUMNS, code_of_grade, format_time
-from models.metrics import school_year_of
+from models.school_year import school_year
 from models.types import Sex
 
 SEED = 20251
@@ -78,10 +78,10 @@ def write_fitness_sheets(province: Path, out_dir: Path, *, seed: int = SEED,
             continue  # the province's deliberately bad rows
         if student is None or enrolled is None or not (80 <= height <= 230 and 10 <= weight <= 250):
             continue
-        year = school_year_of(measured)
+        year = school_year(measured)
         if (school_years and year not in school_years) or (screening["student_number"], year) in seen:
             continue
-        grade = int(student["grade"]) + year - school_year_of(enrolled)
+        grade = int(student["grade"]) + year - school_year(enrolled)
         if not 1 <= grade <= 9 or screening["sex"] not in ("male", "female"):
             continue
         seen.add((screening["student_number"], year))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from models.alerts import OPEN_STATES_SQL
 from services.access.session import Session
 from services.students.facts import student_facts
 
@@ -33,7 +34,7 @@ async def ranked_rows(session: Session, model: str, *, today: date, school_id: s
     rows = await session.fetch(
         "SELECT r.student_key, r.school_id, r.model, r.version, r.score, r.scored_at, ro.name,"
         " (SELECT count(*) FROM alerts.alerts a WHERE a.student_key = r.student_key AND a.team = %(team)s"
-        "   AND a.state IN ('open', 'acknowledged', 'in_progress'))::int AS open_alerts"
+        f"   AND a.state IN ({OPEN_STATES_SQL}))::int AS open_alerts"
         " FROM ml.risk_scores r"
         " LEFT JOIN roster.students ro ON ro.student_key = r.student_key"
         " WHERE r.model = %(model)s AND (%(school)s::text IS NULL OR r.school_id = %(school)s)"

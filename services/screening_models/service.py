@@ -28,6 +28,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from models.identity import student_key
+from models.school_year import school_year
 from models.screening import (
     FEATURE_NAMES,
     TASKS,
@@ -43,7 +44,6 @@ from models.screening import (
     build_samples,
     calibration_bins,
     evaluate,
-    school_year_of,
     subgroup_metrics,
     task,
     time_split,
@@ -245,7 +245,7 @@ def _archive_years(conn: psycopg.Connection[Any]) -> dict[str, int | None]:
         " (SELECT min(measured_on) FROM archive.growth_screenings)"
     ).fetchone()
     assert row is not None
-    vision, growth, phq, first = (None if d is None else school_year_of(d) for d in row)
+    vision, growth, phq, first = (None if d is None else school_year(d) for d in row)
     return {"myopia_onset": vision, "overweight": growth, "depression": phq, "first": first}
 
 

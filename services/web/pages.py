@@ -33,7 +33,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 from pydantic import ValidationError
 
-from models.alerts import OUTCOMES
+from models.alerts import OPEN_STATES_SQL, OUTCOMES
 from models.codecs import encode_batch
 from models.contracts import Event
 from models.evidence_text import describe_evidence
@@ -677,7 +677,7 @@ async def _queue_rows(request: Request, session: Session, *, alert_id: uuid.UUID
                       concerns: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
     rows = await session.fetch(
         f"SELECT {_QUEUE_COLUMNS} FROM alerts.alerts a LEFT JOIN roster.students r ON r.student_key = a.student_key"
-        " WHERE a.state IN ('open', 'acknowledged', 'in_progress')"
+        f" WHERE a.state IN ({OPEN_STATES_SQL})"
         " AND (%(alert)s::uuid IS NULL OR a.alert_id = %(alert)s)"
         " AND (%(concerns)s::text[] IS NULL OR a.concern = ANY(%(concerns)s))"
         " ORDER BY a.priority_rank, a.ack_deadline, a.opened_at LIMIT 500",

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from psycopg import sql
 from services.devtools.stack import Postgres
 from services.platform.database import bootstrap_database
 from services.platform.migrate import migrate
+from services.platform.processes import spawn_command
 from services.platform.settings import Settings
 from services.platform.topics import create_topics
 
@@ -71,18 +70,12 @@ class WorkerProcess:
 
     def __init__(self, settings: Settings, log: Path) -> None:
         self.log = log
-        self._out = log.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "worker"],
-            env=worker_environment(settings), stdout=self._out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.process = spawn_command(settings, ["worker"], log=log, append=True)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, sig)
         self.process.wait(timeout=60)
-        self._out.close()
 
     def alive(self) -> bool:
         return self.process.poll() is None

@@ -30,8 +30,8 @@ from models.fitness import (
     year_attempt,
 )
 from models.identity import event_id_for
-from models.metrics import school_year_of
 from models.pipeline import ProcessedMessages, classify_event
+from models.school_year import school_year
 from services.access.session import api_role
 from services.access.users import add_user, hash_token
 from services.pipeline.archive_writer import ArchiveWriter
@@ -128,7 +128,7 @@ def _expected_graduations(events: list[FitnessTest]) -> dict[tuple[str, int], tu
     scored: list[tuple[FitnessTest, FitnessResult]] = [(e, score_fitness_event(e)) for e in events]
     by_year: dict[tuple[str, int], list[tuple[FitnessTest, FitnessResult]]] = defaultdict(list)
     for event, result in scored:
-        by_year[(event.student_key, school_year_of(event.measured_on))].append((event, result))
+        by_year[(event.student_key, school_year(event.measured_on))].append((event, result))
     year_results: dict[str, dict[int, tuple[int, FitnessResult]]] = defaultdict(dict)  # student → grade → year, result
     for (student, year), tests in sorted(by_year.items()):
         chosen = year_attempt([(e.attempt, e.measured_on, r.band) for e, r in tests])
@@ -181,7 +181,7 @@ def test_fitness_results_scoped_compressed_and_graduation_scores_on_both_backend
     assert security == (False,)  # scoped by the views, as the other measurement tables
     if backend == "timescaledb":
         assert columnstore is not None
-        opened = date(school_year_of(datetime.now(ZoneInfo("Asia/Shanghai")).date()), 9, 1)
+        opened = date(school_year(datetime.now(ZoneInfo("Asia/Shanghai")).date()), 9, 1)
         assert chunks and all(compressed == (end <= opened) for end, compressed in chunks), chunks
         assert any(compressed for _, compressed in chunks) and not all(compressed for _, compressed in chunks)
     else:

@@ -126,3 +126,22 @@ def test_repeat_raises_priority_and_pulls_the_deadline_earlier() -> None:
 def test_now_must_be_aware() -> None:
     with pytest.raises(ValueError, match="timezone"):
         escalate(opened(), now=datetime(2025, 1, 1))
+
+
+def test_the_open_states_have_one_home() -> None:
+    """`models.alerts` lists the open states once; SQL and the API take them from there."""
+    import re
+    from pathlib import Path
+
+    from models.alerts import OPEN_STATES, OPEN_STATES_IN_ORDER, OPEN_STATES_SQL, STATES
+
+    assert OPEN_STATES_IN_ORDER == ("open", "acknowledged", "in_progress")
+    assert OPEN_STATES == set(OPEN_STATES_IN_ORDER) < set(STATES)
+    assert OPEN_STATES_SQL == "'open', 'acknowledged', 'in_progress'"
+    root = Path(__file__).resolve().parents[2]
+    retyped = re.compile(r"""['"]open['"],\s*['"]acknowledged['"],\s*['"]in_progress['"]""")
+    found = [f"{path.relative_to(root)}" for folder in ("models", "services", "streams")
+             for path in sorted((root / folder).rglob("*.py"))
+             if path.name != "alerts.py" or path.parent.name != "models"
+             if retyped.search(path.read_text(encoding="utf-8"))]
+    assert found == []

@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 
+from models.ages import age_in_months, completed_months
 from models.growth import (
     LMS,
     OutOfRange,
-    age_in_months,
     classify_growth,
-    completed_months,
     lms_z,
     value_at_z,
     who_bmi_category,

@@ -9,17 +9,16 @@ from typing import Any
 
 import pytest
 
+from models.ages import DAYS_PER_MONTH, age_in_months
 from models.codecs import decode_event, encode_event
 from models.contracts import BmiScreening, HealthRecord, PsychSurvey, VisionScreening
 from models.identity import event_id_for, student_key
 from models.importing import (
     COLUMNS,
-    DAYS_PER_MONTH,
     HeaderRejected,
     RosterEntry,
     RowRejected,
     School,
-    age_in_months,
     check_header,
     parse_roster_row,
     parse_school_row,

@@ -24,12 +24,11 @@ from models.metrics import (
     indicator_table,
     relations_for,
     school_doctor_table,
-    school_year_bounds,
-    school_year_of,
     stage_of_grade,
     suppress,
     wilson_interval,
 )
+from models.school_year import school_year, school_year_bounds
 
 
 def test_definitions_are_complete_and_unique() -> None:
@@ -53,7 +52,7 @@ def test_definitions_are_complete_and_unique() -> None:
     (date(2026, 1, 1), 2025),
 ])
 def test_school_year_runs_september_to_august(day: date, year: int) -> None:
-    assert school_year_of(day) == year
+    assert school_year(day) == year
     first, last = school_year_bounds(year)
     assert first <= day <= last
     assert census_date(year) == date(year, 9, 30)

@@ -9,6 +9,7 @@ from datetime import date
 import numpy as np
 import pytest
 
+from models.school_year import school_year
 from models.screening import (
     FEATURE_NAMES,
     MODEL_CARD_SECTIONS,
@@ -28,7 +29,6 @@ from models.screening import (
     feature_vector,
     myopia_onset_label,
     overweight_label,
-    school_year_of,
     subgroup_metrics,
     task,
     time_split,
@@ -65,8 +65,8 @@ def history(**parts: object) -> StudentHistory:
 
 
 def test_school_year_starts_in_september() -> None:
-    assert school_year_of(date(2023, 8, 31)) == 2022
-    assert school_year_of(date(2023, 9, 1)) == 2023
+    assert school_year(date(2023, 8, 31)) == 2022
+    assert school_year(date(2023, 9, 1)) == 2023
 
 
 def test_myopia_onset_label_needs_a_non_myopic_start_and_a_next_screening() -> None:

@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.growth import age_in_months, classify_growth, completed_months
+from models.ages import age_in_months, completed_months
+from models.growth import (
+    classify_growth,
+)
 from models.importing import (
     COLUMNS,
     RowRejected,
