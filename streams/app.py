@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import faust
 
+from services.platform.kafka_limits import MESSAGE_MAX_BYTES, PARTITION_FETCH_BYTES
 from services.platform.settings import Settings
 
 
@@ -32,8 +33,8 @@ def create_app(settings: Settings) -> faust.App:
         # faust commits nothing else; a batch still in flight at a rebalance is delivered again.
         stream_wait_empty=False,
         producer_acks=-1,
-        producer_max_request_size=10 * 1024 * 1024,
-        consumer_max_fetch_size=8 * 1024 * 1024,
+        producer_max_request_size=MESSAGE_MAX_BYTES,
+        consumer_max_fetch_size=PARTITION_FETCH_BYTES,
         # Messages faust buffers ahead of the agent. Its default (4,096) of 500-event envelopes is
         # hundreds of MB of backlog held in memory; two micro-batches ahead keeps memory flat.
         stream_buffer_maxsize=max(2 * settings.worker_batch_size, 16),

@@ -35,6 +35,7 @@ from models.pipeline import ProcessedMessages, process_message
 from models.rules import AlertCandidate, decode_alert_messages, evaluate_batch
 from models.topics import INPUT_TOPICS, INTERVENTION_ALERTS, PSYCH_SURVEYS
 from services.platform.clock import Clock, utc_now
+from services.platform.kafka_limits import PARTITION_FETCH_BYTES
 from services.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -308,7 +309,7 @@ async def consume_alerts(settings: Settings, *, stop: asyncio.Event | None = Non
     consumer = AIOKafkaConsumer(
         *topics, bootstrap_servers=settings.kafka_bootstrap,
         group_id=alert_consumer_group(settings), enable_auto_commit=False, auto_offset_reset="earliest",
-        fetch_max_wait_ms=50, max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_wait_ms=50, max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
     )
     store = _AlertStore(settings, stop)
     applied = 0

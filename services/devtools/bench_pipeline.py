@@ -37,6 +37,7 @@ from services.devtools.stack import Kafka, Postgres
 from services.intake.importer import BATCH_EVENTS
 from services.pipeline.archive_writer import GROWTH, growth_row
 from services.platform.database import bootstrap_database
+from services.platform.kafka_limits import MESSAGE_MAX_BYTES, PRODUCER_BATCH_BYTES
 from services.platform.migrate import migrate
 from services.platform.processes import spawn_command, stop_processes
 from services.platform.settings import Settings
@@ -164,7 +165,7 @@ async def _produce(settings: Settings, messages: list[tuple[str, bytes, bytes]])
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=10,
-                                max_batch_size=1024 * 1024, max_request_size=10 * 1024 * 1024)
+                                max_batch_size=PRODUCER_BATCH_BYTES, max_request_size=MESSAGE_MAX_BYTES)
     await producer.start()
     started = time.perf_counter()
     try:

@@ -30,6 +30,7 @@ from pathlib import Path
 import psycopg
 
 from services.platform.database import DatabaseSetupError, bootstrap_database
+from services.platform.kafka_limits import MESSAGE_MAX_BYTES
 from services.platform.settings import Settings
 
 KAFKA_POM = Path(__file__).resolve().parent / "stack_files" / "kafka-pom.xml"
@@ -149,7 +150,7 @@ class Kafka:
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
-            "message.max.bytes": str(10 * 1024 * 1024),
+            "message.max.bytes": str(MESSAGE_MAX_BYTES),
         }
         config = self.home / "server.properties"
         config.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))

@@ -38,6 +38,7 @@ from models.importing import (
 )
 from models.topics import TOPIC_FOR_FAMILY
 from services.intake.bounded_files import BULK_LIMITS, FileLimits, FileRefused, csv_safe_row, read_bounded
+from services.platform.kafka_limits import MESSAGE_MAX_BYTES, PRODUCER_BATCH_BYTES
 from services.platform.settings import Settings
 
 BATCH_EVENTS = 500
@@ -62,7 +63,7 @@ class KafkaPublisher:
         self._settings = settings
         self._producer = KafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
-            max_request_size=10 * 1024 * 1024, batch_size=1024 * 1024,
+            max_request_size=MESSAGE_MAX_BYTES, batch_size=PRODUCER_BATCH_BYTES,
         )
         self._futures: list[Any] = []
 

@@ -27,6 +27,7 @@ from models.pipeline import ProcessedMessages, locate_events, process_message
 from models.rules import evaluate_batch
 from models.topics import INPUT_TOPICS
 from services.pipeline.ingest import CONFLICTING_DUPLICATE
+from services.platform.kafka_limits import MESSAGE_MAX_BYTES
 from services.platform.settings import Settings
 
 Position = tuple[int, int, int]  # partition, offset, item index (-1: the whole message)
@@ -66,7 +67,7 @@ def _read_topic(settings: Settings, topic: str, since: datetime | None) -> Itera
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                             group_id=None, max_partition_fetch_bytes=10 * 1024 * 1024,
+                             group_id=None, max_partition_fetch_bytes=MESSAGE_MAX_BYTES,
                              fetch_max_bytes=64 * 1024 * 1024, consumer_timeout_ms=10_000)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]

@@ -8,6 +8,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from models.topics import TOPICS
+from services.platform.kafka_limits import MESSAGE_MAX_BYTES
 from services.platform.settings import Settings
 
 
@@ -23,7 +24,7 @@ def create_topics(settings: Settings) -> dict[str, int]:
                 1,
                 topic_configs={
                     "retention.ms": str(spec.retention_days * 86_400_000),
-                    "max.message.bytes": str(10 * 1024 * 1024),
+                    "max.message.bytes": str(MESSAGE_MAX_BYTES),
                 },
             )
             for spec in TOPICS
