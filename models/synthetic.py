@@ -128,13 +128,11 @@ answer list.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache, lru_cache
-from importlib import resources
 from itertools import pairwise, repeat
 from types import MappingProxyType
 from typing import Any, Final
@@ -143,7 +141,7 @@ import numpy as np
 import numpy.typing as npt
 
 from models.ages import DAYS_PER_MONTH
-from models.growth import WHO_MAX_AGE_MONTHS, WHO_MIN_AGE_MONTHS, Indicator, who_lms
+from models.growth import WHO_MAX_AGE_MONTHS, WHO_MIN_AGE_MONTHS, Indicator, who_lms, wst586_overweight_cutoffs
 from models.importing import COLUMNS, OPTIONAL_COLUMNS
 from models.surveys import Instrument, get_instrument
 from models.types import SEXES
@@ -658,12 +656,8 @@ def _z_of_value(l_: Floats, m: Floats, s: Floats, value: Floats) -> Floats:
 def _overweight_cutoffs() -> Floats:
     """WS/T 586 overweight BMI (>=) by [sex, half-year group from 6.0]: 0 male, 1 female."""
     table = np.full((2, 26), np.nan)
-    with resources.files("models.reference").joinpath("ws_t_586_2018_bmi_overweight_obesity.csv").open(
-        encoding="utf-8"
-    ) as handle:
-        for row in csv.DictReader(handle):
-            group = round(float(row["age_from_years"]) * 2) - 12
-            table[SEXES.index("female" if row["sex"] == "female" else "male"), group] = float(row["overweight_bmi_ge"])
+    for sex, age_from, overweight in wst586_overweight_cutoffs():
+        table[SEXES.index(sex), round(age_from * 2) - 12] = overweight
     # 18.0~ has no upper bound in the standard; growth.py closes it at 19.0.
     table[:, 25] = table[:, 24]
     return table
