@@ -197,12 +197,17 @@ def _origin(row: dict[str, str]) -> tuple[str | None, str | None]:
 
 
 class _Batcher:
-    """Groups events into batch envelopes per (topic, school), flushing at BATCH_EVENTS."""
+    """Groups events into batch envelopes per (topic, school), flushing at BATCH_EVENTS.
 
-    def __init__(self, publisher: Publisher | None, summary: ImportSummary) -> None:
+    The one way events are published in bulk (the importer, the fitness sheets, the upload pages);
+    `messages` counts the envelopes sent (also added to `summary` when one is given).
+    """
+
+    def __init__(self, publisher: Publisher | None, summary: ImportSummary | None) -> None:
         self._publisher = publisher
         self._summary = summary
         self._pending: dict[tuple[str, str], list[Event]] = {}
+        self.messages = 0
 
     def add(self, event: Event) -> None:
         key = (TOPIC_FOR_FAMILY[str(event.schema_.family)], event.school_id)
@@ -215,13 +220,29 @@ class _Batcher:
         events = self._pending.pop(key, [])
         if events and self._publisher is not None:
             self._publisher.publish(key[0], key[1].encode(), encode_batch(events))
-            self._summary.published_messages += 1
+            self.messages += 1
+            if self._summary is not None:
+                self._summary.published_messages += 1
 
     def flush(self) -> None:
         for key in list(self._pending):
             self._send(key)
         if self._publisher is not None:
             self._publisher.flush()
+
+
+def publish_events(settings: Settings, events: Iterable[Event]) -> int:
+    """Publish `events` in batch envelopes of one school each (at most BATCH_EVENTS events), keyed
+    by school, on their families' topics; wait for the broker; return the number of envelopes."""
+    publisher = KafkaPublisher(settings)
+    batcher = _Batcher(publisher, None)
+    try:
+        for event in events:
+            batcher.add(event)
+        batcher.flush()
+    finally:
+        publisher.close()
+    return batcher.messages
 
 
 def _write_schools(conn: psycopg.Connection[Any], schools: list[School]) -> None:

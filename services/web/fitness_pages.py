@@ -36,6 +36,7 @@ from models.fitness_upload import (
 )
 from services.intake.bounded_files import WEB_LIMITS, FileRefused
 from services.intake.importer import ImportSummary, Rejected, UnreadableFile, read_rows, shown_code
+from services.intake.importer import publish_events as _publish
 from services.students.facts import school_names
 from services.web.class_sheet import FITNESS_ATTEMPTS
 from services.web.pages import (
@@ -47,7 +48,6 @@ from services.web.pages import (
     _error,
     _page,
     _Preview,
-    _publish,
     _record_rejections,
     _roster_names,
     _today,

@@ -34,7 +34,6 @@ from jinja2 import pass_context
 from pydantic import ValidationError
 
 from models.alerts import OPEN_STATES_SQL, OUTCOMES
-from models.codecs import encode_batch
 from models.contracts import Event
 from models.evidence_text import describe_evidence
 from models.fitness import BAND_LABELS, ITEM_INFO, items_for
@@ -43,12 +42,12 @@ from models.follow_up import STATES as FOLLOW_UP_STATES
 from models.importing import COLUMN_NAMES_ZH, COLUMNS, HeaderRejected, RowRejected, check_header, row_to_event
 from models.pipeline import ProcessedMessages, classify_event
 from models.rules import evaluate_batch
-from models.topics import TOPIC_FOR_FAMILY
 from services.access.session import Session, user_session
 from services.access.users import hash_token, new_token
 from services.alerts import queue as alert_queue
 from services.intake.bounded_files import WEB_LIMITS, FileRefused
-from services.intake.importer import BATCH_EVENTS, ImportSummary, Rejected, UnreadableFile, read_rows, shown_code
+from services.intake.importer import ImportSummary, Rejected, UnreadableFile, read_rows, shown_code
+from services.intake.importer import publish_events as _publish
 from services.intake.submission import SUBMIT_ROLES, ScreeningIn, submit_screening
 from services.screening_models import ranking
 from services.students.facts import StudentFacts, school_names, student_facts
@@ -610,24 +609,6 @@ async def import_template(request: Request, kind: str) -> Response:
     name = f"{kind}-template.csv"
     return Response(("\ufeff" + header + "\r\n").encode("utf-8"), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
-
-
-def _publish(settings: Any, events: list[Event]) -> int:
-    from services.intake.importer import KafkaPublisher
-
-    groups: dict[tuple[str, str], list[Event]] = {}
-    for event in events:
-        groups.setdefault((TOPIC_FOR_FAMILY[str(event.schema_.family)], event.school_id), []).append(event)
-    publisher = KafkaPublisher(settings)
-    messages = 0
-    try:
-        for (topic, school), grouped in groups.items():
-            for start in range(0, len(grouped), BATCH_EVENTS):
-                publisher.publish(topic, school.encode(), encode_batch(grouped[start:start + BATCH_EVENTS]))
-                messages += 1
-    finally:
-        publisher.close()
-    return messages
 
 
 def _record_rejections(settings: Any, summary: ImportSummary) -> None:
