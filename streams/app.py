@@ -10,7 +10,18 @@ from __future__ import annotations
 import faust
 
 from services.platform.kafka_limits import MESSAGE_MAX_BYTES, PARTITION_FETCH_BYTES
+from services.platform.kafka_security import ssl_context
 from services.platform.settings import Settings
+
+
+def broker_credentials(settings: Settings) -> faust.SASLCredentials | None:
+    """The worker's SASL sign-in (its own principal), or None on the loopback stack's PLAINTEXT."""
+    if not settings.kafka_sasl:
+        return None
+    user, password = settings.kafka_credentials("worker")
+    context = ssl_context(settings) if settings.kafka_security_protocol == "SASL_SSL" else None
+    return faust.SASLCredentials(username=user, password=password, mechanism=settings.kafka_sasl_mechanism,
+                                 ssl_context=context)
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -18,6 +29,7 @@ def create_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.consumer_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=broker_credentials(settings),
         web_enabled=False,
         processing_guarantee="at_least_once",
         topic_allow_declare=False,

@@ -50,7 +50,10 @@ def run_worker(settings: Settings, *, loglevel: str = "warning",
     from streams.scoring import register_scoring
 
     migrate_with_retry(settings)
-    create_topics(settings)
+    if not settings.kafka_sasl:
+        # With SASL the worker's principal may not create topics: `schoolhealth topics create`,
+        # signed in as the admin, creates them with the ACLs (the compose `kafka-init` step).
+        create_topics(settings)
     app = create_app(settings)
     writer = archive_writer(settings.pg_dsn("app"))
     failures: list[BaseException] = []

@@ -304,10 +304,12 @@ async def consume_alerts(settings: Settings, *, stop: asyncio.Event | None = Non
     """
     from aiokafka import AIOKafkaConsumer
 
+    from services.platform.kafka_security import client_options
+
     stop = stop or asyncio.Event()
     topics = [settings.topic(INTERVENTION_ALERTS)] + ([settings.topic(PSYCH_SURVEYS)] if fast_lane else [])
     consumer = AIOKafkaConsumer(
-        *topics, bootstrap_servers=settings.kafka_bootstrap,
+        *topics, **client_options(settings, "alerts", library="aiokafka"),
         group_id=alert_consumer_group(settings), enable_auto_commit=False, auto_offset_reset="earliest",
         fetch_max_wait_ms=50, max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
     )

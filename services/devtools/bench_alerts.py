@@ -31,6 +31,7 @@ from models.topics import BMI_SCREENINGS, PSYCH_SURVEYS
 from services.access.users import add_user
 from services.devtools.stack import Postgres
 from services.platform.database import bootstrap_database
+from services.platform.kafka_security import client_options
 from services.platform.migrate import migrate
 from services.platform.network import free_port
 from services.platform.processes import spawn_command, stop_processes
@@ -59,7 +60,7 @@ def _probe(now: datetime) -> tuple[str, bytes]:
     key = secrets.token_hex(32)
     event = {
         "event_id": str(uuid.uuid4()), "schema": {"family": "psych-survey", "version": 1},
-        "occurred_at": now.isoformat(), "school_id": PROBE_SCHOOL, "student_key": key, "submitted_by": "bench",
+        "occurred_at": now.isoformat(), "school_id": PROBE_SCHOOL, "student_key": key, "submitted_by": "importer",
         "answered_on": now.date().isoformat(), "sex": "female", "age_months": 170.0, "instrument": "phq-a",
         "instrument_version": "1", "answers": [0, 1, 0, 0, 0, 0, 0, 0, 1],
     }
@@ -72,7 +73,7 @@ def _background_event(now: str, today: str, n: int) -> tuple[bytes, bytes]:
     sex = "male" if n % 2 else "female"
     return school.encode(), (
         f'{{"event_id":"{uuid.uuid4()}","schema":{{"family":"bmi-screening","version":1}},"occurred_at":"{now}",'
-        f'"school_id":"{school}","student_key":"{secrets.token_hex(32)}","submitted_by":"bench",'
+        f'"school_id":"{school}","student_key":"{secrets.token_hex(32)}","submitted_by":"importer",'
         f'"measured_on":"{today}","sex":"{sex}","age_months":130.0,"height_cm":140.0,"weight_kg":33.0,'
         '"screener":"bench-1"}').encode()
 
@@ -106,7 +107,7 @@ class _Load(threading.Thread):
         from kafka import KafkaProducer
 
         self.settings, self.rate = settings, rate
-        self.producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+        self.producer = KafkaProducer(**client_options(settings, "admin"), acks="all", linger_ms=5)
         self.stop = threading.Event()
         self.sent = 0
         self.seconds = 0.0
@@ -133,7 +134,7 @@ class _Load(threading.Thread):
 def _send_probes(settings: Settings, feed: _Feed, count: int, interval: float) -> dict[str, float]:
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=0)
+    producer = KafkaProducer(**client_options(settings, "admin"), acks="all", linger_ms=0)
     sent: dict[str, float] = {}
     try:
         for _ in range(count):
@@ -245,7 +246,7 @@ def run_bench(base: Settings, *, seconds: float = 30.0, rate: int = 1000, probes
                 sql.Identifier(settings.pg_database)))
         from kafka.admin import KafkaAdminClient
 
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin = KafkaAdminClient(**client_options(settings, "admin"))
         try:
             names = [name for name in admin.list_topics() if name.startswith(settings.topic_prefix)]
             if names:

@@ -38,6 +38,7 @@ from services.intake.importer import BATCH_EVENTS
 from services.pipeline.archive_writer import GROWTH, growth_row
 from services.platform.database import bootstrap_database
 from services.platform.kafka_limits import MESSAGE_MAX_BYTES, PRODUCER_BATCH_BYTES
+from services.platform.kafka_security import client_options
 from services.platform.migrate import migrate
 from services.platform.processes import spawn_command, stop_processes
 from services.platform.settings import Settings
@@ -61,7 +62,7 @@ def make_events(count: int, *, seed: int = 1, schools: int = 64) -> list[BmiScre
             "occurred_at": now.isoformat(),
             "school_id": f"B{n % schools:04d}",
             "student_key": f"{rng.getrandbits(256):064x}",
-            "submitted_by": "bench",
+            "submitted_by": "importer",  # the operator's path (migration 0044)
             "measured_on": (date(2025, 10, 31) - timedelta(days=n % 40)).isoformat(),
             "sex": "male" if n % 2 else "female",
             "age_months": round(age, 2),
@@ -138,7 +139,7 @@ def _prepare(base: Settings, tag: str) -> BenchContext:
     create_topics(settings)
     from kafka.admin import KafkaAdminClient, NewTopic
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**client_options(settings, "admin"))
     try:
         admin.create_topics([NewTopic(settings.topic(SINGLE_TOPIC), settings.topic_partitions, 1)])
     finally:
@@ -152,7 +153,7 @@ def _cleanup(context: BenchContext) -> None:
     with psycopg.connect(context.superuser_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
             sql.Identifier(context.settings.pg_database)))
-    admin = KafkaAdminClient(bootstrap_servers=context.settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**client_options(context.settings, "admin"))
     try:
         names = [name for name in admin.list_topics() if name.startswith(context.settings.topic_prefix)]
         if names:
@@ -164,7 +165,7 @@ def _cleanup(context: BenchContext) -> None:
 async def _produce(settings: Settings, messages: list[tuple[str, bytes, bytes]]) -> float:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=10,
+    producer = AIOKafkaProducer(**client_options(settings, "admin", library="aiokafka"), acks="all", linger_ms=10,
                                 max_batch_size=PRODUCER_BATCH_BYTES, max_request_size=MESSAGE_MAX_BYTES)
     await producer.start()
     started = time.perf_counter()
@@ -179,7 +180,7 @@ async def _produce(settings: Settings, messages: list[tuple[str, bytes, bytes]])
 async def _raw_consume(settings: Settings, count: int) -> float:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(settings.topic(SINGLE_TOPIC), bootstrap_servers=settings.kafka_bootstrap,
+    consumer = AIOKafkaConsumer(settings.topic(SINGLE_TOPIC), **client_options(settings, "admin", library="aiokafka"),
                                 group_id=f"{settings.topic_prefix}raw", auto_offset_reset="earliest",
                                 enable_auto_commit=False, max_poll_records=5000)
     await consumer.start()
@@ -249,7 +250,7 @@ def _wait_for_group(settings: Settings, members: int, processes: list[subprocess
     """Until the consumer group is Stable with every worker in it (no rebalance mid-run)."""
     from kafka.admin import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**client_options(settings, "admin"))
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline:

@@ -31,6 +31,7 @@ import psycopg
 
 from services.platform.database import DatabaseSetupError, bootstrap_database
 from services.platform.kafka_limits import MESSAGE_MAX_BYTES
+from services.platform.kafka_security import broker_properties, client_options, format_arguments
 from services.platform.settings import Settings
 
 KAFKA_POM = Path(__file__).resolve().parent / "stack_files" / "kafka-pom.xml"
@@ -131,12 +132,8 @@ class Kafka:
         properties = {
             "process.roles": "broker,controller",
             "node.id": "1",
-            "listeners": f"PLAINTEXT://{s.kafka_host}:{s.kafka_port},"
-            f"CONTROLLER://{s.kafka_host}:{s.kafka_controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{s.kafka_host}:{s.kafka_port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            # Listeners, and with SASL the SCRAM/PLAIN sign-in and the ACL authorizer.
+            **broker_properties(s),
             "controller.quorum.bootstrap.servers": f"{s.kafka_host}:{s.kafka_controller_port}",
             "log.dirs": str(self.data),
             "num.partitions": str(s.topic_partitions),
@@ -153,6 +150,8 @@ class Kafka:
             "message.max.bytes": str(MESSAGE_MAX_BYTES),
         }
         config = self.home / "server.properties"
+        config.touch()
+        config.chmod(0o600)  # with SASL it holds the admin's password
         config.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
         (self.home / "log4j2.properties").write_text(
             "status = warn\n"
@@ -187,17 +186,26 @@ class Kafka:
             raise StackError(f"port {s.kafka_port} is taken by another process; set SCHOOLHEALTH_KAFKA_PORT")
         self.ensure_jars()
         config = self._write_config()
-        if not (self.data / "meta.properties").exists():
+        formatted_with = self.home / "security-protocol"
+        if (self.data / "meta.properties").exists():
+            previous = formatted_with.read_text().strip() if formatted_with.exists() else "PLAINTEXT"
+            if s.kafka_sasl and previous == "PLAINTEXT":
+                raise StackError(
+                    f"Kafka's data in {self.data} was formatted without SASL users, so the admin could not sign in: "
+                    "stop the stack and remove that folder, or use another SCHOOLHEALTH_STATE_DIR, to start with "
+                    f"SCHOOLHEALTH_KAFKA_SECURITY_PROTOCOL={s.kafka_security_protocol}")
+        else:
             self.data.mkdir(parents=True, exist_ok=True)
             # 16 random bytes, base64url without padding; must not start with '-'.
             cluster_id = "A" + base64.urlsafe_b64encode(secrets.token_bytes(16)).decode()[1:22]
             result = subprocess.run(
                 self._java("kafka.tools.StorageTool", "format", "--standalone",
-                           "-t", cluster_id, "-c", str(config)),
+                           "-t", cluster_id, "-c", str(config), *format_arguments(s)),
                 capture_output=True, text=True, check=False,
             )
             if result.returncode != 0:
                 raise StackError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+            formatted_with.write_text(s.kafka_security_protocol)
         self.log.unlink(missing_ok=True)
         with self.stdout_log.open("w") as out:
             process = subprocess.Popen(
@@ -225,7 +233,7 @@ class Kafka:
         from kafka.admin import KafkaAdminClient, NewTopic
         from kafka.errors import TopicAlreadyExistsError
 
-        admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=15000)
+        admin = KafkaAdminClient(request_timeout_ms=15000, **client_options(self.settings, "admin"))
         try:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics([NewTopic("_schoolhealth_probe", 1, 1)])
@@ -257,7 +265,7 @@ class Kafka:
         s = self.settings
         pid = _pid_alive(self.pid_file)
         answering = _port_open(s.kafka_host, s.kafka_port)
-        detail = f"Apache Kafka {self.version() or '?'} (KRaft) at {s.kafka_bootstrap}"
+        detail = f"Apache Kafka {self.version() or '?'} (KRaft) at {s.kafka_bootstrap}, {s.kafka_security_protocol}"
         if pid and answering:
             return ComponentStatus(name="kafka", running=True, detail=f"{detail}, pid {pid}")
         return ComponentStatus(name="kafka", running=False, detail=f"{detail}: not running; log {self.log}")

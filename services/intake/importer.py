@@ -10,7 +10,6 @@ content, so importing the same file twice stores nothing twice.
 
 from __future__ import annotations
 
-import csv
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -37,7 +36,7 @@ from models.importing import (
     row_to_event,
 )
 from models.topics import TOPIC_FOR_FAMILY
-from services.intake.bounded_files import BULK_LIMITS, FileLimits, FileRefused, csv_safe_row, read_bounded
+from services.intake.bounded_files import BULK_LIMITS, FileLimits, FileRefused, SafeCsvWriter, read_bounded
 from services.platform.kafka_limits import MESSAGE_MAX_BYTES, PRODUCER_BATCH_BYTES
 from services.platform.settings import Settings
 
@@ -61,8 +60,10 @@ class KafkaPublisher:
         from kafka import KafkaProducer
 
         self._settings = settings
+        from services.platform.kafka_security import client_options
+
         self._producer = KafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
+            **client_options(settings, "importer"), acks="all", linger_ms=20,
             max_request_size=MESSAGE_MAX_BYTES, batch_size=PRODUCER_BATCH_BYTES,
         )
         self._futures: list[Any] = []
@@ -357,10 +358,10 @@ def record_rejections(conn: psycopg.Connection[Any], summary: ImportSummary) -> 
 def write_report(summary: ImportSummary, path: Path) -> Path:
     """The per-row error report: row number, column, reason (no names or numbers)."""
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = SafeCsvWriter(handle)
         writer.writerow(["row", "column", "reason", "school_id"])
         for r in summary.rejected:
-            writer.writerow(csv_safe_row([r.row_number, r.field or "", r.reason, r.school_id or ""]))
+            writer.writerow([r.row_number, r.field or "", r.reason, r.school_id or ""])
     summary.report_path = path
     return path
 

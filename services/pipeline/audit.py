@@ -66,7 +66,9 @@ def _read_topic(settings: Settings, topic: str, since: datetime | None) -> Itera
     """Every record of `topic` from `since` (or the earliest retained) to its end right now."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+    from services.platform.kafka_security import client_options
+
+    consumer = KafkaConsumer(**client_options(settings, "admin"), enable_auto_commit=False,
                              group_id=None, max_partition_fetch_bytes=MESSAGE_MAX_BYTES,
                              fetch_max_bytes=64 * 1024 * 1024, consumer_timeout_ms=10_000)
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import tzinfo
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,11 @@ _LOCAL_DEFAULTS = {
     "pg_grafana_password": "grafana-local-only",
     "student_key_secret": "local-synthetic-only-secret",
 }
+# Kafka's principals, one per service (services.platform.kafka_security grants each only what it needs), and
+# their built-in passwords: the loopback stack only, refused elsewhere when the principal is used.
+KafkaPrincipal = Literal["admin", "worker", "api", "alerts", "importer"]
+KAFKA_PRINCIPALS: tuple[KafkaPrincipal, ...] = ("admin", "worker", "api", "alerts", "importer")
+_KAFKA_LOCAL_DEFAULTS = {principal: f"kafka-{principal}-local-only" for principal in KAFKA_PRINCIPALS}
 _MIN_STUDENT_KEY_SECRET = 32
 
 
@@ -42,6 +48,22 @@ class Settings(BaseSettings):
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
     kafka_heap_mb: int = 512
+    # PLAINTEXT is for the loopback stack only; elsewhere SASL (SCRAM) is required, each service
+    # signing in as its own principal (`kafka_<principal>_user` / `_password`) with ACLs per principal.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    # SASL_SSL: the CA that signed the broker's certificate (the system's CAs when unset).
+    kafka_ssl_cafile: Path | None = None
+    kafka_admin_user: str = "schoolhealth-admin"
+    kafka_admin_password: SecretStr = SecretStr(_KAFKA_LOCAL_DEFAULTS["admin"])
+    kafka_worker_user: str = "schoolhealth-worker"
+    kafka_worker_password: SecretStr = SecretStr(_KAFKA_LOCAL_DEFAULTS["worker"])
+    kafka_api_user: str = "schoolhealth-api"
+    kafka_api_password: SecretStr = SecretStr(_KAFKA_LOCAL_DEFAULTS["api"])
+    kafka_alerts_user: str = "schoolhealth-alerts"
+    kafka_alerts_password: SecretStr = SecretStr(_KAFKA_LOCAL_DEFAULTS["alerts"])
+    kafka_importer_user: str = "schoolhealth-importer"
+    kafka_importer_password: SecretStr = SecretStr(_KAFKA_LOCAL_DEFAULTS["importer"])
 
     pg_host: str = "127.0.0.1"
     pg_port: int = 15432
@@ -84,7 +106,7 @@ class Settings(BaseSettings):
         A default student-key secret lets anyone who has a student key try the (enumerable) national
         numbers and recover whose it is; default passwords open the database.
         """
-        if {self.pg_host, self.kafka_host, self.api_host} <= _LOOPBACK:
+        if self.on_loopback:
             return self
         for name, default in _LOCAL_DEFAULTS.items():
             value: SecretStr = getattr(self, name)
@@ -99,7 +121,34 @@ class Settings(BaseSettings):
             raise UnsafeSettings(
                 f"SCHOOLHEALTH_STUDENT_KEY_SECRET must be at least {_MIN_STUDENT_KEY_SECRET} characters outside "
                 "the local loopback stack (student keys would be guessable otherwise).")
+        if self.kafka_security_protocol == "PLAINTEXT":
+            raise UnsafeSettings(
+                f"SCHOOLHEALTH_KAFKA_SECURITY_PROTOCOL is PLAINTEXT, which only the local loopback stack may use "
+                f"(this one connects to Kafka at {self.kafka_host}): set it to SASL_PLAINTEXT or SASL_SSL and give "
+                "each service its SCHOOLHEALTH_KAFKA_<SERVICE>_PASSWORD.")
         return self
+
+    @property
+    def on_loopback(self) -> bool:
+        """PostgreSQL, Kafka and the API all on the loopback interface: the local stack."""
+        return {self.pg_host, self.kafka_host, self.api_host} <= _LOOPBACK
+
+    @property
+    def kafka_sasl(self) -> bool:
+        return self.kafka_security_protocol != "PLAINTEXT"
+
+    def kafka_credentials(self, principal: KafkaPrincipal) -> tuple[str, str]:
+        """(user, password) of one Kafka principal; outside the loopback stack a built-in, empty or
+        placeholder password is refused here, when a process is about to sign in with it."""
+        user: str = getattr(self, f"kafka_{principal}_user")
+        password: str = getattr(self, f"kafka_{principal}_password").get_secret_value()
+        if not self.on_loopback and (password == _KAFKA_LOCAL_DEFAULTS[principal] or not password
+                                     or "change-me" in password.lower()):
+            raise UnsafeSettings(
+                f"SCHOOLHEALTH_KAFKA_{principal.upper()}_PASSWORD is a built-in default, empty or a placeholder, "
+                f"which only the local loopback stack may use (this process signs in to Kafka at {self.kafka_host} "
+                f"as {user}): set it to the password of that Kafka user.")
+        return user, password
 
     @field_validator("school_timezone")
     @classmethod
@@ -146,6 +195,8 @@ class Settings(BaseSettings):
         """The settings as `SCHOOLHEALTH_*` variables, secrets included (for a local shell)."""
         result: dict[str, str] = {}
         for name, value in self.model_dump().items():
+            if value is None:  # unset optional settings stay unset
+                continue
             text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
             result[f"SCHOOLHEALTH_{name.upper()}"] = text
         return result

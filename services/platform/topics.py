@@ -9,12 +9,17 @@ from kafka.errors import TopicAlreadyExistsError
 
 from models.topics import TOPICS
 from services.platform.kafka_limits import MESSAGE_MAX_BYTES
+from services.platform.kafka_security import apply_users_and_acls, client_options
 from services.platform.settings import Settings
 
 
 def create_topics(settings: Settings) -> dict[str, int]:
-    """Create every topic that does not exist yet; return {name: partitions} of all of them."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=30000)
+    """Create every topic that does not exist yet; return {name: partitions} of all of them.
+
+    Signs in as the Kafka admin; with SASL it also creates the services' SCRAM users and ACLs
+    (`services.platform.kafka_security`), so it is the deployment's Kafka init step.
+    """
+    admin = KafkaAdminClient(request_timeout_ms=30000, **client_options(settings, "admin"))
     try:
         existing = set(admin.list_topics())
         wanted = {
@@ -35,6 +40,8 @@ def create_topics(settings: Settings) -> dict[str, int]:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
         described = admin.describe_topics(list(wanted))
+        if settings.kafka_sasl:
+            apply_users_and_acls(settings)
         return {topic["name"]: len(topic["partitions"]) for topic in described}
     finally:
         admin.close()
@@ -44,8 +51,8 @@ def consumer_lag(settings: Settings, group: str, topics: list[str]) -> int:
     """Messages on `topics` not yet committed by consumer `group` (the whole backlog if it has none)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    admin = KafkaAdminClient(**client_options(settings, "admin"))
+    consumer = KafkaConsumer(**client_options(settings, "admin"))
     try:
         committed = admin.list_group_offsets(group)
         # kafka-python 3 answers {group: {partition: offset}}; older versions the inner mapping.

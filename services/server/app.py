@@ -27,6 +27,7 @@ def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     from aiokafka import AIOKafkaProducer
     from psycopg_pool import AsyncConnectionPool
 
+    from services.platform.kafka_security import client_options
     from services.web import router as web_router
 
     producer_lock = asyncio.Lock()
@@ -35,7 +36,7 @@ def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     async def producer() -> AIOKafkaProducer:
         async with producer_lock:
             if not started:
-                kafka = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+                kafka = AIOKafkaProducer(**client_options(settings, "api", library="aiokafka"), acks="all",
                                          enable_idempotence=True, linger_ms=0)
                 await kafka.start()
                 started.append(kafka)

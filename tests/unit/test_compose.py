@@ -67,3 +67,37 @@ def test_grafana_datasource_uses_the_read_only_role() -> None:
     )["datasources"][0]
     assert datasource["user"] == "${SCHOOLHEALTH_PG_GRAFANA_USER}"
     assert datasource["jsonData"]["timescaledb"] is True
+
+
+def test_kafka_signs_every_service_in_as_itself() -> None:
+    """The broker runs with SASL/SCRAM and ACLs; each service holds its own Kafka password only."""
+    services = _compose()["services"]
+    assert services["kafka"]["command"][-1] == "/opt/schoolhealth/kafka-sasl-start.sh"
+    script = "./services/devtools/stack_files/kafka-sasl-start.sh:"
+    assert any(volume.startswith(script) for volume in services["kafka"]["volumes"])
+    own = {"worker": "WORKER", "api": "API", "alerts": "ALERTS", "importer": "IMPORTER"}
+    for name, principal in own.items():
+        environment = services[name]["environment"]
+        assert environment["SCHOOLHEALTH_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+        passwords = {key for key in environment if key.startswith("SCHOOLHEALTH_KAFKA_") and key.endswith("_PASSWORD")}
+        assert passwords == {f"SCHOOLHEALTH_KAFKA_{principal}_PASSWORD"}, name
+        assert services[name]["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
+    # The init step (topics, users, ACLs) signs in as the admin.
+    assert services["kafka-init"]["command"] == ["topics", "create"]
+    assert "SCHOOLHEALTH_KAFKA_ADMIN_PASSWORD" in services["kafka-init"]["environment"]
+
+
+def test_the_compose_broker_is_configured_like_the_local_stacks_sasl_option() -> None:
+    from services.platform.kafka_security import broker_properties
+    from services.platform.settings import Settings
+
+    script = (ROOT / "services/devtools/stack_files/kafka-sasl-start.sh").read_text()
+    heredoc = script.split("<<EOF\n", 1)[1].split("\nEOF", 1)[0].replace("${mechanism_lower}", "scram-sha-512")
+    written = dict(line.split("=", 1) for line in heredoc.splitlines())
+    local = broker_properties(Settings(kafka_security_protocol="SASL_PLAINTEXT"))
+    assert set(local) <= set(written)
+    for key in ("authorizer.class.name", "allow.everyone.if.no.acl.found", "listener.security.protocol.map",
+                "sasl.mechanism.controller.protocol", "controller.listener.names", "inter.broker.listener.name"):
+        assert written[key] == local[key], key
+    assert written["super.users"] == "User:${admin}"
+    assert "--add-scram" in script

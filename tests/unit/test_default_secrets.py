@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from services.platform.settings import Settings, UnsafeSettings
+from services.platform.settings import KAFKA_PRINCIPALS, KafkaPrincipal, Settings, UnsafeSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHOSEN = {"pg_admin_password": "a" * 24, "pg_app_password": "b" * 24, "pg_grafana_password": "c" * 24,
           "student_key_secret": "d" * 40}
+SASL = {"kafka_security_protocol": "SASL_PLAINTEXT"}
 
 
 def test_the_loopback_stack_keeps_its_defaults() -> None:
@@ -22,17 +24,41 @@ def test_the_loopback_stack_keeps_its_defaults() -> None:
 
 @pytest.mark.parametrize("name", sorted(CHOSEN))
 def test_a_default_secret_is_refused_elsewhere(name: str) -> None:
-    values = {**CHOSEN, name: Settings.model_fields[name].default}
+    values = {**CHOSEN, **SASL, name: Settings.model_fields[name].default}
     with pytest.raises(UnsafeSettings, match=f"SCHOOLHEALTH_{name.upper()} is a built-in default"):
         Settings(pg_host="db.internal", kafka_host="kafka.internal", **values)
 
 
 def test_placeholders_and_short_key_secrets_are_refused() -> None:
     with pytest.raises(UnsafeSettings, match="SCHOOLHEALTH_PG_APP_PASSWORD"):
-        Settings(pg_host="timescaledb", **{**CHOSEN, "pg_app_password": "change-me"})
+        Settings(pg_host="timescaledb", **{**CHOSEN, **SASL, "pg_app_password": "change-me"})
     with pytest.raises(UnsafeSettings, match="at least 32 characters"):
-        Settings(api_host="10.0.0.5", **{**CHOSEN, "student_key_secret": "short-secret"})
-    assert Settings(pg_host="timescaledb", kafka_host="kafka", api_host="10.0.0.5", **CHOSEN)
+        Settings(api_host="10.0.0.5", **{**CHOSEN, **SASL, "student_key_secret": "short-secret"})
+    assert Settings(pg_host="timescaledb", kafka_host="kafka", api_host="10.0.0.5", **CHOSEN, **SASL)
+
+
+def test_kafka_without_sasl_is_refused_elsewhere() -> None:
+    with pytest.raises(UnsafeSettings, match="SCHOOLHEALTH_KAFKA_SECURITY_PROTOCOL is PLAINTEXT"):
+        Settings(pg_host="timescaledb", kafka_host="kafka", **CHOSEN)
+
+
+@pytest.mark.parametrize("principal", KAFKA_PRINCIPALS)
+def test_a_kafka_principal_signs_in_only_with_a_chosen_password(principal: KafkaPrincipal) -> None:
+    from services.platform.kafka_security import client_options
+
+    # The loopback stack: the built-in passwords work, and PLAINTEXT needs none.
+    assert "sasl_plain_password" not in client_options(Settings(), principal)
+    local = client_options(Settings(**SASL), principal)
+    assert local["sasl_plain_username"] == f"schoolhealth-{principal}"
+    assert local["sasl_plain_password"] == f"kafka-{principal}-local-only"
+    # Elsewhere a process refuses to sign in with a built-in, empty or placeholder password.
+    remote = Settings(pg_host="timescaledb", kafka_host="kafka", **CHOSEN, **SASL)
+    for password in (f"kafka-{principal}-local-only", "", "change-me-please"):
+        chosen = remote.model_copy(update={f"kafka_{principal}_password": SecretStr(password)})
+        with pytest.raises(UnsafeSettings, match=f"SCHOOLHEALTH_KAFKA_{principal.upper()}_PASSWORD"):
+            client_options(chosen, principal)
+    chosen = remote.model_copy(update={f"kafka_{principal}_password": SecretStr("p" * 30)})
+    assert client_options(chosen, principal)["sasl_mechanism"] == "SCRAM-SHA-512"
 
 
 def test_the_command_says_which_setting_in_one_sentence() -> None:
