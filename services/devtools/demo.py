@@ -26,6 +26,7 @@ from rich.table import Table
 from models.importing import COLUMNS
 from models.synthetic import ProvinceSpec
 from models.topics import INPUT_TOPICS, INTERVENTION_ALERTS
+from services.intake.bounded_files import SafeCsvWriter
 from services.platform.processes import spawn_command, stop_processes
 from services.platform.settings import Settings
 
@@ -337,7 +338,7 @@ def write_screening_day(roster_csv: Path, out: Path, *, today: date, seed: int, 
     rng = random.Random(seed + today.toordinal())  # noqa: S311 - synthetic answers, not secrets
     written = 0
     with roster_csv.open(encoding="utf-8") as source, out.open("w", newline="", encoding="utf-8") as target:
-        writer = csv.writer(target)
+        writer = SafeCsvWriter(target)
         writer.writerow(COLUMNS["survey"])
         for row in csv.DictReader(source):
             age_days = (today - date.fromisoformat(row["birth_date"])).days

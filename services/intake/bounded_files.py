@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -321,5 +321,48 @@ def csv_safe_row(values: list[Any] | tuple[Any, ...]) -> list[str]:
     return [csv_safe(value) for value in values]
 
 
-__all__ = ["BULK_LIMITS", "WEB_LIMITS", "FileLimits", "FileRefused", "check_xlsx", "csv_safe", "csv_safe_row",
-           "read_bounded"]
+class SafeCsvWriter:
+    """`csv.writer` whose every cell goes through `csv_safe`: the only way the project writes CSV
+    (tests/unit/test_csv_outputs.py checks that no module calls csv.writer itself)."""
+
+    def __init__(self, handle: Any, **options: Any) -> None:
+        self._writer = csv.writer(handle, **options)
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._writer.writerow(csv_safe_row(list(row)))
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
+class SafeDictWriter:
+    """`csv.DictWriter` whose every cell goes through `csv_safe`."""
+
+    def __init__(self, handle: Any, fieldnames: Sequence[str], **options: Any) -> None:
+        self.fieldnames = list(fieldnames)
+        self._writer = SafeCsvWriter(handle, **options)
+
+    def writeheader(self) -> None:
+        self._writer.writerow(self.fieldnames)
+
+    def writerow(self, row: Mapping[str, Any]) -> None:
+        unknown = set(row) - set(self.fieldnames)
+        if unknown:
+            raise ValueError(f"dict contains fields not in fieldnames: {sorted(unknown)}")
+        self._writer.writerow(row.get(name, "") for name in self.fieldnames)
+
+    def writerows(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
+def xlsx_safe_row(values: Iterable[Any]) -> list[Any]:
+    """Cells for openpyxl's `append`: text that openpyxl would store as a formula (a leading =) is
+    neutralised like a CSV cell; numbers, dates and other text are kept as they are."""
+    return [csv_safe(value) if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES) else value
+            for value in values]
+
+
+__all__ = ["BULK_LIMITS", "WEB_LIMITS", "FileLimits", "FileRefused", "SafeCsvWriter", "SafeDictWriter",
+           "check_xlsx", "csv_safe", "csv_safe_row", "read_bounded", "xlsx_safe_row"]

@@ -9,9 +9,9 @@ per student by the retest rule (`archive.fitness_year`), in the same columns.
 
 from __future__ import annotations
 
-import csv
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,15 @@ def export_school_year(settings: Settings, *, school_id: str, year: int, path: P
     with psycopg.connect(settings.pg_dsn("app"), row_factory=dict_row) as conn:
         records: list[dict[str, Any]] = conn.execute(_EXPORT_QUERY, {"school": school_id, "year": year}).fetchall()
     rows = [export_row(record, record) for record in records]
+    write_upload_sheet(path, rows)
+    return len(rows)
+
+
+def write_upload_sheet(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Rows in the national upload sheet's columns, as .xlsx or .csv. Names and class names come from
+    the roster: no cell is written so that a spreadsheet would run it as a formula."""
+    from services.intake.bounded_files import SafeDictWriter, xlsx_safe_row
+
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".xlsx":
         from openpyxl import Workbook
@@ -107,12 +116,11 @@ def export_school_year(settings: Settings, *, school_id: str, year: int, path: P
         assert sheet is not None
         sheet.append(list(UPLOAD_COLUMNS))
         for row in rows:
-            sheet.append([row[column] for column in UPLOAD_COLUMNS])
+            sheet.append(xlsx_safe_row(row[column] for column in UPLOAD_COLUMNS))
         workbook.save(path)
     else:
         # UTF-8 with a byte-order mark: Excel and WPS on Chinese Windows open it correctly.
         with path.open("w", newline="", encoding="utf-8-sig") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(UPLOAD_COLUMNS))
+            writer = SafeDictWriter(handle, fieldnames=list(UPLOAD_COLUMNS))
             writer.writeheader()
             writer.writerows(rows)
-    return len(rows)

@@ -8,7 +8,6 @@ the reason, never a number.
 
 from __future__ import annotations
 
-import csv
 import html
 from collections import defaultdict
 from collections.abc import Sequence
@@ -357,6 +356,19 @@ def _change(row: dict[str, Any], words: dict[str, str]) -> str:
     return f"{100 * row['change']:+.1f} {words['pp']} ({low:+.1f} {words['to']} {high:+.1f})"
 
 
+def write_report_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """The report's data as CSV, one row per published cell. Area names come from the schools file:
+    every cell goes through `csv_safe`, so none runs as a spreadsheet formula."""
+    from services.intake.bounded_files import SafeCsvWriter
+
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = SafeCsvWriter(handle)
+        writer.writerow(CSV_COLUMNS)
+        for r in rows:
+            writer.writerow(["" if r[c] is None else (r[c].isoformat() if isinstance(r[c], datetime) else r[c])
+                             for c in CSV_COLUMNS])
+
+
 def write_report(settings: Settings, year: int, out_dir: Path, county: str | None = None,
                  language: str = "zh-CN") -> Path:
     """Write the HTML report (and its CSV beside it) for the newest published revision of `year`.
@@ -438,12 +450,7 @@ def write_report(settings: Settings, year: int, out_dir: Path, county: str | Non
                 or (county is None or r["county_id"] == county)]
     selected.sort(key=lambda r: (order.get(r["metric_id"], 99), ("province", "county", "school").index(r["level"]),
                                  r["area_id"], r["breakdown"], r["category"]))
-    with csv_path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(CSV_COLUMNS)
-        for r in selected:
-            writer.writerow(["" if r[c] is None else (r[c].isoformat() if isinstance(r[c], datetime) else r[c])
-                             for c in CSV_COLUMNS])
+    write_report_csv(csv_path, selected)
 
     revision, published_at = mine[0]["revision"], mine[0]["published_at"]
     definitions = [{"title": texts[m.id][0], "version": m.version, "numerator": texts[m.id][1],
