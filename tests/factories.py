@@ -24,7 +24,7 @@ def _base(n: int, school: str, family: str, **extra: Any) -> dict[str, Any]:
         "occurred_at": NOW.isoformat(),
         "school_id": school,
         "student_key": key(n),
-        "submitted_by": "doctor-1",
+        "submitted_by": "importer",  # the operator's identity: every school (migration 0044)
     }
 
 

@@ -67,6 +67,28 @@ class Conflict:
 # the broker) and return them, to be stored with the batch before it commits.
 OnConflicts = Callable[[Sequence[Conflict]], Awaitable[Sequence[DeadLetter]]]
 
+# The identities of the operator's path (`schoolhealth import`, `fitness import`): they may write
+# for every school, and no user may take these names (migration 0044).
+OPERATOR_IDENTITIES = ("importer", "fitness-importer")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refusal:
+    """An event whose submitter may not write it (`auth.submission_refusal`): not stored."""
+
+    event_id: UUID
+    family: str
+    submitted_by: str
+    school_id: str
+    code: str
+
+
+OnRefusals = Callable[[Sequence[Refusal]], Awaitable[Sequence[DeadLetter]]]
+
+# What auth.submission_refusal calls each table's submissions (0041's kinds).
+_KIND_OF_FAMILY = {"vision-screening": "vision", "bmi-screening": "bmi", "psych-survey": "survey",
+                   "health-record": "records", "fitness-test": "fitness"}
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Table:
@@ -291,19 +313,21 @@ class ArchiveWriter:
             self._connection = None
 
     async def write(self, batch: ProcessedMessages, dead_letters: Sequence[DeadLetter], *,
-                    on_conflicts: OnConflicts | None = None) -> None:
+                    on_conflicts: OnConflicts | None = None, on_refusals: OnRefusals | None = None) -> None:
         """Write the batch in one transaction, retrying until PostgreSQL takes it.
 
         Events whose id is already stored with another family or other content are not written;
         `on_conflicts` gets them (inside the transaction, before it commits) and returns their
         dead letters, which are stored with the batch. Without it such events are an error.
+        Events whose submitter may not write them (write scope, re-checked here: migration 0044)
+        are not written either; `on_refusals` gets them likewise, and without it they are an error.
         """
         backoff = 0.2
         while True:
             try:
                 connection = await self._connect()
                 async with connection.transaction():
-                    await self._write(connection, batch, dead_letters, on_conflicts)
+                    await self._write(connection, batch, dead_letters, on_conflicts, on_refusals)
                 return
             except psycopg.OperationalError as error:
                 self.retries += 1
@@ -321,7 +345,8 @@ class ArchiveWriter:
             self._connection = None
 
     async def _write(self, connection: psycopg.AsyncConnection[Any], batch: ProcessedMessages,
-                     dead_letters: Sequence[DeadLetter], on_conflicts: OnConflicts | None) -> None:
+                     dead_letters: Sequence[DeadLetter], on_conflicts: OnConflicts | None,
+                     on_refusals: OnRefusals | None = None) -> None:
         staged: list[_Table] = []
         for table, rows in (
             (VISION, [vision_row(item) for item in batch.vision]),
@@ -333,8 +358,13 @@ class ArchiveWriter:
             if rows:
                 await self._stage(connection, table, rows)
                 staged.append(table)
-        conflicts = await self._register(connection, staged)
         letters = list(dead_letters)
+        refusals = await self._refuse_out_of_scope(connection, staged)
+        if refusals:
+            if on_refusals is None:
+                raise RuntimeError(f"{len(refusals)} event(s) submitted by someone who may not write them")
+            letters += await on_refusals(refusals)
+        conflicts = await self._register(connection, staged)
         if conflicts:
             if on_conflicts is None:
                 raise RuntimeError(f"{len(conflicts)} event id(s) already stored with other content")
@@ -358,6 +388,33 @@ class ArchiveWriter:
             copy.set_types(table.types)
             for row in rows:
                 await copy.write_row(row)
+
+    async def _refuse_out_of_scope(self, connection: psycopg.AsyncConnection[Any],
+                                   staged: Sequence[_Table]) -> list[Refusal]:
+        """Remove from staging the new events whose submitter may not write them; return them.
+
+        The operator's identities are skipped without a call; an event already registered (a
+        redelivery) was checked when it was stored and is left to `_register`.
+        """
+        refusals: list[Refusal] = []
+        for table in staged:
+            action = sql.SQL("s.action") if table is HISTORY else sql.SQL("NULL")
+            cursor = await connection.execute(sql.SQL(
+                "SELECT event_id, submitted_by, school_id, refusal FROM ("
+                " SELECT s.event_id, s.submitted_by, s.school_id, auth.submission_refusal("
+                "  s.submitted_by, s.student_key, s.school_id, {kind}, {action}) AS refusal"
+                " FROM {stage} s WHERE s.submitted_by <> ALL(%s)"
+                "  AND NOT EXISTS (SELECT 1 FROM archive.event_ids r WHERE r.event_id = s.event_id)) checked"
+                " WHERE refusal IS NOT NULL").format(
+                    kind=sql.Literal(_KIND_OF_FAMILY[table.family]), action=action,
+                    stage=sql.Identifier(table.stage)), (list(OPERATOR_IDENTITIES),))
+            found = await cursor.fetchall()
+            if found:
+                await connection.execute(sql.SQL("DELETE FROM {} WHERE event_id = ANY(%s)").format(
+                    sql.Identifier(table.stage)), ([row[0] for row in found],))
+                refusals += [Refusal(event_id=event_id, family=table.family, submitted_by=user, school_id=school,
+                                     code=code) for event_id, user, school, code in found]
+        return refusals
 
     async def _register(self, connection: psycopg.AsyncConnection[Any], staged: Sequence[_Table]) -> list[Conflict]:
         """Record the staged event ids in the registry; return the ids stored before as another event.

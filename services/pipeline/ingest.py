@@ -36,7 +36,7 @@ from models.contracts import same_event
 from models.pipeline import OUTPUT_LISTS, ProcessedMessages, Rejection, locate_events, process_message
 from models.rules import AlertCandidate, encode_alert_batch, evaluate_batch
 from models.topics import INPUT_TOPICS
-from services.pipeline.archive_writer import Conflict, DeadLetter, OnConflicts
+from services.pipeline.archive_writer import Conflict, DeadLetter, OnConflicts, OnRefusals, Refusal
 from services.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,15 @@ log = logging.getLogger(__name__)
 # Dead letters keep the original bytes up to this size, plus the whole original's size and hash.
 DEAD_LETTER_PAYLOAD_MAX = 1024 * 1024
 CONFLICTING_DUPLICATE = "conflicting_duplicate"
+SUBMITTER_NOT_ALLOWED = "submitter_not_allowed"
+# auth.submission_refusal's codes, as a dead letter's reason says them.
+_REFUSALS = {
+    "unknown_submitter": "names no user (nor the operator's importer)",
+    "role_may_not_submit": "has a role that may not submit records, screenings or surveys",
+    "not_your_school": "does not serve that school",
+    "not_enrolled": "submitted for a student enrolled nowhere (only a registration may)",
+    "enrolled_elsewhere": "submitted for a student enrolled at another school",
+}
 # Text columns of a dead letter (reason, school, screener) are cut to this many characters.
 _TEXT_MAX = 2000
 
@@ -58,7 +67,7 @@ class BrokerUnavailable(Exception):
 
 class ArchivePort(Protocol):
     async def write(self, batch: ProcessedMessages, dead_letters: Sequence[DeadLetter], *,
-                    on_conflicts: OnConflicts | None = None) -> None: ...
+                    on_conflicts: OnConflicts | None = None, on_refusals: OnRefusals | None = None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -227,8 +236,10 @@ class Checkpoint:
         self.batches += 1
         log.debug("batch of %d message(s) durable in %.3fs", len(messages), time.perf_counter() - started)
 
-    def _conflict_letters(self, part: PreparedBatch, reasons: dict[UUID, str]) -> list[DeadLetter]:
-        """Dead letters of the batch's events (first occurrences) whose ids were stored before."""
+    def _conflict_letters(self, part: PreparedBatch, reasons: dict[UUID, str],
+                          code: str = CONFLICTING_DUPLICATE) -> list[DeadLetter]:
+        """Dead letters of the batch's events (first occurrences) named in `reasons`: by default those
+        whose ids were stored before."""
         letters: list[DeadLetter] = []
         found: set[UUID] = set()
         for message in part.messages:
@@ -239,7 +250,7 @@ class Checkpoint:
                 if event.event_id in reasons and event.event_id not in found:
                     found.add(event.event_id)
                     letters.append(dead_letter_of(message, Rejection(
-                        code=CONFLICTING_DUPLICATE, reason=reasons[event.event_id], item_index=index,
+                        code=code, reason=reasons[event.event_id], item_index=index,
                         payload=payload, school_id=event.school_id, screener=getattr(event, "screener", None))))
         return letters
 
@@ -256,13 +267,33 @@ class Checkpoint:
             self.rejected += len(letters)
             return letters
 
+        refused: set[UUID] = set()
+
+        async def on_refusals(refusals: Sequence[Refusal]) -> Sequence[DeadLetter]:
+            refused.update(refusal.event_id for refusal in refusals)
+            letters = self._conflict_letters(part, {r.event_id: (
+                f"not stored: submitter {r.submitted_by!r} {_REFUSALS.get(r.code, r.code)} ({r.code}, school "
+                f"{r.school_id}); 提交人无权为该学校的该学生写入，未入库") for r in refusals}, SUBMITTER_NOT_ALLOWED)
+            await self._with_retry("dead letters", self._send_dead_letters,
+                                   [dead_letter_record(letter) for letter in letters])
+            log.warning("dead-lettered %d event(s) outside their submitter's write scope: %s", len(letters),
+                        sorted({refusal.code for refusal in refusals}))
+            self.rejected += len(letters)
+            return letters
+
         if part.dead_letters:
             records = [dead_letter_record(letter) for letter in part.dead_letters]
             await self._with_retry("dead letters", self._send_dead_letters, records)
             # Codes and counts only: a reason may quote a submitted value.
             log.info("dead-lettered %d event(s): %s", len(part.dead_letters),
                      sorted({letter.code for letter in part.dead_letters}))
-        await self._writer.write(part.processed, part.dead_letters, on_conflicts=on_conflicts)
+        await self._writer.write(part.processed, part.dead_letters, on_conflicts=on_conflicts,
+                                 on_refusals=on_refusals)
+        if refused:  # neither stored nor raising alerts
+            for name in OUTPUT_LISTS:
+                if name != "rejected":
+                    setattr(part.processed, name, [item for item in getattr(part.processed, name)
+                                                   if getattr(item, "event", item).event_id not in refused])
         if self._send_alerts is not None:
             alerts = evaluate_batch(part.processed)
             if alerts:

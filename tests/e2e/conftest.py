@@ -108,7 +108,8 @@ def add_school_and_student(settings: Settings, *, school_id: str, name: str, stu
              guardian_name))
 
 
-def archive_rows(settings: Settings, kind: str, rows: list[dict[str, str]], *, submitted_by: str = "d-a") -> None:
+def archive_rows(settings: Settings, kind: str, rows: list[dict[str, str]], *,
+                 submitted_by: str = "importer") -> None:
     """Rows of an import file, validated, classified and archived as the worker does (without Kafka)."""
     import asyncio
     from datetime import UTC, datetime
