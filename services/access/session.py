@@ -8,6 +8,7 @@ decided by the database, not only by this code.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,30 @@ from services.platform.settings import Settings
 _bearer = HTTPBearer(auto_error=False, description="a per-user token from `schoolhealth users token`")
 
 UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
+# Failed sign-ins and refused bearer tokens a source may have in 15 minutes before it is slowed.
+FREE_FAILURES = 5
+
+
+def failure_delay(failures: int) -> float:
+    """Seconds to wait before answering a source with `failures` recent failures: none for the
+    first few, then 2, 4, 8 … up to 30 seconds."""
+    return 0.0 if failures < FREE_FAILURES else min(2.0 ** (failures - FREE_FAILURES + 1), 30.0)
+
+
+def request_source(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def refuse_bearer_token(pool: AsyncConnectionPool[Any], role: str, source: str) -> None:
+    """Record a refused bearer token from `source`, then wait as long as its failures warrant.
+
+    The wait holds no database connection; the caller answers 401 after it.
+    """
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+        row = await (await conn.execute("SELECT auth.bearer_token_refused(%s)", (source,))).fetchone()
+    # As on the sign-in form: the failures before this one decide the wait (five are free).
+    await asyncio.sleep(failure_delay(int(row[0]) - 1 if row else 0))
 
 
 def api_role(settings: Settings) -> str:
@@ -81,8 +106,14 @@ TokenHash = Annotated[str, Depends(token_hash)]
 
 
 @contextlib.asynccontextmanager
-async def user_session(request: Request, token_sha256: str) -> AsyncIterator[Session]:
+async def user_session(request: Request, token_sha256: str, *, web: bool = False,
+                       record_failure: bool = True) -> AsyncIterator[Session]:
     """One transaction as the token's user; 401 if the token is unknown, revoked or its user disabled.
+
+    `web`: the token came from the web pages' cookie, which must hold a web session (an API token
+    there is refused). Otherwise it is a bearer token, and a refused one is recorded against the
+    request's source and answered only after that source's slowdown (`record_failure=False`: the
+    caller records it, as the sign-in form does).
 
     The transaction commits when the block ends without an exception and rolls back otherwise,
     so a refused state change leaves nothing behind.
@@ -93,8 +124,14 @@ async def user_session(request: Request, token_sha256: str) -> AsyncIterator[Ses
     async with pool.connection() as conn, conn.transaction():
         await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(api_role(settings))))
         await conn.execute("SELECT set_config('schoolhealth.token_sha256', %s, true)", (token_sha256,))
-        row = await (await conn.execute("SELECT auth.current_user_id(), auth.current_role_name()")).fetchone()
-        if row is None or row[0] is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown, revoked or disabled token",
-                                headers=UNAUTHENTICATED)
-        yield Session(conn=conn, user_id=row[0], role=row[1], now=clock())
+        row = await (await conn.execute(
+            "SELECT auth.current_user_id(), auth.current_role_name(), auth.current_token_kind()")).fetchone()
+        valid = row is not None and row[0] is not None and (not web or row[2] == "web_session")
+        if valid:
+            assert row is not None
+            yield Session(conn=conn, user_id=row[0], role=row[1], now=clock())
+    if not valid:
+        if not web and record_failure:
+            await refuse_bearer_token(pool, api_role(settings), request_source(request))
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown, revoked or disabled token",
+                            headers=UNAUTHENTICATED)

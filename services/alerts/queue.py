@@ -110,9 +110,12 @@ async def queue_rows(session: Session, *, states: Sequence[str], school_id: str 
     return [_alert(row, session.now) for row in rows]
 
 
-async def alert_feed(request: Request, token: str) -> StreamingResponse:
-    """`text/event-stream`: one `alert` event per new or changed alert I may see; `: keepalive` comments."""
-    async with user_session(request, token) as session:
+async def alert_feed(request: Request, token: str, *, web: bool = False) -> StreamingResponse:
+    """`text/event-stream`: one `alert` event per new or changed alert I may see; `: keepalive` comments.
+
+    `token` is the hash of a bearer token, or with `web` of the pages' session cookie (a web session).
+    """
+    async with user_session(request, token, web=web) as session:
         session.require(*QUEUE_ROLES)
         user_id = session.user_id
     hub: FeedHub = request.app.state.feed_hub
@@ -127,7 +130,7 @@ async def alert_feed(request: Request, token: str) -> StreamingResponse:
             if not ids:
                 yield ": keepalive\n\n"
                 continue
-            async with user_session(request, token) as session:
+            async with user_session(request, token, web=web) as session:
                 rows = await session.fetch(
                     f"SELECT {ALERT_COLUMNS} FROM alerts.alerts a WHERE a.alert_id = ANY(%s)",
                     ([UUID(i) for i in ids],))

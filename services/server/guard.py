@@ -55,23 +55,24 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
     return {name.lower(): value for name, value in scope.get("headers", [])}
 
 
-def _token(scope: Scope, headers: dict[bytes, bytes]) -> str | None:
+def _token(scope: Scope, headers: dict[bytes, bytes]) -> tuple[str, bool] | None:
+    """(token, whether it came from the web session cookie)."""
     authorization = headers.get(b"authorization", b"").decode("latin-1")
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
+        return credentials.strip(), False
     if scope["path"].startswith("/web"):
         for part in headers.get(b"cookie", b"").decode("latin-1").split(";"):
             name, _, value = part.strip().partition("=")
             if name == SESSION_COOKIE and value:
-                return value
+                return value, True
     return None
 
 
 class RequestGuard:
     """Pure ASGI middleware (streaming responses such as the live feed pass through untouched)."""
 
-    def __init__(self, app: ASGIApp, *, authenticate: Callable[[Scope, str], Awaitable[bool]]) -> None:
+    def __init__(self, app: ASGIApp, *, authenticate: Callable[[Scope, str, bool], Awaitable[bool]]) -> None:
         self.app = app
         self._authenticate = authenticate
 
@@ -119,7 +120,7 @@ class RequestGuard:
                 return
         if has_body and path not in OPEN_PATHS:
             token = _token(scope, headers)
-            if token is None or not await self._authenticate(scope, token):
+            if token is None or not await self._authenticate(scope, *token):
                 if path.startswith("/web"):
                     await send_with_headers({"type": "http.response.start", "status": 303,
                                              "headers": [(b"location", b"/web/login"), (b"content-length", b"0")]})
@@ -175,14 +176,22 @@ async def _plain(send: Send, status: int, detail: str, *, extra: list[tuple[byte
 def install(app: FastAPI, api_role: str) -> None:
     """The guard and the 422 handlers for text PostgreSQL cannot hold, on `app`."""
 
-    async def authenticate(scope: Scope, token: str) -> bool:
+    async def authenticate(scope: Scope, token: str, web: bool) -> bool:
+        """A valid token: a web session if it came in the cookie; a refused bearer token is recorded
+        against the source and answered after its slowdown (`services.access.session`)."""
+        from services.access.session import refuse_bearer_token
+
         pool = scope["app"].state.pool
         token_sha256 = hash_token(token)
         async with pool.connection() as conn, conn.transaction():
             await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(api_role)))
             await conn.execute("SELECT set_config('schoolhealth.token_sha256', %s, true)", (token_sha256,))
-            row = await (await conn.execute("SELECT auth.current_user_id()")).fetchone()
-        return bool(row and row[0])
+            row = await (await conn.execute("SELECT auth.current_user_id(), auth.current_token_kind()")).fetchone()
+        valid = bool(row and row[0]) and (not web or (row is not None and row[1] == "web_session"))
+        if not valid and not web:
+            client = scope.get("client")
+            await refuse_bearer_token(pool, api_role, client[0] if client else "unknown")
+        return valid
 
     async def unstorable(_request: Request, error: Exception) -> JSONResponse:
         return JSONResponse({"detail": {"code": "unstorable_text",

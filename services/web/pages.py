@@ -42,7 +42,7 @@ from models.follow_up import STATES as FOLLOW_UP_STATES
 from models.importing import COLUMN_NAMES_ZH, COLUMNS, HeaderRejected, RowRejected, check_header, row_to_event
 from models.pipeline import ProcessedMessages, classify_event
 from models.rules import evaluate_batch
-from services.access.session import Session, user_session
+from services.access.session import FREE_FAILURES, Session, failure_delay, user_session
 from services.access.users import hash_token, new_token
 from services.alerts import queue as alert_queue
 from services.intake.bounded_files import WEB_LIMITS, FileRefused
@@ -77,7 +77,7 @@ UPLOAD_TTL_SECONDS = 30 * 60
 UPLOAD_SWEEP_SECONDS = 60.0
 WEB_SESSION_SECONDS = 8 * 3600
 #: Failed sign-ins from one address in 15 minutes before each answer is delayed (2, 4, 8 … 30 s).
-FREE_SIGN_IN_FAILURES = 5
+FREE_SIGN_IN_FAILURES = FREE_FAILURES
 SHOWN_ACCEPTED_ROWS = 50
 _STATIC = {"web.css": "text/css; charset=utf-8", "web.js": "text/javascript; charset=utf-8"}
 _HERE = Path(__file__).parent
@@ -124,7 +124,7 @@ async def web_session(request: Request) -> AsyncIterator[Session]:
     token_hash = hash_token(_session_token(request))
     async with contextlib.AsyncExitStack() as stack:
         try:
-            session = await stack.enter_async_context(user_session(request, token_hash))
+            session = await stack.enter_async_context(user_session(request, token_hash, web=True))
         except HTTPException as error:
             if error.status_code == status.HTTP_401_UNAUTHORIZED:
                 raise _to_login() from None
@@ -203,8 +203,9 @@ async def _sign_in_failures(request: Request, source: str, *, record: bool) -> i
 
 
 def _slowdown(failures: int) -> float:
-    """Seconds to wait before answering a source with `failures` recent failed sign-ins."""
-    return 0.0 if failures < FREE_SIGN_IN_FAILURES else min(2.0 ** (failures - FREE_SIGN_IN_FAILURES + 1), 30.0)
+    """Seconds to wait before answering a source with `failures` recent failed sign-ins (and refused
+    bearer tokens: `services.access.session.failure_delay`)."""
+    return failure_delay(failures)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -218,7 +219,7 @@ async def login(request: Request, token: str = Form(max_length=200), csrf: str =
     token = token.strip()
     session_token = new_token()
     try:
-        async with user_session(request, hash_token(token)) as session:
+        async with user_session(request, hash_token(token), record_failure=False) as session:
             role = session.role
             await session.conn.execute("SELECT auth.open_web_session(%s, make_interval(secs => %s))",
                                        (hash_token(session_token), WEB_SESSION_SECONDS))
@@ -688,7 +689,7 @@ async def queue(request: Request) -> Response:
 @router.get("/alerts/feed")
 async def feed(request: Request) -> Response:
     """The API's live feed, authenticated by the session cookie (EventSource sends no header)."""
-    return await alert_queue.alert_feed(request, hash_token(_session_token(request)))
+    return await alert_queue.alert_feed(request, hash_token(_session_token(request)), web=True)
 
 
 @router.get("/alerts/{alert_id}/row", response_class=HTMLResponse)

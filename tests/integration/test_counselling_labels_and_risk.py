@@ -26,6 +26,7 @@ from services.server.thread import serve_in_thread
 from services.web.pages import SESSION_COOKIE
 from tests.integration.test_alerts_escalation import apply
 from tests.integration.test_alerts_flow import rows_as
+from tests.integration.web_client import web_session_cookie
 
 pytestmark = pytest.mark.integration
 
@@ -154,7 +155,7 @@ def test_risk_rankings_reach_only_the_team_and_schools_that_act_on_them(scored: 
 
         # The same list as a web page (zh-CN by default), with the role's own models only.
         def page(token: str, **params: str) -> httpx.Response:
-            return httpx.get(f"{url}/web/risk", cookies={SESSION_COOKIE: token}, params=params)
+            return httpx.get(f"{url}/web/risk", cookies={SESSION_COOKIE: web_session_cookie(url, token)}, params=params)
 
         counsellor_page = page(counsellor)
         assert counsellor_page.status_code == 200

@@ -15,6 +15,7 @@ from services.devtools.seed import ArchivePublisher
 from services.server import create_api
 from services.server.thread import serve_in_thread
 from tests import factories
+from tests.integration.web_client import web_session_cookie
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,8 @@ def test_failed_tests_reach_the_follow_up_list_of_their_school_only(isolated) ->
 
     token = add_user(settings, "pe-doc", "school_doctor", schools=["S001"])
     with serve_in_thread(create_api(settings)) as url:
-        page = httpx.get(f"{url}/web/doctor/follow-up", cookies={"shk_session": token}, timeout=60)
+        page = httpx.get(f"{url}/web/doctor/follow-up", cookies={"shk_session": web_session_cookie(url, token)},
+                         timeout=60)
     assert page.status_code == 200
     total = re.search(r'id="follow-up-count" data-total="(\d+)"', page.text)
     assert total is not None and int(total.group(1)) == 2

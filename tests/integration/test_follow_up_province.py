@@ -22,6 +22,7 @@ from services.platform.topics import consumer_lag
 from services.server import create_api
 from services.server.thread import serve_in_thread
 from tests.integration.conftest import WorkerProcess, wait_for
+from tests.integration.web_client import web_session_cookie
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +65,8 @@ def test_the_follow_up_list_matches_the_archive_on_a_synthetic_province(
 
     token = add_user(settings, "d-prov", "school_doctor", schools=[school])
     with serve_in_thread(create_api(settings)) as url:
-        page = httpx.get(f"{url}/web/doctor/follow-up", cookies={"shk_session": token}, timeout=60)
+        page = httpx.get(f"{url}/web/doctor/follow-up", cookies={"shk_session": web_session_cookie(url, token)},
+                         timeout=60)
     assert page.status_code == 200
     total = re.search(r'id="follow-up-count" data-total="(\d+)"', page.text)
     assert total is not None and int(total.group(1)) == expected

@@ -17,6 +17,7 @@ from services.server import create_api
 from services.server.thread import serve_in_thread
 from services.web.pages import csrf_token
 from tests.e2e.conftest import add_school_and_student
+from tests.integration.web_client import web_session_cookie
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +37,10 @@ def test_upload_in_chinese_with_units_names_and_an_unreadable_file(isolated: Set
     csv_text = ("学校代码,学籍号,性别,出生日期,检查日期,身高(cm),体重(kg),检查人员\n"
                 f"SA01,{NUMBER},女,2015-03-07,{today},141.5,35.2,d-a\n"
                 f"SA01,G110101201504080022,女,2015-04-08,{today},1750,35.2,d-a\n")
-    with serve_in_thread(create_api(isolated)) as url, _client(url, token, "zh-CN") as web:
-        form = {"kind": "bmi", "csrf": csrf_token(token)}
+    with serve_in_thread(create_api(isolated)) as url:
+        session = web_session_cookie(url, token)  # signed in: the pages take no API token in the cookie
+        web = _client(url, session, "zh-CN")
+        form = {"kind": "bmi", "csrf": csrf_token(session)}
         preview = web.post("/web/doctor/import", data=form,
                            files={"file": ("体检.csv", csv_text.encode("gb18030"), "text/csv")})
         assert preview.status_code == 200, preview.text[:500]
@@ -61,7 +64,8 @@ def test_upload_in_chinese_with_units_names_and_an_unreadable_file(isolated: Set
         assert template.content.startswith("\ufeff学校代码,学籍号,性别,出生日期".encode())
         assert "学籍号" in web.get("/web/doctor/import").text  # the expected columns on the page
 
-    with _client(url, token, "en") as web, serve_in_thread(create_api(isolated)) as url2:
+        web.close()
+    with _client(url, session, "en") as web, serve_in_thread(create_api(isolated)) as url2:
         web.base_url = httpx.URL(url2)
         template = web.get("/web/doctor/import/template/vision.csv")
         assert template.content.decode("utf-8-sig").startswith("school_id,student_number,sex,birth_date")

@@ -1,5 +1,6 @@
 """Web sessions apart from API tokens: signing in opens an expiring session that sign-out revokes
-on the server; API tokens expire; failed sign-ins are recorded and slowed per source."""
+on the server; API tokens expire; failed sign-ins and bad bearer tokens are recorded and slowed per
+source; the pages take only a web session in their cookie, never an API token."""
 
 from __future__ import annotations
 
@@ -64,6 +65,47 @@ def test_failed_sign_ins_are_recorded_and_slowed(isolated: Settings) -> None:
         assert recorded == (7, "127.0.0.1")
         # The sixth and seventh attempts waited (2 s, then 4 s); the first five did not.
         assert timings[5] >= 1.9 and timings[6] >= 3.9, timings
+        client.close()
+
+
+def test_bad_bearer_tokens_are_recorded_and_slowed_per_source(isolated: Settings) -> None:
+    token = add_user(isolated, "c-a", "counsellor", schools=["SA01"])
+    with serve_in_thread(create_api(isolated)) as url:
+        timings = []
+        for attempt in range(7):
+            started = time.monotonic()
+            answer = httpx.get(f"{url}/alerts", headers={"Authorization": f"Bearer shk_wrong{attempt}"}, timeout=60)
+            timings.append(time.monotonic() - started)
+            assert answer.status_code == 401
+        # A request with a body is refused by the guard before its body is read: recorded and slowed too.
+        started = time.monotonic()
+        posted = httpx.post(f"{url}/screenings", headers={"Authorization": "Bearer shk_wrong7"},
+                            json={"kind": "bmi", "row": {}}, timeout=60)
+        assert posted.status_code == 401 and time.monotonic() - started >= 7.9
+        # Slowed per source, refused tokens only: the user's own token is answered at once.
+        started = time.monotonic()
+        assert httpx.get(f"{url}/alerts", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert time.monotonic() - started < 1.9
+    with psycopg.connect(isolated.pg_dsn("admin")) as conn:
+        recorded = conn.execute("SELECT count(*), min(source), min(kind) FROM auth.sign_in_failures").fetchone()
+    assert recorded == (8, "127.0.0.1", "bearer_token")
+    # The sixth and seventh refusals waited (2 s, then 4 s); the first five did not.
+    assert max(timings[:5]) < 1.9 and timings[5] >= 1.9 and timings[6] >= 3.9, timings
+
+
+def test_an_api_token_in_the_cookie_opens_no_page(isolated: Settings) -> None:
+    doctor = add_user(isolated, "d-a", "school_doctor", schools=["SA01"])
+    counsellor = add_user(isolated, "c-a", "counsellor", schools=["SA01"])
+    with serve_in_thread(create_api(isolated)) as url:
+        page = httpx.get(f"{url}/web/doctor/follow-up", cookies={"shk_session": doctor})
+        assert page.status_code == 303 and page.headers["location"] == "/web/login"
+        posted = httpx.post(f"{url}/web/doctor/screening", cookies={"shk_session": doctor}, data={"kind": "bmi"})
+        assert posted.status_code == 303 and posted.headers["location"] == "/web/login"
+        assert httpx.get(f"{url}/web/alerts/feed", cookies={"shk_session": counsellor}).status_code == 401
+        # Signed in, the same user's web session opens the pages.
+        client = WebClient(url)
+        client.login(doctor)
+        assert client.get("/web/doctor/follow-up").status_code == 200
         client.close()
 
 

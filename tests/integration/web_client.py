@@ -69,6 +69,17 @@ class WebClient:
         self.http.close()
 
 
+def web_session_cookie(url: str, token: str) -> str:
+    """Sign in with the API token `token` as a browser does; the web session cookie's value (the
+    pages refuse an API token in the cookie)."""
+    client = WebClient(url)
+    try:
+        client.login(token)
+        return client.cookies["shk_session"]
+    finally:
+        client.close()
+
+
 @contextmanager
 def signed_in(url: str, token: str) -> Iterator[WebClient]:
     client = WebClient(url)
