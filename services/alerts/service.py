@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -179,11 +179,18 @@ def run_escalation(settings: Settings, *, now: datetime) -> list[UUID]:
     return asyncio.run(sweep())
 
 
-def candidates_of(topic: str, value: bytes | None, *, prefix: str) -> list[AlertCandidate]:
+# A fast-lane candidate's survey: who submitted it, for whom and where (the write-scope re-check).
+Submission = tuple[str, str, str]
+
+
+def candidates_of(topic: str, value: bytes | None, *, prefix: str,
+                  submissions: dict[UUID, Submission] | None = None) -> list[AlertCandidate]:
     """The alert candidates in one record of `intervention-alerts` or (fast lane) `psych-surveys`.
 
     Invalid records yield nothing: the worker dead-letters bad surveys, and a bad alert message is
     logged by its code only. Total in the bytes: nothing a record holds stops the service.
+    A fast-lane candidate's survey is added to `submissions` (by event id), for `_AlertStore.apply`
+    to re-check its submitter's write scope as the worker does.
     """
     name = topic.removeprefix(prefix)
     try:
@@ -194,10 +201,30 @@ def candidates_of(topic: str, value: bytes | None, *, prefix: str) -> list[Alert
             return candidates
         batch = ProcessedMessages()
         process_message(value or b"", expected_family=INPUT_TOPICS.get(name), out=batch)
-        return evaluate_batch(batch)
+        found = evaluate_batch(batch)
+        if found and submissions is not None:
+            for item in batch.surveys:
+                submissions[item.event.event_id] = (item.event.submitted_by, item.event.student_key,
+                                                    item.event.school_id)
+        return found
     except Exception as error:  # a record that breaks the rules is skipped, by its error's type only
         log.error("skipped a record of %s that could not be read (%s)", name, type(error).__name__)
         return []
+
+
+async def _refused_surveys(conn: psycopg.AsyncConnection[Any], submissions: Mapping[UUID, Submission]) -> set[UUID]:
+    """The surveys among `submissions` whose submitter may not write them (the operator's skipped)."""
+    from services.pipeline.archive_writer import OPERATOR_IDENTITIES
+
+    checked = {event_id: s for event_id, s in submissions.items() if s[0] not in OPERATOR_IDENTITIES}
+    if not checked:
+        return set()
+    ids = list(checked)
+    cursor = await conn.execute(
+        "SELECT e FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[]) AS u (e, submitter, student, school)"
+        " WHERE auth.submission_refusal(submitter, student, school, 'survey', NULL) IS NOT NULL",
+        (ids, [checked[i][0] for i in ids], [checked[i][1] for i in ids], [checked[i][2] for i in ids]))
+    return {row[0] for row in await cursor.fetchall()}
 
 
 class _AlertStore:
@@ -214,8 +241,13 @@ class _AlertStore:
             self._conn = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=5)
         return self._conn
 
-    async def apply(self, candidates: Sequence[AlertCandidate], clock: Clock) -> int | None:
+    async def apply(self, candidates: Sequence[AlertCandidate], clock: Clock,
+                    submissions: Mapping[UUID, Submission] | None = None) -> int | None:
         """Apply `candidates` in one transaction, retrying with backoff while the database is down.
+
+        Fast-lane candidates (their survey in `submissions`) whose submitter may not write that
+        survey (`auth.submission_refusal`, migration 0044) are dropped: the worker dead-letters the
+        survey, and its alert must not open here either.
 
         Returns how many alerts changed, or None if the service was stopped before they were
         applied (then the caller must not commit the offsets).
@@ -225,7 +257,12 @@ class _AlertStore:
             try:
                 conn = await self._connection()
                 async with conn.transaction():
-                    changed = await apply_candidates(conn, candidates, now=clock())
+                    refused = await _refused_surveys(conn, submissions or {})
+                    if refused:
+                        log.warning("dropped %d fast-lane alert(s) of surveys outside their submitter's write scope",
+                                    sum(c.source_event_id in refused for c in candidates))
+                    changed = await apply_candidates(
+                        conn, [c for c in candidates if c.source_event_id not in refused], now=clock())
                 return len(changed)
             except psycopg.OperationalError as error:
                 self.retries += 1
@@ -325,11 +362,13 @@ async def consume_alerts(settings: Settings, *, stop: asyncio.Event | None = Non
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=100, max_records=500)
             candidates: list[AlertCandidate] = []
+            submissions: dict[UUID, Submission] = {}
             for records in batches.values():
                 for record in records:
-                    candidates.extend(candidates_of(record.topic, record.value, prefix=settings.topic_prefix))
+                    candidates.extend(candidates_of(record.topic, record.value, prefix=settings.topic_prefix,
+                                                    submissions=submissions))
             if candidates:
-                changed = await store.apply(candidates, clock)
+                changed = await store.apply(candidates, clock, submissions)
                 if changed is None:
                     break  # stopped during an outage: leave the batch uncommitted
                 applied += changed

@@ -1,12 +1,14 @@
 """The worker re-checks write scope (migration 0044): messages published straight to Kafka, past the
 API's check, are stored only when their `submitted_by` may write them; the others are dead-lettered
-as `submitter_not_allowed` with the reason, stored nowhere, and raise no alert."""
+as `submitter_not_allowed` with the reason, stored nowhere, and raise no alert (neither the worker's
+nor the alert service's fast lane)."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from uuid import UUID
 
 import psycopg
@@ -21,6 +23,7 @@ from services.platform.kafka_security import client_options
 from services.platform.settings import Settings
 from tests import factories
 from tests.e2e.conftest import add_school_and_student
+from tests.faults.harness import alert_service
 from tests.integration.conftest import WorkerProcess, count, wait_for
 
 pytestmark = pytest.mark.integration
@@ -49,7 +52,7 @@ def _alert_sources(settings: Settings) -> set[UUID]:
 
 
 def test_the_worker_dead_letters_what_the_submitter_may_not_write(
-        isolated: Settings, start_worker: Callable[[], WorkerProcess]) -> None:
+        isolated: Settings, start_worker: Callable[[], WorkerProcess], tmp_path: Path) -> None:
     settings = isolated
     add_school_and_student(settings, school_id="SA01", name="Pupil A", student_key=factories.key(OWN),
                            student_number="G110101201403070011", sex="male", birth_date="2014-03-07")
@@ -80,6 +83,7 @@ def test_the_worker_dead_letters_what_the_submitter_may_not_write(
     _produce(settings, HEALTH_RECORDS, [encode_event(moved)])
 
     worker = start_worker()
+    alerts = alert_service(settings, tmp_path / "alerts.log")
     total = len(allowed) + len(refused) + 1
     wait_for(lambda: count(settings, "SELECT count(*) FROM archive.survey_results")
              + count(settings, "SELECT count(*) FROM ops.dead_letters") >= total, timeout=180,
@@ -104,3 +108,11 @@ def test_the_worker_dead_letters_what_the_submitter_may_not_write(
     wait_for(lambda: _alert_sources(settings) >= {event.event_id for event in allowed}, timeout=60,
              what="the stored surveys' alerts", workers=[worker])
     assert not _alert_sources(settings) & {event.event_id for event in refused.values()}
+    # Nor did the alert service's fast lane, which reads the surveys themselves: one alert per
+    # stored survey, at its own school, opened once.
+    wait_for(lambda: count(settings, "SELECT count(*) FROM alerts.alerts") >= 2, timeout=60,
+             what="the alert service's alerts", workers=[worker])
+    assert alerts.stop() == 0, alerts.tail()
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        opened = set(conn.execute("SELECT school_id, occurrences, first_event_id, last_event_id FROM alerts.alerts"))
+    assert opened == {(event.school_id, 1, event.event_id, event.event_id) for event in allowed}, alerts.tail()
