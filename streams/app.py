@@ -10,18 +10,14 @@ from __future__ import annotations
 import faust
 
 from services.platform.kafka_limits import MESSAGE_MAX_BYTES, PARTITION_FETCH_BYTES
-from services.platform.kafka_security import ssl_context
+from services.platform.kafka_security import faust_credentials
 from services.platform.settings import Settings
 
 
 def broker_credentials(settings: Settings) -> faust.SASLCredentials | None:
     """The worker's SASL sign-in (its own principal), or None on the loopback stack's PLAINTEXT."""
-    if not settings.kafka_sasl:
-        return None
-    user, password = settings.kafka_credentials("worker")
-    context = ssl_context(settings) if settings.kafka_security_protocol == "SASL_SSL" else None
-    return faust.SASLCredentials(username=user, password=password, mechanism=settings.kafka_sasl_mechanism,
-                                 ssl_context=context)
+    credentials: faust.SASLCredentials | None = faust_credentials(settings)
+    return credentials
 
 
 def create_app(settings: Settings) -> faust.App:

@@ -20,6 +20,9 @@ import psycopg
 from services.platform.settings import Settings
 
 ROLES = ("counsellor", "school_doctor", "county_officer", "health_office", "admin", "device")
+# The identities the operator's importers stamp on their events (`submitted_by`): they may write
+# for every school, and no user may take these names (migration 0044).
+OPERATOR_IDENTITIES = ("importer", "fitness-importer")
 TOKEN_PREFIX = "shk_"  # noqa: S105  (a visible prefix, not a secret)
 _USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 

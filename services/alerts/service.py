@@ -44,7 +44,7 @@ NOTIFY_CHANNEL = "schoolhealth_alerts"
 
 
 def alert_consumer_group(settings: Settings) -> str:
-    return f"{settings.topic_prefix}schoolhealth-alerts"
+    return settings.alerts_consumer_group
 
 
 _STATE_COLUMNS = ("state, priority, escalation_level, opened_at, ack_deadline, escalate_at, acknowledged_at, "
@@ -214,7 +214,7 @@ def candidates_of(topic: str, value: bytes | None, *, prefix: str,
 
 async def _refused_surveys(conn: psycopg.AsyncConnection[Any], submissions: Mapping[UUID, Submission]) -> set[UUID]:
     """The surveys among `submissions` whose submitter may not write them (the operator's skipped)."""
-    from services.pipeline.archive_writer import OPERATOR_IDENTITIES
+    from services.access.users import OPERATOR_IDENTITIES
 
     checked = {event_id: s for event_id, s in submissions.items() if s[0] not in OPERATOR_IDENTITIES}
     if not checked:

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import faust
 
+from services.platform.kafka_security import faust_credentials
 from services.platform.settings import Settings
-from streams.app import broker_credentials
 
 
 def main(topic_name: str, count: int, result_file: Path) -> None:
     settings = Settings()
     app = faust.App(f"{settings.topic_prefix}bare-faust", broker=f"kafka://{settings.kafka_bootstrap}",
-                    broker_credentials=broker_credentials(settings), web_enabled=False,
+                    broker_credentials=faust_credentials(settings), web_enabled=False,
                     topic_allow_declare=False, topic_disable_leader=True,
                     store="memory://", datadir=str(settings.state_dir / "faust" / "bench"),
                     consumer_auto_offset_reset="earliest", value_serializer="raw")

@@ -26,8 +26,8 @@ from rich.table import Table
 from models.importing import COLUMNS
 from models.synthetic import ProvinceSpec
 from models.topics import INPUT_TOPICS, INTERVENTION_ALERTS
-from services.intake.bounded_files import SafeCsvWriter
 from services.platform.processes import spawn_command, stop_processes
+from services.platform.safe_csv import SafeCsvWriter
 from services.platform.settings import Settings
 
 IMPORT_ORDER = ("schools", "roster", "records", "vision", "bmi", "survey")

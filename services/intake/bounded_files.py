@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import csv
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from xml.parsers import expat
+
+from services.platform.safe_csv import SafeCsvWriter, SafeDictWriter, csv_safe, csv_safe_row, xlsx_safe_row
 
 _SHARED_STRINGS_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"
 _MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -299,69 +301,6 @@ def _unreadable_csv(error: Exception) -> FileRefused:
                            en="The CSV file is not UTF-8: save it as 'CSV UTF-8' from Excel.")
     return FileRefused("not_csv", zh=f"CSV 文件格式有误（{error}），整个文件未导入。",
                        en=f"The CSV file is malformed ({error}); none of it was imported.")
-
-
-# Characters a spreadsheet treats as the start of a formula (OWASP CSV injection).
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(value: object) -> str:
-    """A cell for a CSV the project writes: text a spreadsheet would run as a formula gets a leading '."""
-    text = "" if value is None else str(value)
-    if text.startswith(_FORMULA_PREFIXES):
-        # A plain negative number stays a number.
-        try:
-            float(text)
-        except ValueError:
-            return "'" + text
-    return text
-
-
-def csv_safe_row(values: list[Any] | tuple[Any, ...]) -> list[str]:
-    return [csv_safe(value) for value in values]
-
-
-class SafeCsvWriter:
-    """`csv.writer` whose every cell goes through `csv_safe`: the only way the project writes CSV
-    (tests/unit/test_csv_outputs.py checks that no module calls csv.writer itself)."""
-
-    def __init__(self, handle: Any, **options: Any) -> None:
-        self._writer = csv.writer(handle, **options)
-
-    def writerow(self, row: Iterable[Any]) -> None:
-        self._writer.writerow(csv_safe_row(list(row)))
-
-    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
-        for row in rows:
-            self.writerow(row)
-
-
-class SafeDictWriter:
-    """`csv.DictWriter` whose every cell goes through `csv_safe`."""
-
-    def __init__(self, handle: Any, fieldnames: Sequence[str], **options: Any) -> None:
-        self.fieldnames = list(fieldnames)
-        self._writer = SafeCsvWriter(handle, **options)
-
-    def writeheader(self) -> None:
-        self._writer.writerow(self.fieldnames)
-
-    def writerow(self, row: Mapping[str, Any]) -> None:
-        unknown = set(row) - set(self.fieldnames)
-        if unknown:
-            raise ValueError(f"dict contains fields not in fieldnames: {sorted(unknown)}")
-        self._writer.writerow(row.get(name, "") for name in self.fieldnames)
-
-    def writerows(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        for row in rows:
-            self.writerow(row)
-
-
-def xlsx_safe_row(values: Iterable[Any]) -> list[Any]:
-    """Cells for openpyxl's `append`: text that openpyxl would store as a formula (a leading =) is
-    neutralised like a CSV cell; numbers, dates and other text are kept as they are."""
-    return [csv_safe(value) if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES) else value
-            for value in values]
 
 
 __all__ = ["BULK_LIMITS", "WEB_LIMITS", "FileLimits", "FileRefused", "SafeCsvWriter", "SafeDictWriter",

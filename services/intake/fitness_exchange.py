@@ -27,6 +27,7 @@ from models.fitness_upload import (
     export_row,
     row_to_fitness_event,
 )
+from services.access.users import OPERATOR_IDENTITIES
 from services.intake.importer import (
     ImportSummary,
     KafkaPublisher,
@@ -41,7 +42,7 @@ from services.platform.settings import Settings
 
 __all__ = ["UploadHeaderRejected", "export_school_year", "import_upload_sheet"]
 
-IMPORTER_ID = "fitness-importer"
+IMPORTER_ID = OPERATOR_IDENTITIES[1]
 KIND = "fitness"
 
 
@@ -105,7 +106,7 @@ def export_school_year(settings: Settings, *, school_id: str, year: int, path: P
 def write_upload_sheet(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """Rows in the national upload sheet's columns, as .xlsx or .csv. Names and class names come from
     the roster: no cell is written so that a spreadsheet would run it as a formula."""
-    from services.intake.bounded_files import SafeDictWriter, xlsx_safe_row
+    from services.platform.safe_csv import SafeDictWriter, xlsx_safe_row
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".xlsx":

@@ -36,13 +36,14 @@ from models.importing import (
     row_to_event,
 )
 from models.topics import TOPIC_FOR_FAMILY
+from services.access.users import OPERATOR_IDENTITIES
 from services.intake.bounded_files import BULK_LIMITS, FileLimits, FileRefused, SafeCsvWriter, read_bounded
 from services.platform.kafka_limits import MESSAGE_MAX_BYTES, PRODUCER_BATCH_BYTES
 from services.platform.settings import Settings
 
 BATCH_EVENTS = 500
 KINDS = ("schools", "roster", "records", "vision", "bmi", "survey")
-IMPORTER_ID = "importer"
+IMPORTER_ID = OPERATOR_IDENTITIES[0]
 REDACTED = "(redacted)"
 _CODE = re.compile(IDENTIFIER_PATTERN)
 _DIGIT_RUN = re.compile(r"\d{7}", re.ASCII)

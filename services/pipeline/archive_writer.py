@@ -32,6 +32,7 @@ from models.pipeline import (
     ClassifiedVision,
     ProcessedMessages,
 )
+from services.access.users import OPERATOR_IDENTITIES
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,6 @@ class Conflict:
 # the broker) and return them, to be stored with the batch before it commits.
 OnConflicts = Callable[[Sequence[Conflict]], Awaitable[Sequence[DeadLetter]]]
 
-# The identities of the operator's path (`schoolhealth import`, `fitness import`): they may write
-# for every school, and no user may take these names (migration 0044).
-OPERATOR_IDENTITIES = ("importer", "fitness-importer")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

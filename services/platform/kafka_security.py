@@ -51,6 +51,18 @@ def client_options(settings: Settings, principal: KafkaPrincipal, *,
     return options
 
 
+def faust_credentials(settings: Settings) -> Any:
+    """The worker's SASL sign-in for faust (`faust.SASLCredentials`), or None with PLAINTEXT."""
+    if not settings.kafka_sasl:
+        return None
+    import faust
+
+    user, password = settings.kafka_credentials("worker")
+    context = ssl_context(settings) if settings.kafka_security_protocol == "SASL_SSL" else None
+    return faust.SASLCredentials(username=user, password=password, mechanism=settings.kafka_sasl_mechanism,
+                                 ssl_context=context)
+
+
 def ssl_context(settings: Settings) -> ssl.SSLContext:
     """A verifying TLS context for SASL_SSL (the configured CA, or the system's)."""
     cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile is not None else None
@@ -62,8 +74,6 @@ def grants(settings: Settings) -> dict[KafkaPrincipal, list[tuple[str, str, Oper
 
     The admin is a super user and needs none.
     """
-    from services.alerts.service import alert_consumer_group
-
     inputs = [settings.topic(name) for name in INPUT_TOPICS]
     return {
         "worker": [("TOPIC", topic, "READ") for topic in inputs]
@@ -73,7 +83,7 @@ def grants(settings: Settings) -> dict[KafkaPrincipal, list[tuple[str, str, Oper
         "importer": [("TOPIC", topic, "WRITE") for topic in inputs],
         "alerts": [("TOPIC", settings.topic(INTERVENTION_ALERTS), "READ"),
                    ("TOPIC", settings.topic(PSYCH_SURVEYS), "READ"),
-                   ("GROUP", alert_consumer_group(settings), "READ")],
+                   ("GROUP", settings.alerts_consumer_group, "READ")],
     }
 
 

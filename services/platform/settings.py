@@ -176,6 +176,11 @@ class Settings(BaseSettings):
         return f"{self.topic_prefix}schoolhealth-worker"
 
     @property
+    def alerts_consumer_group(self) -> str:
+        """The alert service's consumer group (its Kafka ACLs name it too)."""
+        return f"{self.topic_prefix}schoolhealth-alerts"
+
+    @property
     def kafka_bootstrap(self) -> str:
         return f"{self.kafka_host}:{self.kafka_port}"
 

