@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import psycopg
 import pytest
-from services.settings import Settings
-from services.users import add_user
 
+from services.access.users import add_user
+from services.platform.settings import Settings
 from tests.integration.test_alerts_flow import rows_as
 
 pytestmark = pytest.mark.integration
