@@ -124,9 +124,32 @@ def apply_users_and_acls(settings: Settings) -> int:
         result = admin.create_acls(acls)
         if result.get("failed"):
             raise KafkaSecurityError(f"creating ACLs failed: {result['failed']}")
-        return len(acls)
     finally:
         admin.close()
+    _wait_until_each_service_signs_in(settings)
+    return len(acls)
+
+
+def _wait_until_each_service_signs_in(settings: Settings, timeout: float = 60.0) -> None:
+    """The broker applies new SCRAM credentials from its metadata a moment after the controller
+    accepted them: the init step is done only when every service's user can sign in."""
+    import time
+
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    deadline = time.monotonic() + timeout
+    for principal in KAFKA_PRINCIPALS:
+        while True:
+            try:
+                KafkaAdminClient(bootstrap_timeout_ms=3000, request_timeout_ms=10000,
+                                 **client_options(settings, principal)).close()
+                break
+            except KafkaError as error:
+                if time.monotonic() > deadline:
+                    user, _ = settings.kafka_credentials(principal)
+                    raise KafkaSecurityError(f"Kafka user {user} still cannot sign in ({error})") from error
+                time.sleep(0.5)
 
 
 class KafkaSecurityError(RuntimeError):

@@ -38,7 +38,11 @@ def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             if not started:
                 kafka = AIOKafkaProducer(**client_options(settings, "api", library="aiokafka"), acks="all",
                                          enable_idempotence=True, linger_ms=0)
-                await kafka.start()
+                try:
+                    await kafka.start()
+                except BaseException:
+                    await kafka.stop()  # a producer that failed to start (broker down, refused sign-in) is closed
+                    raise
                 started.append(kafka)
             return started[0]
 
