@@ -15,7 +15,8 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from models.contracts import Event, encode_batch, encode_event
+from models.codecs import encode_batch, encode_event
+from models.contracts import Event
 from models.rules import decode_alert_messages
 from models.topics import HEALTH_RECORDS, INTERVENTION_ALERTS, PSYCH_SURVEYS
 from services.access.users import add_user
