@@ -148,7 +148,8 @@ def run_demo(settings: Settings, *, students: int, out_dir: Path, workers: int =
             console.print(f"  logs in {logs}")
 
         with _Step(console, report, "4. school doctors' import: CSV → validated events → Kafka"):
-            from services.intake.importer import KafkaPublisher, import_file
+            from services.intake.importer import import_file
+            from services.platform.kafka import KafkaPublisher
 
             publisher = KafkaPublisher(settings)
             try:
@@ -284,7 +285,7 @@ def _import_fitness_sheets(settings: Settings, province: Path, out_dir: Path, re
     """Generate each school's upload sheets (the last two school years) and import them through Kafka."""
     from services.devtools.fitness_synthetic_files import write_fitness_sheets
     from services.intake.fitness_exchange import import_upload_sheet
-    from services.intake.importer import KafkaPublisher
+    from services.platform.kafka import KafkaPublisher
 
     files = write_fitness_sheets(province, out_dir / "fitness", school_years=FITNESS_YEARS)
     publisher = KafkaPublisher(settings)

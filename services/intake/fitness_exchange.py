@@ -30,7 +30,6 @@ from models.fitness_upload import (
 from services.access.users import OPERATOR_IDENTITIES
 from services.intake.importer import (
     ImportSummary,
-    KafkaPublisher,
     Publisher,
     Rejected,
     _Batcher,
@@ -38,6 +37,7 @@ from services.intake.importer import (
     record_rejections,
     write_report,
 )
+from services.platform.kafka import KafkaPublisher
 from services.platform.settings import Settings
 
 __all__ = ["UploadHeaderRejected", "export_school_year", "import_upload_sheet"]

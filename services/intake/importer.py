@@ -38,7 +38,7 @@ from models.importing import (
 from models.topics import TOPIC_FOR_FAMILY
 from services.access.users import OPERATOR_IDENTITIES
 from services.intake.bounded_files import BULK_LIMITS, FileLimits, FileRefused, SafeCsvWriter, read_bounded
-from services.platform.kafka_limits import MESSAGE_MAX_BYTES, PRODUCER_BATCH_BYTES
+from services.platform.kafka import KafkaPublisher
 from services.platform.settings import Settings
 
 BATCH_EVENTS = 500
@@ -52,37 +52,6 @@ _DIGIT_RUN = re.compile(r"\d{7}", re.ASCII)
 class Publisher(Protocol):
     def publish(self, topic: str, key: bytes, value: bytes) -> None: ...
     def flush(self) -> None: ...
-
-
-class KafkaPublisher:
-    """kafka-python producer: synchronous, idempotent, acks=all. Errors surface on flush."""
-
-    def __init__(self, settings: Settings) -> None:
-        from kafka import KafkaProducer
-
-        self._settings = settings
-        from services.platform.kafka_security import client_options
-
-        self._producer = KafkaProducer(
-            **client_options(settings, "importer"), acks="all", linger_ms=20,
-            max_request_size=MESSAGE_MAX_BYTES, batch_size=PRODUCER_BATCH_BYTES,
-        )
-        self._futures: list[Any] = []
-
-    def publish(self, topic: str, key: bytes, value: bytes) -> None:
-        self._futures.append(self._producer.send(self._settings.topic(topic), key=key, value=value))
-        if len(self._futures) >= 200:
-            self.flush()
-
-    def flush(self) -> None:
-        self._producer.flush()
-        for future in self._futures:
-            future.get(timeout=60)  # raises if the broker refused the message
-        self._futures.clear()
-
-    def close(self) -> None:
-        self.flush()
-        self._producer.close()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -409,6 +378,6 @@ def import_file(
     return summary
 
 
-__all__ = ["COLUMNS", "KINDS", "FileRefused", "HeaderRejected", "ImportSummary", "KafkaPublisher", "UnreadableFile",
+__all__ = ["COLUMNS", "KINDS", "FileRefused", "HeaderRejected", "ImportSummary", "UnreadableFile",
            "import_file",
            "read_rows"]

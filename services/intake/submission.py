@@ -26,24 +26,7 @@ from models.pipeline import ProcessedMessages, classify_event
 from models.rules import evaluate_batch
 from models.topics import TOPIC_FOR_FAMILY
 from services.access.session import Session, user_session
-
-
-async def publish_with_retry(producer: Any, topic: str, key: bytes, value: bytes) -> None:
-    """Produce one event and wait for the broker's acknowledgement, retrying transient broker
-    errors with backoff (the caller bounds the whole wait). A repeat after a lost acknowledgement
-    is harmless: the worker stores one event per id, and an exact repeat changes nothing."""
-    from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
-
-    delay = 0.2
-    while True:
-        try:
-            await producer.send_and_wait(topic, key=key, value=value)
-            return
-        except KafkaError as error:
-            if not (isinstance(error, (KafkaConnectionError, KafkaTimeoutError)) or getattr(error, "retriable", False)):
-                raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+from services.platform.kafka import EventProducer
 
 SUBMIT_ROLES = ("school_doctor", "device", "admin")
 
@@ -159,9 +142,9 @@ async def submit_screening(request: Request, token: str, body: ScreeningIn) -> S
     family = str(event.schema_.family)
     topic = settings.topic(TOPIC_FOR_FAMILY[family])
     try:
-        producer = await request.app.state.producer()
-        await asyncio.wait_for(publish_with_retry(producer, topic, event.school_id.encode(), encode_event(event)),
-                               timeout=15)
+        producer: EventProducer = request.app.state.producer
+        await producer.start()
+        await asyncio.wait_for(producer.publish(topic, event.school_id.encode(), encode_event(event)), timeout=15)
     except Exception as error:
         # The event was not accepted by Kafka: nothing was stored, the client may retry as is.
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -18,33 +18,19 @@ from services.access.session import api_role
 from services.alerts.feed_hub import FeedHub
 from services.api import routers as api_routers
 from services.platform.clock import utc_now
+from services.platform.kafka import EventProducer
 from services.platform.settings import Settings
 from services.server import guard
 
 
 def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> FastAPI:
     """The API for `settings`; `clock` is what requests take as now (tests pass a fake one)."""
-    from aiokafka import AIOKafkaProducer
     from psycopg_pool import AsyncConnectionPool
 
-    from services.platform.kafka_security import client_options
     from services.web import router as web_router
 
-    producer_lock = asyncio.Lock()
-    started: list[AIOKafkaProducer] = []
-
-    async def producer() -> AIOKafkaProducer:
-        async with producer_lock:
-            if not started:
-                kafka = AIOKafkaProducer(**client_options(settings, "api", library="aiokafka"), acks="all",
-                                         enable_idempotence=True, linger_ms=0)
-                try:
-                    await kafka.start()
-                except BaseException:
-                    await kafka.stop()  # a producer that failed to start (broker down, refused sign-in) is closed
-                    raise
-                started.append(kafka)
-            return started[0]
+    # Started at the first submission, not in the lifespan: the API serves queues without Kafka.
+    producer = EventProducer(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,8 +60,7 @@ def create_api(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
 
             sweep_uploads(app.state, everything=True)
             await hub.stop()
-            for kafka in started:
-                await kafka.stop()
+            await producer.stop()
             await pool.close()
 
     app = FastAPI(title="schoolhealth", version="1", lifespan=lifespan,
