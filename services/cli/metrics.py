@@ -10,13 +10,19 @@ import typer
 from services.cli.output import console, fail, group, load_settings
 
 
-def refresh() -> None:
-    """Refresh the metric rollups and the live (suppressed) indicators Grafana shows."""
-    from services.reporting.metrics import refresh_rollups
+def refresh(
+    full: Annotated[bool, typer.Option("--full", help="recompute every school year, not only the changed")] = False,
+) -> None:
+    """Refresh the metric rollups and the live (suppressed) indicators Grafana shows.
+
+    By default only the school years changed since the last refresh are recomputed.
+    """
+    from services.reporting.metrics import refresh_incremental, refresh_rollups
 
     with console.status("refreshing rollups"):
-        refresh_rollups(load_settings())
-    console.print("rollups and live indicators refreshed")
+        result = refresh_rollups(load_settings()) if full else refresh_incremental(load_settings())
+    years = ", ".join(str(year) for year in result.live_years) or "none"
+    console.print(f"rollups and live indicators refreshed ({result.mode}); school years rewritten: {years}")
 
 
 def publish(year: Annotated[int, typer.Option(help="school year (2025 = 2025-09-01 .. 2026-08-31)")]) -> None:

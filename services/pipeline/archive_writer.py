@@ -271,6 +271,31 @@ ON CONFLICT (student_key) DO UPDATE SET
 WHERE s.as_of < EXCLUDED.as_of OR (s.as_of = EXCLUDED.as_of AND s.last_event_id < EXCLUDED.last_event_id)
 """
 
+
+def _mark_dated(stage: str, target: str, day: str) -> str:
+    # The school year of each stored event and of the event it corrects (found by its student's index).
+    return (f"INSERT INTO metrics.dirty_years (school_year) SELECT DISTINCT metrics.school_year(s.{day}) FROM {stage} s"
+            f" UNION SELECT metrics.school_year(t.{day}) FROM {stage} s JOIN {target} t"
+            f" ON t.student_key = s.student_key AND t.event_id = s.supersedes WHERE s.supersedes IS NOT NULL")
+
+
+# The school years each staged table's events change in the student-year rollups (migration 0085).
+# A health record moves the student's census-day record (school, grade, sex) of every later year; a
+# fitness test enters the graduation score of the stage's later years: from the student's first.
+_MARK_DIRTY = {
+    VISION.family: _mark_dated("stage_vision", VISION.target, "measured_on"),
+    GROWTH.family: _mark_dated("stage_growth", GROWTH.target, "measured_on"),
+    SURVEY.family: _mark_dated("stage_survey", SURVEY.target, "answered_on"),
+    HISTORY.family: (
+        "INSERT INTO metrics.dirty_years (school_year, onwards)"
+        " SELECT min(metrics.school_year(h.effective_on)), true FROM archive.student_history h"
+        " WHERE h.student_key IN (SELECT student_key FROM stage_history) HAVING count(*) > 0"),
+    FITNESS.family: (
+        "INSERT INTO metrics.dirty_years (school_year, onwards)"
+        " SELECT min(metrics.school_year(f.measured_on)), true FROM archive.fitness_results f"
+        " WHERE f.student_key IN (SELECT student_key FROM stage_fitness) HAVING count(*) > 0"),
+}
+
 _INSERT_DEAD_LETTER = """
 INSERT INTO ops.dead_letters (topic, kafka_partition, kafka_offset, item_index, code, reason,
                               school_id, screener, payload, payload_size, payload_sha256)
@@ -371,6 +396,9 @@ class ArchiveWriter:
             await self._insert(connection, table, repeats=bool(conflicts) or self._repeats)
         if batch.records:
             await connection.execute(_UPSERT_STUDENTS)
+        for table in staged:
+            # In this transaction: the incremental refresh recomputes these school years (0085).
+            await connection.execute(_MARK_DIRTY[table.family])
         if letters:
             async with connection.cursor() as cursor:
                 await cursor.executemany(_INSERT_DEAD_LETTER, [

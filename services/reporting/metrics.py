@@ -119,36 +119,112 @@ def _copy(conn: psycopg.Connection, table: str, columns: Sequence[str], rows: It
             copy.write_row(row)
 
 
-def _refresh(conn: psycopg.Connection) -> list[int]:
+_SCHOOLS_DIGEST = "SELECT md5(COALESCE(string_agg(s::text, '|' ORDER BY s.school_id), '')) FROM archive.schools s"
+
+
+def _tune(conn: psycopg.Connection) -> None:
     # The rollups sort every student-year by a 64-character key: with the default 4 MB they spill to
     # disk and take several times longer; JIT compilation costs more than it saves at this size.
     conn.execute("SET LOCAL work_mem = '128MB'")
     conn.execute("SET LOCAL jit = off")
-    conn.execute("SELECT metrics.refresh_rollups()")
-    conn.execute("SELECT metrics.refresh_fitness_rollups()")
-    _write_definitions(conn)
+
+
+def _live_years(conn: psycopg.Connection) -> list[int]:
     return [int(r[0]) for r in conn.execute(
         "SELECT DISTINCT school_year FROM metrics.indicator_cells ORDER BY 1").fetchall()]
+
+
+def _dirty_years(conn: psycopg.Connection) -> set[int]:
+    """Take the marks the archive writer left (0085) and return the school years they name.
+
+    The marks are deleted first, in this transaction, and the rollups read afterwards (a later
+    snapshot): a batch committed in between is in both or left marked for the next refresh.
+    """
+    marks = conn.execute("DELETE FROM metrics.dirty_years RETURNING school_year, onwards").fetchall()
+    exact = {int(year) for year, onwards in marks if not onwards}
+    onwards = [int(year) for year, onward in marks if onward]
+    if onwards:
+        row = conn.execute(
+            "SELECT greatest((SELECT max(metrics.school_year(effective_on)) FROM archive.student_history),"
+            " (SELECT max(school_year) FROM metrics.student_years),"
+            " (SELECT max(school_year) FROM metrics.observations),"
+            " (SELECT max(school_year) FROM metrics.fitness_observations))").fetchone()
+        last = max([*onwards, *exact, int(row[0]) if row and row[0] is not None else min(onwards)])
+        exact.update(range(min(onwards), last + 1))
+    return exact
+
+
+class RefreshResult:
+    """What one refresh did: its mode and the school years whose live indicators it rewrote."""
+
+    def __init__(self, mode: str, rollup_years: list[int] | None, live_years: list[int], cells: int) -> None:
+        self.mode = mode
+        self.rollup_years = rollup_years  # None: every year (full)
+        self.live_years = live_years
+        self.cells = cells
+
+    def __repr__(self) -> str:
+        return f"RefreshResult({self.mode}, rollups={self.rollup_years}, live={self.live_years}, cells={self.cells})"
 
 
 _LIVE_LOCK = "SELECT {}(hashtext('schoolhealth.metrics.live'))"
 
 
-def _refresh_live(settings: Settings, *, wait: bool) -> bool:
+def _refresh_live(settings: Settings, *, wait: bool, full: bool) -> RefreshResult | None:
+    """Refresh the rollups and the live indicators, of every year (`full`) or of what changed.
+
+    Incremental: the school years the archive writer marked since the last refresh (0085) have
+    their rollups recomputed; their live indicators and the next year's (its year-on-year change
+    reads them) are rewritten, every other year's rows stay as they are. When the schools changed
+    since the last refresh (their names, counties and staffing are in every year) it is a full one.
+    """
     with psycopg.connect(settings.pg_dsn("app")) as conn:
-        # One refresh at a time (CLI, publication, every worker's timer): the live table is replaced whole.
+        # One refresh at a time (CLI, publication, every worker's timer).
         locked = conn.execute(_LIVE_LOCK.format("pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"))
         row = locked.fetchone()
         if not wait and not (row and row[0]):
-            return False
-        years = _refresh(conn)
+            return None
+        _tune(conn)
+        state = conn.execute("SELECT schools_digest FROM metrics.refresh_state").fetchone()
+        digest_row = conn.execute(_SCHOOLS_DIGEST).fetchone()
+        digest = str(digest_row[0]) if digest_row else ""
+        if state is not None and state[0] != digest:
+            full = True
+        before = set(_live_years(conn))
+        if full:
+            conn.execute("DELETE FROM metrics.dirty_years")
+            conn.execute("SELECT metrics.recompute_rollups(NULL)")
+            rollup_years: list[int] | None = None
+            years = _live_years(conn)
+            conn.execute("DELETE FROM metrics.live_indicators")
+        else:
+            dirty = _dirty_years(conn)
+            rollup_years = sorted(dirty)
+            conn.execute("SELECT metrics.recompute_rollups(%s)", (rollup_years,))
+            # A year's change from the year before reads the year before's cells.
+            touched = dirty | {year + 1 for year in dirty}
+            now = set(_live_years(conn))
+            years = sorted(touched & now)
+            conn.execute("DELETE FROM metrics.live_indicators WHERE school_year = ANY(%s)",
+                         (sorted(touched & (now | before)),))
+        if full or rollup_years:
+            conn.execute("SELECT metrics.refresh_dailies()")
+        _write_definitions(conn)
         rows: list[tuple[object, ...]] = []
         for year in years:
             rows.extend(_rows(conn, compute_year(conn, year)))
-        conn.execute("DELETE FROM metrics.live_indicators")
         _copy(conn, "metrics.live_indicators", _COLUMNS, rows)
-    log.info("rollups refreshed: %d indicator cells over %d school years", len(rows), len(years))
-    return True
+        mode = "full" if full else "incremental"
+        conn.execute(
+            "INSERT INTO metrics.refresh_state (schools_digest, last_full_at, last_refresh_at, last_mode, last_years)"
+            " VALUES (%s, now(), now(), %s, %s) ON CONFLICT (singleton) DO UPDATE SET"
+            " schools_digest = EXCLUDED.schools_digest, last_refresh_at = now(), last_mode = EXCLUDED.last_mode,"
+            " last_years = EXCLUDED.last_years,"
+            " last_full_at = CASE WHEN EXCLUDED.last_mode = 'full' THEN now()"
+            " ELSE metrics.refresh_state.last_full_at END",
+            (digest, mode, years))
+    log.info("%s refresh: %d indicator cells over school years %s", mode, len(rows), years)
+    return RefreshResult(mode, rollup_years, years, len(rows))
 
 
 def refresh_continuous_aggregates(settings: Settings) -> list[str]:
@@ -171,15 +247,25 @@ def refresh_continuous_aggregates(settings: Settings) -> list[str]:
     return names
 
 
-def refresh_rollups(settings: Settings) -> None:
-    """Refresh the materialized rollups and recompute the live (suppressed) indicators of every year."""
-    _refresh_live(settings, wait=True)
+def refresh_rollups(settings: Settings) -> RefreshResult:
+    """Recompute every rollup and every year's live (suppressed) indicators (`refresh --full`, publication)."""
+    result = _refresh_live(settings, wait=True, full=True)
+    assert result is not None  # waited for the lock
     refresh_continuous_aggregates(settings)
+    return result
+
+
+def refresh_incremental(settings: Settings) -> RefreshResult:
+    """Recompute only the school years changed since the last refresh (full if there was none)."""
+    result = _refresh_live(settings, wait=True, full=False)
+    assert result is not None  # waited for the lock
+    refresh_continuous_aggregates(settings)
+    return result
 
 
 def try_refresh_rollups(settings: Settings) -> bool:
-    """Refresh unless another process is refreshing right now; say whether this one did."""
-    refreshed = _refresh_live(settings, wait=False)
+    """Refresh incrementally unless another process is refreshing right now; say whether this one did."""
+    refreshed = _refresh_live(settings, wait=False, full=False) is not None
     if refreshed:
         refresh_continuous_aggregates(settings)
     return refreshed
@@ -189,7 +275,8 @@ def register_refresh_timer(app: Any, settings: Settings) -> None:
     """Refresh the rollups from a stream worker every `metrics_refresh_seconds` (0: never).
 
     Every worker of the group has the timer; the advisory lock lets one of them refresh and the
-    others skip that round. The refresh is synchronous, so it runs in a thread.
+    others skip that round. The timer only ever refreshes incrementally (a full refresh is
+    `schoolhealth refresh --full` or a publication). The refresh is synchronous, so it runs in a thread.
     """
     interval = settings.metrics_refresh_seconds
     if interval <= 0:

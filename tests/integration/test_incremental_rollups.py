@@ -1,0 +1,216 @@
+"""Incremental indicators (issue 18, migration 0085) against the full refresh, on the real archive.
+
+A small seeded province is fully refreshed; then events arrive through the archive writer (the
+worker's path): a screening day of one school year with a correction, a late event of an older
+year, a transfer between schools. After each, the incremental refresh must leave exactly what a
+full refresh computes from scratch (the oracle: rollups and live indicators alike), and the live
+rows of the years the events do not touch must not have been rewritten (same row version).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from models.pipeline import ProcessedMessages, classify_event
+from models.synthetic import ProvinceSpec
+from services.devtools.seed import import_directory
+from services.devtools.synthetic_files import write_province
+from services.pipeline.archive_writer import ArchiveWriter
+from services.platform.settings import Settings
+from services.reporting.metrics import refresh_incremental, refresh_rollups, try_refresh_rollups
+from tests import factories
+from tests.integration.conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+YEARS = (2022, 2023, 2024, 2025)
+ROLLUPS = ("student_years", "observations", "indicator_cells", "fitness_observations", "fitness_cells",
+           "digit_preference")
+LIVE = ("SELECT school_year, metric_id, metric_version, level, area_id, area_name, county_id, breakdown, category,"
+        " denominator, numerator, rate, ci_low, ci_high, previous_rate, change, change_ci_low, change_ci_high,"
+        " suppressed FROM metrics.live_indicators")
+SENT = "2026-04-02T02:00:00+00:00"
+
+
+def _write(settings: Settings, events: Iterable[Any]) -> None:
+    batch = ProcessedMessages()
+    for event in events:
+        classify_event(event, batch)
+    assert not batch.rejected, batch.rejected
+
+    async def write() -> None:
+        writer = ArchiveWriter(settings.pg_dsn("app"))
+        try:
+            await writer.write(batch, [])
+        finally:
+            await writer.close()
+
+    asyncio.run(write())
+
+
+def _state(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        found = {name: sorted(conn.execute(f"SELECT * FROM metrics.{name}").fetchall(), key=repr)
+                 for name in ROLLUPS}
+        found["live_indicators"] = sorted(conn.execute(LIVE).fetchall(), key=repr)
+    return found
+
+
+def _versions(settings: Settings) -> dict[int, set[tuple[str, str]]]:
+    """Each year's live rows as (ctid, xmin): a rewritten row has another version."""
+    by_year: dict[int, set[tuple[str, str]]] = {}
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        for year, ctid, xmin in conn.execute(
+                "SELECT school_year, ctid::text, xmin::text FROM metrics.live_indicators").fetchall():
+            by_year.setdefault(int(year), set()).add((ctid, xmin))
+    return by_year
+
+
+def _assert_equals_full_refresh(settings: Settings) -> None:
+    incremental = _state(settings)
+    assert incremental["live_indicators"], "no live indicators"
+    refresh_rollups(settings)
+    full = _state(settings)
+    for name, rows in full.items():
+        assert incremental[name] == rows, f"{name}: the incremental refresh differs from the full one"
+
+
+def _age_months(birth: date, day: date) -> float:
+    return round((day - birth).days / 30.4375, 1)
+
+
+@pytest.fixture
+def province(isolated: Settings, tmp_path: Path) -> Settings:
+    write_province(ProvinceSpec(students=600, seed=20251, school_years=YEARS, counties=2), tmp_path)
+    import_directory(isolated, tmp_path)
+    refresh_rollups(isolated)
+    return isolated
+
+
+def test_incremental_refresh_equals_the_full_one_and_leaves_other_years_alone(province: Settings) -> None:
+    settings = province
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        assert conn.execute("SELECT count(*) FROM metrics.dirty_years").fetchone() == (0,)
+        school = conn.execute(
+            "SELECT school_id FROM metrics.student_years WHERE school_year = 2025"
+            " GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()[0]  # type: ignore[index]
+        pupils = conn.execute(
+            "SELECT y.student_key, st.sex, st.birth_date FROM metrics.student_years y"
+            " JOIN archive.students st USING (student_key)"
+            " WHERE y.school_year = 2025 AND y.school_id = %s ORDER BY y.student_key LIMIT 40", (school,)).fetchall()
+        corrected = conn.execute(
+            "SELECT event_id, student_key, school_id, measured_on, sex, age_months FROM archive.vision_screenings"
+            " WHERE measured_on >= '2025-09-01' AND supersedes IS NULL ORDER BY event_id LIMIT 1").fetchone()
+    assert pupils and corrected
+
+    # 1. One screening day of school year 2025, with a correction of one of its earlier screenings.
+    day = date(2026, 3, 10)
+    events: list[Any] = []
+    for n, (student, sex, birth) in enumerate(pupils):
+        events.append(factories.vision(
+            90_000 + n, school, student_key=student, sex=sex, measured_on=day.isoformat(), occurred_at=SENT,
+            age_months=_age_months(birth, day), ucva_right=4.6 if n % 3 == 0 else 5.0, ucva_left=4.7,
+            se_right=-1.5 if n % 3 == 0 else 0.25, se_left=-1.0))
+        events.append(factories.bmi(
+            90_000 + n, school, student_key=student, sex=sex, measured_on=day.isoformat(), occurred_at=SENT,
+            age_months=_age_months(birth, day), height_cm=150.0 + n % 7, weight_kg=38.0 + 2 * (n % 9)))
+    event_id, student, own_school, measured_on, sex, age = corrected
+    events.append(factories.vision(
+        91_000, own_school, student_key=student, sex=sex, measured_on=measured_on.isoformat(), age_months=age,
+        occurred_at=SENT, supersedes=str(event_id), ucva_right=4.3, ucva_left=4.4, se_right=-3.0, se_left=-3.25))
+    before = _versions(settings)
+    _write(settings, events)
+    result = refresh_incremental(settings)
+    assert result.mode == "incremental"
+    assert result.rollup_years == [2025] and result.live_years == [2025]
+    after = _versions(settings)
+    for year in (2022, 2023, 2024):
+        assert after[year] == before[year], f"school year {year} was rewritten"
+    assert not after[2025] & before[2025]
+    _assert_equals_full_refresh(settings)
+
+    # 2. A late screening of an older school year (2023): that year and the next (its change) only.
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        late_student, late_school, late_sex, late_birth = conn.execute(
+            "SELECT y.student_key, y.school_id, st.sex, st.birth_date FROM metrics.student_years y"
+            " JOIN archive.students st USING (student_key) WHERE y.school_year = 2023"
+            " ORDER BY y.student_key DESC LIMIT 1").fetchone()  # type: ignore[misc]
+    late_day = date(2024, 5, 20)
+    before = _versions(settings)
+    _write(settings, [factories.vision(
+        92_000, late_school, student_key=late_student, sex=late_sex, measured_on=late_day.isoformat(), occurred_at=SENT,
+        age_months=_age_months(late_birth, late_day), ucva_right=4.2, ucva_left=4.2, se_right=-4.0, se_left=-4.0)])
+    result = refresh_incremental(settings)
+    assert result.rollup_years == [2023] and result.live_years == [2023, 2024]
+    after = _versions(settings)
+    for year in (2022, 2025):
+        assert after[year] == before[year], f"school year {year} was rewritten"
+    _assert_equals_full_refresh(settings)
+
+    # 3. A health-record transfer to another school (of another county where there is one) in 2025.
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        mover, from_school, county, grade, sex, birth = conn.execute(
+            "SELECT y.student_key, y.school_id, y.county_id, y.grade, st.sex, st.birth_date"
+            " FROM metrics.student_years y JOIN archive.students st USING (student_key)"
+            " WHERE y.school_year = 2025 AND y.school_id = %s ORDER BY y.student_key LIMIT 1", (school,)
+        ).fetchone()  # type: ignore[misc]
+        to_school = conn.execute("SELECT school_id FROM archive.schools WHERE school_id <> %s ORDER BY"
+                                 " county_id = %s, school_id LIMIT 1", (from_school, county)).fetchone()[0]  # type: ignore[index]
+    when = datetime(2025, 9, 12, 8, 0, tzinfo=UTC)
+    _write(settings, [factories.record(
+        93_000, from_school, action="transfer", occurred_at=when, student_key=mover, to_school_id=to_school,
+        county_id=county, grade=grade, sex=sex, birth_date=birth.isoformat())])
+    result = refresh_incremental(settings)
+    assert result.mode == "incremental" and result.rollup_years and 2025 in result.rollup_years
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        moved = conn.execute("SELECT school_id FROM metrics.student_years WHERE school_year = 2025"
+                             " AND student_key = %s", (mover,)).fetchone()
+    assert moved == (to_school,)
+    _assert_equals_full_refresh(settings)
+
+    # Nothing new: nothing recomputed, nothing rewritten.
+    before = _versions(settings)
+    result = refresh_incremental(settings)
+    assert result.rollup_years == [] and result.live_years == []
+    assert _versions(settings) == before
+
+
+def test_two_refreshes_never_run_at_once(province: Settings) -> None:
+    settings = province
+    _write(settings, [factories.vision(94_000, "S001", measured_on="2026-04-01", occurred_at=SENT)])
+    with psycopg.connect(settings.pg_dsn("app")) as holder:
+        # Another refresh is running (it holds the refresh lock in its transaction).
+        holder.execute("SELECT pg_advisory_xact_lock(hashtext('schoolhealth.metrics.live'))")
+        holder_pid = holder.info.backend_pid
+        # A worker's timer skips its round...
+        assert try_refresh_rollups(settings) is False
+        # ...and `schoolhealth refresh` waits for the running one to end.
+        done: list[object] = []
+        thread = threading.Thread(target=lambda: done.append(refresh_incremental(settings)))
+        thread.start()
+
+        def waiting() -> bool:
+            with psycopg.connect(settings.pg_dsn("admin"), autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_locks h ON h.locktype = 'advisory'"
+                    " AND h.objid = l.objid AND h.pid = %s AND h.granted"
+                    " WHERE l.locktype = 'advisory' AND NOT l.granted", (holder_pid,)).fetchone()
+            return bool(row and row[0])
+
+        wait_for(waiting, timeout=60, what="the second refresh waiting for the lock")
+        assert not done
+        with psycopg.connect(settings.pg_dsn("admin")) as conn:
+            # The event's mark is still there: the waiting refresh has not taken it.
+            assert conn.execute("SELECT count(*) FROM metrics.dirty_years").fetchone() == (1,)
+    thread.join(timeout=300)
+    assert done and not thread.is_alive()
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        assert conn.execute("SELECT count(*) FROM metrics.dirty_years").fetchone() == (0,)
