@@ -149,6 +149,7 @@ from models.types import SEXES
 __all__ = [
     "HEADERS",
     "KINDS",
+    "NOT_GENERATED",
     "TRUTH_COLUMNS",
     "Block",
     "GeneratorStats",
@@ -180,10 +181,15 @@ TRUTH_COLUMNS: Final[tuple[str, ...]] = (
     "p_health_literate_next_year",
 )
 
+#: Import kinds this generator does not write: fitness tests come as the national upload sheets of
+#: `models.fitness_synthetic` (the class sheet's "fitness" kind has no file of its own here).
+NOT_GENERATED: Final = frozenset({"fitness"})
+
 #: The header of every kind of row, in column order: the import files' plus "truth".
-HEADERS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
-    {**COLUMNS, "roster": COLUMNS["roster"] + OPTIONAL_COLUMNS["roster"], "truth": TRUTH_COLUMNS}
-)
+HEADERS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType({
+    **{kind: columns for kind, columns in COLUMNS.items() if kind not in NOT_GENERATED},
+    "roster": COLUMNS["roster"] + OPTIONAL_COLUMNS["roster"], "truth": TRUTH_COLUMNS,
+})
 KINDS: Final[tuple[str, ...]] = tuple(HEADERS)
 
 _MEASUREMENT_KINDS: Final = ("vision", "bmi", "survey")
