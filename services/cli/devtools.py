@@ -108,6 +108,29 @@ def bench_alerts(
                        fast_lane=fast_lane, output=output)
     typer.echo(json.dumps(result["summary"], indent=2))
 
+def bench_scale(
+    students: Annotated[int, typer.Option(help="students in the seeded province (four school years)")] = 10_000,
+    out: Annotated[Path | None, typer.Option(help="JSON result file (default bench/results/scale_N.json)")] = None,
+    timescaledb: Annotated[bool, typer.Option(help="a TimescaleDB database (the extension must be installed)")] = False,
+    keep: Annotated[bool, typer.Option(help="keep the benchmark database afterwards")] = False,
+    label: Annotated[str, typer.Option(help="what this run is (machine, load), stored in the JSON")] = "",
+) -> None:
+    """Seed N students into a fresh database; time refreshes, publication, every panel; bytes per event."""
+    from services.devtools.bench_scale import run_scale_bench
+
+    path = out or Path(f"bench/results/scale_{students}{'_timescaledb' if timescaledb else ''}.json")
+    with console.status(f"benchmarking a province of {students:,} students"):
+        result = run_scale_bench(load_settings(), students=students, out=path, timescaledb=timescaledb, keep=keep,
+                                 label=label)
+    typer.echo(f"seed: {result['seed']['events_per_second']:,.0f} events/s ({result['seed']['events']:,} events)")
+    for name in ("full_refresh", "incremental_refresh", "publish"):
+        typer.echo(f"{name}: {result[name]['seconds']:.2f} s")
+    worst = max(result["panels"].values(), key=lambda p: p["p95_ms"])
+    typer.echo(f"panels: {len(result['panels'])}, worst p95 {worst['p95_ms']:.1f} ms")
+    typer.echo(f"bytes per event: {result['storage']['bytes_per_event']}")
+    typer.echo(f"result: {path}")
+
+
 def register(app: typer.Typer) -> None:
     stack = group(app, "stack", "The local stack (Apache Kafka and PostgreSQL) without Docker.")
     stack.command("up")(stack_up)
@@ -118,3 +141,4 @@ def register(app: typer.Typer) -> None:
     bench = group(app, "bench", "Benchmarks (results as JSON under bench/results/).")
     bench.command("pipeline")(bench_pipeline)
     bench.command("alerts")(bench_alerts)
+    bench.command("scale")(bench_scale)
