@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.rule import Rule
 from rich.table import Table
 
 from models.importing import COLUMNS
@@ -52,13 +53,18 @@ class DemoReport:
     example_student: str | None = None
 
 
+def _rule(console: Console, title: str) -> None:
+    """A section rule: the terminal's width, or 100 columns in a log (the console does not wrap there)."""
+    console.print(Rule(title), width=None if console.is_terminal else 100)
+
+
 class _Step:
     def __init__(self, console: Console, report: DemoReport, title: str) -> None:
         self.console, self.report, self.title = console, report, title
 
     def __enter__(self) -> _Step:
         self.started = time.monotonic()
-        self.console.rule(f"[bold]{self.title}")
+        _rule(self.console, f"[bold]{self.title}")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -264,7 +270,7 @@ def run_demo(settings: Settings, *, students: int, out_dir: Path, workers: int =
 
     report.example_student = example_student_key(settings)
     wall = time.monotonic() - started
-    console.rule("[bold]schoolhealth demo finished")
+    _rule(console, "[bold]schoolhealth demo finished")
     console.print(f"wall time {wall:.0f}s; {report.events_published:,} events streamed through Kafka; "
                   f"published revision {report.revision} of {report.year}")
     console.print(f"look at: {report.report_path} (annual report), {out_dir / 'models'} (model cards), "
