@@ -21,7 +21,7 @@ import pytest
 
 from models.pipeline import ProcessedMessages, classify_event
 from models.synthetic import ProvinceSpec
-from services.devtools.seed import import_directory
+from services.devtools.seed import import_directory, import_fitness
 from services.devtools.synthetic_files import write_province
 from services.pipeline.archive_writer import ArchiveWriter
 from services.platform.settings import Settings
@@ -236,4 +236,26 @@ def test_a_batch_committed_during_a_refresh_is_taken_by_the_next_one(province: S
         batch.commit()
     after = refresh_incremental(settings)
     assert after.rollup_years == [2023] and after.live_years == [2023, 2024]
+    _assert_equals_full_refresh(settings)
+
+
+def test_a_fitness_test_updates_its_year_and_the_graduation_scores(province: Settings, tmp_path: Path) -> None:
+    settings = province
+    import_fitness(settings, tmp_path, school_years=(2024, 2025))
+    refresh_rollups(settings)
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        pupil = conn.execute(
+            "SELECT y.student_key, y.school_id, st.sex FROM metrics.student_years y"
+            " JOIN archive.students st USING (student_key)"
+            " WHERE y.school_year = 2025 AND y.grade = 9 ORDER BY y.student_key LIMIT 1").fetchone()
+    assert pupil is not None
+    student, school, sex = pupil
+    _write(settings, [factories.fitness(95_000, school, student_key=student, sex=sex, grade=9,
+                                        measured_on="2026-03-10", occurred_at=SENT, attempt="retest")])
+    result = refresh_incremental(settings)
+    assert result.mode == "incremental" and result.rollup_years and 2025 in result.rollup_years
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        assert conn.execute("SELECT count(*) FROM metrics.fitness_cells WHERE school_year = 2024").fetchone() != (0,)
+        assert conn.execute("SELECT count(*) FROM metrics.fitness_observations WHERE school_year = 2025"
+                            " AND student_key = %s", (student,)).fetchone() != (0,)
     _assert_equals_full_refresh(settings)
