@@ -59,7 +59,9 @@ def _test(student: str, school: str, *, grade: int, sex: str, on: date, quality:
     fields = {
         "event_id": str(event_id_for("test-fitness", student, school, on.isoformat(), attempt, quality, str(drop))),
         "schema": {"family": "fitness-test", "version": 1}, "occurred_at": f"{on.isoformat()}T10:00:00+08:00",
-        "school_id": school, "student_key": factories.key(student), "submitted_by": "pe-1", "measured_on": on,
+        "school_id": school, "student_key": factories.key(student),
+        "submitted_by": "fitness-importer",  # the operator's identity: every school (0044)
+        "measured_on": on,
         "sex": sex, "grade": grade, "attempt": attempt, "screener": "pe-1", "height_cm": 160.0, "weight_kg": 50.0,
         **values, **({"exempt": True, "exemption_reason": "illness"} if exempt else {}),
     }
