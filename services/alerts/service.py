@@ -35,6 +35,7 @@ from models.pipeline import ProcessedMessages, process_message
 from models.rules import AlertCandidate, decode_alert_messages, evaluate_batch
 from models.topics import INPUT_TOPICS, INTERVENTION_ALERTS, PSYCH_SURVEYS
 from services.platform.clock import Clock, utc_now
+from services.platform.kafka import BrokerUnavailable, CommitLost, GroupConsumer
 from services.platform.kafka_limits import PARTITION_FETCH_BYTES
 from services.platform.settings import Settings
 
@@ -288,43 +289,35 @@ class _AlertStore:
             self._conn = None
 
 
-async def _start_with_retry(consumer: Any, stop: asyncio.Event) -> bool:
+async def _start_with_retry(consumer: GroupConsumer, stop: asyncio.Event) -> bool:
     """Start the Kafka consumer, retrying with backoff while the broker is unreachable."""
-    from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
-
     delay = 0.5
     while not stop.is_set():
         try:
             await consumer.start()
             return True
-        except (KafkaConnectionError, KafkaTimeoutError) as error:
-            log.warning("broker unavailable at start-up (%s); retrying in %.1fs", type(error).__name__, delay)
+        except BrokerUnavailable as error:
+            log.warning("broker unavailable at start-up (%s); retrying in %.1fs", error, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
             delay = min(delay * 2, 5.0)
     return False
 
 
-async def _commit_with_retry(consumer: Any, stop: asyncio.Event) -> None:
+async def _commit_with_retry(consumer: GroupConsumer, stop: asyncio.Event) -> None:
     """Commit the consumed offsets; a rebalance means another member redelivers (applying is idempotent)."""
-    from aiokafka.errors import CommitFailedError, KafkaConnectionError, KafkaError, KafkaTimeoutError
-
     delay = 0.2
     while True:
         try:
             await consumer.commit()
             return
-        except CommitFailedError:
+        except CommitLost:
             log.warning("offsets not committed (the group rebalanced); the records will be applied again, idempotently")
             return
-        except KafkaError as error:
-            transient = isinstance(error, (KafkaConnectionError, KafkaTimeoutError)) or bool(
-                getattr(error, "retriable", False))
-            if not transient:
-                raise
+        except BrokerUnavailable as error:
             if stop.is_set():
                 return  # uncommitted: applied again after the restart, idempotently
-            log.warning("offsets not committed yet (%s); retrying in %.1fs", type(error).__name__, delay)
+            log.warning("offsets not committed yet (%s); retrying in %.1fs", error, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -339,17 +332,10 @@ async def consume_alerts(settings: Settings, *, stop: asyncio.Event | None = Non
     offsets; a batch not applied is never committed. Also runs the escalation sweep every
     `sweep_interval` seconds with `clock()` as now.
     """
-    from aiokafka import AIOKafkaConsumer
-
-    from services.platform.kafka_security import client_options
-
     stop = stop or asyncio.Event()
     topics = [settings.topic(INTERVENTION_ALERTS)] + ([settings.topic(PSYCH_SURVEYS)] if fast_lane else [])
-    consumer = AIOKafkaConsumer(
-        *topics, **client_options(settings, "alerts", library="aiokafka"),
-        group_id=alert_consumer_group(settings), enable_auto_commit=False, auto_offset_reset="earliest",
-        fetch_max_wait_ms=50, max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
-    )
+    consumer = GroupConsumer(settings, "alerts", topics, group=alert_consumer_group(settings),
+                             partition_fetch_bytes=PARTITION_FETCH_BYTES, fetch_max_wait_ms=50)
     store = _AlertStore(settings, stop)
     applied = 0
     if not await _start_with_retry(consumer, stop):
@@ -360,19 +346,18 @@ async def consume_alerts(settings: Settings, *, stop: asyncio.Event | None = Non
         if ready is not None:
             ready.set()
         while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=100, max_records=500)
+            records = await consumer.poll(timeout_ms=100, max_records=500)
             candidates: list[AlertCandidate] = []
             submissions: dict[UUID, Submission] = {}
-            for records in batches.values():
-                for record in records:
-                    candidates.extend(candidates_of(record.topic, record.value, prefix=settings.topic_prefix,
-                                                    submissions=submissions))
+            for record in records:
+                candidates.extend(candidates_of(record.topic, record.value, prefix=settings.topic_prefix,
+                                                submissions=submissions))
             if candidates:
                 changed = await store.apply(candidates, clock, submissions)
                 if changed is None:
                     break  # stopped during an outage: leave the batch uncommitted
                 applied += changed
-            if batches:
+            if records:
                 await _commit_with_retry(consumer, stop)
             if loop.time() - last_sweep >= sweep_interval:
                 last_sweep = loop.time()

@@ -31,7 +31,7 @@ import psycopg
 
 from services.platform.database import DatabaseSetupError, bootstrap_database
 from services.platform.kafka_limits import MESSAGE_MAX_BYTES
-from services.platform.kafka_security import broker_properties, client_options, format_arguments
+from services.platform.kafka_security import broker_properties, format_arguments
 from services.platform.settings import Settings
 
 KAFKA_POM = Path(__file__).resolve().parent / "stack_files" / "kafka-pom.xml"
@@ -230,17 +230,12 @@ class Kafka:
 
     def _check_admin(self) -> None:
         """The broker answers metadata requests and accepts topic creation."""
-        from kafka.admin import KafkaAdminClient, NewTopic
-        from kafka.errors import TopicAlreadyExistsError
+        from services.platform.kafka import KafkaAdmin, NewTopicSpec
 
-        admin = KafkaAdminClient(request_timeout_ms=15000, **client_options(self.settings, "admin"))
-        try:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic("_schoolhealth_probe", 1, 1)])
-            if "_schoolhealth_probe" not in admin.list_topics():
+        with KafkaAdmin(self.settings, request_timeout_ms=15000) as admin:
+            admin.create_topics([NewTopicSpec(name="_schoolhealth_probe", partitions=1, configs={})])
+            if "_schoolhealth_probe" not in admin.topics():
                 raise StackError("Kafka answered but the probe topic was not created")
-        finally:
-            admin.close()
 
     def down(self, timeout: float = 60.0) -> None:
         pid = _pid_alive(self.pid_file)

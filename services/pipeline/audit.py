@@ -15,7 +15,6 @@ The fault suite uses the same function as its oracle.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,7 +26,7 @@ from models.pipeline import ProcessedMessages, locate_events, process_message
 from models.rules import evaluate_batch
 from models.topics import INPUT_TOPICS
 from services.pipeline.ingest import CONFLICTING_DUPLICATE
-from services.platform.kafka_limits import MESSAGE_MAX_BYTES
+from services.platform.kafka import read_topic
 from services.platform.settings import Settings
 
 Position = tuple[int, int, int]  # partition, offset, item index (-1: the whole message)
@@ -62,42 +61,6 @@ class _Item:
     event_id: UUID | None  # None: a rejection (no accepted event)
 
 
-def _read_topic(settings: Settings, topic: str, since: datetime | None) -> Iterable[Any]:
-    """Every record of `topic` from `since` (or the earliest retained) to its end right now."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    from services.platform.kafka_security import client_options
-
-    consumer = KafkaConsumer(**client_options(settings, "admin"), enable_auto_commit=False,
-                             group_id=None, max_partition_fetch_bytes=MESSAGE_MAX_BYTES,
-                             fetch_max_bytes=64 * 1024 * 1024, consumer_timeout_ms=10_000)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            return
-        consumer.assign(partitions)
-        ends = consumer.end_offsets(partitions)
-        starts = consumer.beginning_offsets(partitions)
-        if since is not None:
-            found = consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in partitions})
-            starts = {tp: (found[tp].offset if found.get(tp) is not None else ends[tp]) for tp in partitions}
-        remaining = {tp for tp in partitions if starts[tp] < ends[tp]}
-        for tp in partitions:
-            consumer.seek(tp, starts[tp])
-        while remaining:
-            polled = consumer.poll(timeout_ms=2000, max_records=2000)
-            if not polled and all(consumer.position(tp) >= ends[tp] for tp in remaining):
-                break
-            for tp, records in polled.items():
-                for record in records:
-                    if record.offset < ends[tp]:
-                        yield record
-                if consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        consumer.close()
-
-
 def audit_delivery(settings: Settings, *, since: datetime | None = None) -> list[TopicAudit]:
     """Audit every input topic; see the module docstring."""
     results: list[TopicAudit] = []
@@ -107,7 +70,7 @@ def audit_delivery(settings: Settings, *, since: datetime | None = None) -> list
             audit = TopicAudit(topic=topic)
             items: list[_Item] = []
             alert_ids: list[UUID] = []
-            for record in _read_topic(settings, topic, since):
+            for record in read_topic(settings, topic, since):
                 value = record.value or b""
                 out = ProcessedMessages()
                 process_message(value, expected_family=family, out=out)

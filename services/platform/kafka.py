@@ -1,4 +1,6 @@
-"""Thin typed Kafka producers for everything outside the faust wiring (`streams/` wires its own).
+"""Thin typed Kafka adapters for everything outside the faust wiring (`streams/` wires its own).
+
+Producers:
 
 - `KafkaPublisher` (kafka-python, synchronous): bulk publishing from the importer, the fitness
   sheets and the upload pages; idempotent, acks=all, errors surface on `flush`.
@@ -6,7 +8,20 @@
   started once per process (a start that fails is closed and retried at the next request),
   waits for the broker's acknowledgement and retries transient errors.
 
-Both send raw bytes keyed by school, signed in as their service's principal
+Consumers and administration:
+
+- `GroupConsumer` (aiokafka, asynchronous): a member of a consumer group whose offsets only the
+  caller commits (the alert service: apply the batch, then commit).
+- `read_topic` (kafka-python, synchronous): every record of a topic from a time to its end right
+  now, outside any group (the delivery audit).
+- `KafkaAdmin` (kafka-python): topics, partition counts, a group's committed offsets and the
+  topics' end offsets (topic creation, consumer lag).
+
+The clients' errors the callers act on are translated: `BrokerUnavailable` (unreachable or timed
+out: retry later) and `CommitLost` (the group rebalanced before the commit: another member gets
+the records again). Records are the clients' own, read through the `Record` protocol.
+
+All send or read raw bytes, signed in as their service's principal
 (`services.platform.kafka_security`); the codecs are `models.codecs`, the limits
 `services.platform.kafka_limits`.
 """
@@ -14,11 +29,15 @@ Both send raw bytes keyed by school, signed in as their service's principal
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
 
 from services.platform.kafka_limits import MESSAGE_MAX_BYTES, PRODUCER_BATCH_BYTES
 from services.platform.kafka_security import client_options
-from services.platform.settings import Settings
+from services.platform.settings import KafkaPrincipal, Settings
 
 
 class KafkaPublisher:
@@ -102,3 +121,191 @@ class EventProducer:
             if self._producer is not None:
                 await self._producer.stop()
                 self._producer = None
+
+
+# --- consumers and administration ----------------------------------------------------------------
+
+
+class Record(Protocol):
+    """What the callers read of a consumed record (aiokafka's and kafka-python's records have it)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+class BrokerUnavailable(Exception):
+    """The broker is unreachable or did not answer in time: try again later."""
+
+
+class CommitLost(Exception):
+    """The group rebalanced before the commit: the records will be delivered again, to some member."""
+
+
+def _is_transient(error: BaseException) -> bool:
+    from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+    return isinstance(error, (KafkaConnectionError, KafkaTimeoutError)) or bool(getattr(error, "retriable", False))
+
+
+class GroupConsumer:
+    """aiokafka consumer in group `group`: offsets are committed by `commit` only, never automatically.
+
+    `topics` are full names (already prefixed). A group new to a partition starts at its earliest
+    retained record.
+    """
+
+    def __init__(self, settings: Settings, principal: KafkaPrincipal, topics: Sequence[str], *, group: str,
+                 partition_fetch_bytes: int, fetch_max_wait_ms: int = 50) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        self._consumer = AIOKafkaConsumer(
+            *topics, **client_options(settings, principal, library="aiokafka"),
+            group_id=group, enable_auto_commit=False, auto_offset_reset="earliest",
+            fetch_max_wait_ms=fetch_max_wait_ms, max_partition_fetch_bytes=partition_fetch_bytes,
+        )
+
+    async def start(self) -> None:
+        """Connect and join the group; `BrokerUnavailable` if the broker cannot be reached (start again)."""
+        from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+        try:
+            await self._consumer.start()
+        except (KafkaConnectionError, KafkaTimeoutError) as error:
+            raise BrokerUnavailable(type(error).__name__) from error
+
+    async def poll(self, *, timeout_ms: int, max_records: int) -> list[Record]:
+        """The next records (at most `max_records`, possibly none), in order within each partition."""
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        return [record for records in batches.values() for record in records]
+
+    async def commit(self) -> None:
+        """Commit the offsets of every record polled so far.
+
+        `CommitLost` if the group rebalanced meanwhile; `BrokerUnavailable` for a transient broker
+        error (commit again); any other Kafka error is raised as it is.
+        """
+        from aiokafka.errors import CommitFailedError, KafkaError
+
+        try:
+            await self._consumer.commit()
+        except CommitFailedError as error:
+            raise CommitLost(str(error)) from error
+        except KafkaError as error:
+            if _is_transient(error):
+                raise BrokerUnavailable(type(error).__name__) from error
+            raise
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+
+def read_topic(settings: Settings, topic: str, since: datetime | None = None, *,
+               principal: KafkaPrincipal = "admin") -> Iterator[Record]:
+    """Every record of `topic` (full name) from `since` (or the earliest retained) to its end right
+    now, partition by partition in offset order within each; outside any consumer group."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(**client_options(settings, principal), enable_auto_commit=False,
+                             group_id=None, max_partition_fetch_bytes=MESSAGE_MAX_BYTES,
+                             fetch_max_bytes=64 * 1024 * 1024, consumer_timeout_ms=10_000)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return
+        consumer.assign(partitions)
+        ends = consumer.end_offsets(partitions)
+        starts = consumer.beginning_offsets(partitions)
+        if since is not None:
+            found = consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in partitions})
+            starts = {tp: (found[tp].offset if found.get(tp) is not None else ends[tp]) for tp in partitions}
+        remaining = {tp for tp in partitions if starts[tp] < ends[tp]}
+        for tp in partitions:
+            consumer.seek(tp, starts[tp])
+        while remaining:
+            polled = consumer.poll(timeout_ms=2000, max_records=2000)
+            if not polled and all(consumer.position(tp) >= ends[tp] for tp in remaining):
+                break
+            for tp, records in polled.items():
+                for record in records:
+                    if record.offset < ends[tp]:
+                        yield record
+                if consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        consumer.close()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewTopicSpec:
+    """A topic to create: full name, partitions, and its topic-level configuration."""
+
+    name: str
+    partitions: int
+    configs: dict[str, str]
+
+
+class KafkaAdmin:
+    """kafka-python admin client (and, for end offsets, a group-less consumer); close it after use."""
+
+    def __init__(self, settings: Settings, *, principal: KafkaPrincipal = "admin",
+                 request_timeout_ms: int = 30000) -> None:
+        from kafka.admin import KafkaAdminClient
+
+        self._settings = settings
+        self._principal = principal
+        self._admin = KafkaAdminClient(request_timeout_ms=request_timeout_ms, **client_options(settings, principal))
+        self._consumer: Any = None
+
+    def __enter__(self) -> KafkaAdmin:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def topics(self) -> set[str]:
+        return set(self._admin.list_topics())
+
+    def create_topics(self, topics: Sequence[NewTopicSpec]) -> None:
+        """Create `topics` (replication factor 1); one created meanwhile by another process is fine."""
+        from kafka.admin import NewTopic
+        from kafka.errors import TopicAlreadyExistsError
+
+        with contextlib.suppress(TopicAlreadyExistsError):
+            self._admin.create_topics([NewTopic(t.name, t.partitions, 1, topic_configs=t.configs) for t in topics])
+
+    def partition_counts(self, topics: Sequence[str]) -> dict[str, int]:
+        return {topic["name"]: len(topic["partitions"]) for topic in self._admin.describe_topics(list(topics))}
+
+    def committed_offsets(self, group: str) -> dict[tuple[str, int], int]:
+        """{(topic, partition): next offset} committed by `group` (empty if it never committed)."""
+        committed = self._admin.list_group_offsets(group)
+        # kafka-python 3 answers {group: {partition: offset}}; older versions the inner mapping.
+        if group in committed:
+            committed = committed[group]
+        return {(tp.topic, tp.partition): meta.offset for tp, meta in committed.items()
+                if meta is not None and meta.offset >= 0}
+
+    def end_offsets(self, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+        """{(topic, partition): offset after the last record}, for every partition of `topics`."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(**client_options(self._settings, self._principal))
+        partitions = [TopicPartition(topic, p) for topic in topics
+                      for p in sorted(self._consumer.partitions_for_topic(topic) or ())]
+        return {(tp.topic, tp.partition): offset for tp, offset in self._consumer.end_offsets(partitions).items()}
+
+    def close(self) -> None:
+        try:
+            if self._consumer is not None:
+                self._consumer.close()
+        finally:
+            self._admin.close()
