@@ -41,6 +41,7 @@ from models.contracts import (
 from models.fitness import ITEM_INFO, items_for
 from models.fitness_upload import EXEMPT_MARKS, UploadRowRejected, build_fitness_event, parse_time, whole
 from models.identity import event_id_for, student_key
+from models.pipeline import ProcessedMessages, classify_event
 from models.types import SchoolId, Sex, StudentKey
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "EVENT_KINDS",
     "OPTIONAL_COLUMNS",
     "Action",
+    "CheckedRow",
     "EventKind",
     "FileKind",
     "HeaderRejected",
@@ -59,6 +61,7 @@ __all__ = [
     "UrbanRural",
     "canonical_column",
     "check_header",
+    "check_row",
     "expected_columns_text",
     "parse_roster_row",
     "parse_school_row",
@@ -785,6 +788,31 @@ def row_to_event(
     cells = _Cells(row)
     return builder(cells, _common(cells, secret=secret, submitted_by=submitted_by, now=now))
 
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckedRow:
+    """One row as the worker will take it: its event and, unless the standards cannot judge it, the
+    event classified into `batch` (which is then empty and `unclassifiable` says why)."""
+
+    event: Event
+    batch: ProcessedMessages
+    unclassifiable: str | None
+
+
+def check_row(
+    kind: EventKind, row: Mapping[str, str], *, secret: bytes, submitted_by: str, now: datetime
+) -> CheckedRow:
+    """Validate one row (`row_to_event`, which raises `RowRejected`/`HeaderRejected`), then classify
+    its event as the worker will. A classification the standards refuse is returned, not raised,
+    so each caller keeps its own order of checks (the API checks write scope in between)."""
+    event = row_to_event(kind, row, secret=secret, submitted_by=submitted_by, now=now)
+    batch = ProcessedMessages()
+    try:
+        classify_event(event, batch)
+    except ValueError as error:
+        return CheckedRow(event=event, batch=ProcessedMessages(), unclassifiable=str(error))
+    return CheckedRow(event=event, batch=batch, unclassifiable=None)
 
 def _non_negative(cells: _Cells) -> Callable[[str, str], int]:
     def parse(column: str, text: str) -> int:

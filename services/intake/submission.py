@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from models.codecs import encode_event
 from models.contracts import Event
 from models.fitness import FitnessResult
-from models.importing import HeaderRejected, RowRejected, row_to_event
-from models.pipeline import ProcessedMessages, classify_event
+from models.importing import HeaderRejected, RowRejected, check_row
+from models.pipeline import ProcessedMessages
 from models.rules import evaluate_batch
 from models.topics import TOPIC_FOR_FAMILY
 from services.access.session import Session, user_session
@@ -125,20 +125,18 @@ async def submit_screening(request: Request, token: str, body: ScreeningIn) -> S
         if not allowed or not allowed["ok"]:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"you do not serve school {school_id or '(none)'}")
         try:
-            event = row_to_event(body.kind, row, secret=secret, submitted_by=session.user_id, now=session.now)
+            checked = check_row(body.kind, row, secret=secret, submitted_by=session.user_id, now=session.now)
         except HeaderRejected as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                                 {"code": "wrong_columns", "reason": error.reason}) from None
         except RowRejected as error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                                 {"code": "invalid_field", "field": error.field, "reason": error.reason}) from None
+        event, batch = checked.event, checked.batch
         await check_write_scope(session, body.kind, event)
-    batch = ProcessedMessages()
-    try:
-        classify_event(event, batch)
-    except ValueError as error:
+    if checked.unclassifiable is not None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            {"code": "unclassifiable", "reason": str(error)}) from None
+                            {"code": "unclassifiable", "reason": checked.unclassifiable})
     family = str(event.schema_.family)
     topic = settings.topic(TOPIC_FOR_FAMILY[family])
     try:

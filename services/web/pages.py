@@ -39,8 +39,7 @@ from models.evidence_text import describe_evidence
 from models.fitness import BAND_LABELS, ITEM_INFO, items_for
 from models.follow_up import FINDINGS, fitness_findings, growth_findings, vision_findings
 from models.follow_up import STATES as FOLLOW_UP_STATES
-from models.importing import COLUMN_NAMES_ZH, COLUMNS, HeaderRejected, RowRejected, check_header, row_to_event
-from models.pipeline import ProcessedMessages, classify_event
+from models.importing import COLUMN_NAMES_ZH, COLUMNS, HeaderRejected, RowRejected, check_header, check_row
 from models.rules import evaluate_batch
 from services.access.session import FREE_FAILURES, Session, failure_delay, user_session
 from services.access.users import hash_token, new_token
@@ -342,16 +341,14 @@ async def screening_check(request: Request) -> JSONResponse:
         user_id, now = session.user_id, session.now
     secret = request.app.state.settings.student_key_secret.get_secret_value().encode()
     try:
-        event = row_to_event(kind, _row_of(kind, fields), secret=secret, submitted_by=user_id, now=now)  # type: ignore[arg-type]
+        checked = check_row(kind, _row_of(kind, fields), secret=secret, submitted_by=user_id, now=now)  # type: ignore[arg-type]
     except RowRejected as error:
         shown = error.field in touched
         return JSONResponse({"ok": False, "field": error.field if shown else None,
                              "reason": translate_reason(_language(request), error.reason) if shown else None})
-    batch = ProcessedMessages()
-    try:
-        classify_event(event, batch)
-    except ValueError as error:
-        return JSONResponse({"ok": False, "field": None, "reason": translate_reason(_language(request), str(error))})
+    if checked.unclassifiable is not None:
+        return JSONResponse({"ok": False, "field": None,
+                             "reason": translate_reason(_language(request), checked.unclassifiable)})
     return JSONResponse({"ok": True, "field": None, "reason": None})
 
 
@@ -479,17 +476,16 @@ def _preview(kind: str, path: Path, *, schools: set[str], secret: bytes, user_id
         try:
             if row.get("school_id") not in schools:
                 raise RowRejected("school_id", "not_your_school")
-            event = row_to_event(kind, row, secret=secret, submitted_by=user_id, now=now)  # type: ignore[arg-type]
-            batch = ProcessedMessages()
-            classify_event(event, batch)
+            checked = check_row(kind, row, secret=secret, submitted_by=user_id, now=now)  # type: ignore[arg-type]
         except RowRejected as error:
             preview.rejected.append(Rejected(row_number=number, field=error.field, reason=error.reason,
                                              school_id=school, screener=screener))
             continue
-        except ValueError as error:
-            preview.rejected.append(Rejected(row_number=number, field=None, reason=str(error),
+        if checked.unclassifiable is not None:
+            preview.rejected.append(Rejected(row_number=number, field=None, reason=checked.unclassifiable,
                                              school_id=school, screener=screener))
             continue
+        event, batch = checked.event, checked.batch
         classified = (batch.growth or batch.vision)[0]
         result = dataclasses.asdict(classified.result)
         preview.events.append(event)

@@ -20,6 +20,7 @@ from models.importing import (
     RowRejected,
     School,
     check_header,
+    check_row,
     parse_roster_row,
     parse_school_row,
     roster_to_event,
@@ -525,3 +526,15 @@ def test_other_files_do_not_take_the_bmi_optional_columns() -> None:
         check_header("vision", [*COLUMNS["vision"], "oedema"])
     with pytest.raises(HeaderRejected, match="missing birth_date"):
         check_header("bmi", [c for c in COLUMNS["bmi"] if c != "birth_date"])
+
+
+def test_check_row_validates_then_classifies_as_the_worker_will() -> None:
+    checked = check_row("bmi", row("bmi"), secret=SECRET, submitted_by="doctor-1", now=NOW)
+    assert checked.unclassifiable is None
+    assert checked.event == row_to_event("bmi", row("bmi"), secret=SECRET, submitted_by="doctor-1", now=NOW)
+    (growth,) = checked.batch.growth
+    assert growth.event is checked.event
+    assert growth.result.bmi_display == 17.6  # 35.2 kg / 1.415 m squared
+    with pytest.raises(RowRejected) as refused:
+        check_row("vision", row("vision", ucva_right="5.9"), secret=SECRET, submitted_by="doctor-1", now=NOW)
+    assert refused.value.field == "ucva_right"
