@@ -145,14 +145,28 @@ def test_incremental_refresh_equals_the_full_one_and_leaves_other_years_alone(pr
             " ORDER BY y.student_key DESC LIMIT 1").fetchone()  # type: ignore[misc]
     late_day = date(2024, 5, 20)
     before = _versions(settings)
-    _write(settings, [factories.vision(
+    late = factories.vision(
         92_000, late_school, student_key=late_student, sex=late_sex, measured_on=late_day.isoformat(), occurred_at=SENT,
-        age_months=_age_months(late_birth, late_day), ucva_right=4.2, ucva_left=4.2, se_right=-4.0, se_left=-4.0)])
+        age_months=_age_months(late_birth, late_day), ucva_right=4.2, ucva_left=4.2, se_right=-4.0, se_left=-4.0)
+    _write(settings, [late])
     result = refresh_incremental(settings)
     assert result.rollup_years == [2023] and result.live_years == [2023, 2024]
     after = _versions(settings)
     for year in (2022, 2025):
         assert after[year] == before[year], f"school year {year} was rewritten"
+    _assert_equals_full_refresh(settings)
+
+    # 2b. A correction of that screening that moves it to another school year (a mistyped date):
+    # both the correction's year and the corrected event's year are recomputed.
+    moved_day = date(2025, 10, 9)
+    before = _versions(settings)
+    _write(settings, [factories.vision(
+        92_001, late_school, student_key=late_student, sex=late_sex, measured_on=moved_day.isoformat(),
+        occurred_at=SENT, supersedes=str(late.event_id), age_months=_age_months(late_birth, moved_day),
+        ucva_right=4.2, ucva_left=4.2, se_right=-4.0, se_left=-4.0)])
+    result = refresh_incremental(settings)
+    assert result.rollup_years == [2023, 2025] and result.live_years == [2023, 2024, 2025]
+    assert _versions(settings)[2022] == before[2022], "school year 2022 was rewritten"
     _assert_equals_full_refresh(settings)
 
     # 3. A health-record transfer to another school (of another county where there is one) in 2025.
