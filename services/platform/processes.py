@@ -11,22 +11,25 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from services.platform.settings import Settings
 
 
 def spawn_command(settings: Settings, args: Sequence[str], *, log: Path, append: bool = False,
-                  new_session: bool = True) -> subprocess.Popen[bytes]:
+                  new_session: bool = True, module: str = "services.cli",
+                  environment: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start `schoolhealth ARGS…` (`python -m services.cli`) with `settings` in its environment.
 
     Its stdout and stderr go to `log` (appended to with `append`); `new_session` puts it in a
     process group of its own, so `stop_processes(..., whole_group=True)` reaches its children too.
+    `module` runs another entry point the same way (the fault suite's worker with injected faults);
+    `environment` adds variables over the settings'.
     """
     with log.open("ab" if append else "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "services.cli", *args],
-                                env={**os.environ, **settings.as_environment()}, stdout=out,
+        return subprocess.Popen([sys.executable, "-m", module, *args],
+                                env={**os.environ, **settings.as_environment(), **(environment or {})}, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=new_session)
 
 

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -40,6 +37,7 @@ from services.alerts.service import alert_consumer_group
 from services.pipeline.audit import TopicAudit, audit_delivery
 from services.platform.settings import Settings
 from tests import factories
+from tests.processes import ChildProcess
 
 TABLES = ("archive.growth_screenings", "archive.vision_screenings", "archive.survey_results",
           "archive.student_history", "archive.fitness_results")
@@ -130,53 +128,15 @@ def produce_known_set(settings: Settings, *, students: int = 24, envelope: int =
     return known
 
 
-class Process:
-    """A real worker or alert-service process, logging to a file, in its own process group."""
-
-    def __init__(self, settings: Settings, log: Path, argv: Sequence[str]) -> None:
-        self.log = log
-        self._out = log.open("ab")
-        self.process = subprocess.Popen([sys.executable, *argv], env={**os.environ, **settings.as_environment()},
-                                        stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def send_signal(self, sig: int) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-        self.send_signal(sig)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.send_signal(signal.SIGKILL)
-            return self.process.wait(timeout=30)
-        finally:
-            self._out.close()
-
-    def wait(self, timeout: float) -> int:
-        """Wait for the process to exit on its own; SIGKILL it if it does not."""
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.stop(signal.SIGKILL)
-            raise AssertionError(f"still running after {timeout:.0f}s{self.tail()}") from None
-        finally:
-            self._out.close()
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def tail(self, chars: int = 4000) -> str:
-        return f"\n--- {self.log}\n{self.log.read_text(errors='replace')[-chars:]}"
+def worker(settings: Settings, log: Path, *faults: str) -> ChildProcess:
+    """A real worker; with `faults`, the fault suite's worker with those faults injected."""
+    if faults:
+        return ChildProcess(settings, log, faults, module="tests.faults.fault_worker")
+    return ChildProcess(settings, log, ["worker"])
 
 
-def worker(settings: Settings, log: Path, *faults: str) -> Process:
-    argv = ["-m", "tests.faults.fault_worker", *faults] if faults else ["-m", "services.cli", "worker"]
-    return Process(settings, log, argv)
-
-
-def alert_service(settings: Settings, log: Path) -> Process:
-    return Process(settings, log, ["-m", "services.cli", "alerts", "serve", "--sweep-interval", "3600"])
+def alert_service(settings: Settings, log: Path) -> ChildProcess:
+    return ChildProcess(settings, log, ["alerts", "serve", "--sweep-interval", "3600"])
 
 
 def committed_offsets(settings: Settings, group: str,
@@ -212,7 +172,7 @@ def lag(settings: Settings, group: str, topics: Sequence[str]) -> int:
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str,
-               processes: Sequence[Process] = ()) -> None:
+               processes: Sequence[ChildProcess] = ()) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -222,7 +182,7 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str,
                          + "".join(process.tail() for process in processes))
 
 
-def wait_for_lag_zero(settings: Settings, processes: Sequence[Process] = (), *, alerts: bool = False,
+def wait_for_lag_zero(settings: Settings, processes: Sequence[ChildProcess] = (), *, alerts: bool = False,
                       timeout: float = 120) -> None:
     """Until the worker group (and the alert service's, if `alerts`) has committed every input offset."""
     inputs = [settings.topic(name) for name in INPUT_TOPICS]
@@ -281,5 +241,5 @@ def assert_conserved(settings: Settings, known: KnownSet, *, alerts: bool = Fals
     return audits
 
 
-def log_has(process: Process, text: str) -> Callable[[], bool]:
+def log_has(process: ChildProcess, text: str) -> Callable[[], bool]:
     return lambda: text in process.log.read_text(errors="replace")

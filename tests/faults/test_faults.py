@@ -21,7 +21,6 @@ from services.platform.migrate import migrate
 from services.platform.settings import Settings
 from services.platform.topics import create_topics
 from tests.faults.harness import (
-    Process,
     alert_service,
     assert_conserved,
     log_has,
@@ -31,6 +30,7 @@ from tests.faults.harness import (
     wait_until,
     worker,
 )
+from tests.processes import ChildProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -118,7 +118,7 @@ def test_a_second_worker_joins_and_leaves_mid_stream(small_batches: Settings, tm
     settings = small_batches
     known = produce_known_set(settings)
     first = worker(settings, tmp_path / "first.log", "--slow-write", "3.0")
-    second: Process | None = None
+    second: ChildProcess | None = None
     try:
         wait_until(log_has(first, "FAULT: slow archive write 2"), timeout=90, what="two batches", processes=[first])
         second = worker(settings, tmp_path / "second.log", "--slow-write", "3.0")

@@ -20,9 +20,9 @@ from psycopg import sql
 from services.devtools.stack import Postgres
 from services.platform.database import bootstrap_database
 from services.platform.migrate import migrate
-from services.platform.processes import spawn_command
 from services.platform.settings import Settings
 from services.platform.topics import create_topics
+from tests.processes import ChildProcess
 
 BACKENDS = ("postgresql", "timescaledb")
 
@@ -65,20 +65,11 @@ def worker_environment(settings: Settings) -> dict[str, str]:
     return {**os.environ, **settings.as_environment()}
 
 
-class WorkerProcess:
+class WorkerProcess(ChildProcess):
     """A real `schoolhealth worker` process; its output goes to a log file for the failure report."""
 
     def __init__(self, settings: Settings, log: Path) -> None:
-        self.log = log
-        self.process = spawn_command(settings, ["worker"], log=log, append=True)
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-        self.process.wait(timeout=60)
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
+        super().__init__(settings, log, ["worker"])
 
 
 @pytest.fixture

@@ -6,10 +6,7 @@ Real broker, real database, real worker and alert-service processes, the API ser
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,35 +28,22 @@ from services.platform.settings import Settings
 from services.server import create_api
 from services.server.thread import serve_in_thread
 from tests import factories
-from tests.integration.conftest import count, wait_for, worker_environment
+from tests.integration.conftest import count, wait_for
+from tests.processes import ChildProcess
 
 pytestmark = pytest.mark.integration
 
 
-class AlertService:
+class AlertService(ChildProcess):
     """A real `schoolhealth alerts serve` process."""
 
     def __init__(self, settings: Settings, log: Path, *, sweep_interval: float = 3600.0,
                  fast_lane: bool = True) -> None:
-        self.log = log
-        self._out = log.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "alerts", "serve", "--sweep-interval", str(sweep_interval),
-             "--fast-lane" if fast_lane else "--no-fast-lane"],
-            env=worker_environment(settings), stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True)
+        super().__init__(settings, log, ["alerts", "serve", "--sweep-interval", str(sweep_interval),
+                                         "--fast-lane" if fast_lane else "--no-fast-lane"])
 
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-        self._out.close()
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        return super().stop(sig, timeout)
 
 
 @pytest.fixture

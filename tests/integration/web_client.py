@@ -6,10 +6,8 @@ carries the cookies itself, as a browser on the loopback interface does.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +19,7 @@ import httpx
 
 from services.platform.network import free_port
 from services.platform.settings import Settings
+from tests.processes import ChildProcess
 
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -101,27 +100,19 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
 def api_process(settings: Settings, log: Path, **environment: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`schoolhealth api` as its own process (so its memory can be measured); yields its URL."""
     port = free_port()
-    env = {**os.environ, **settings.as_environment(), **environment}
-    with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "services.cli", "api", "--port", str(port)],
-                                   env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"the API did not start:\n{log.read_text(errors='replace')[-3000:]}")
-                time.sleep(0.2)
-            yield url, process
-        finally:
-            process.terminate()
+    api = ChildProcess(settings, log, ["api", "--port", str(port)], environment=environment)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
             try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if not api.alive() or time.monotonic() > deadline:
+                raise AssertionError(f"the API did not start:{api.tail(3000)}")
+            time.sleep(0.2)
+        yield url, api.process
+    finally:
+        api.stop(timeout=20)

@@ -22,6 +22,17 @@ def test_spawn_command_runs_the_cli_with_the_settings_in_its_environment(tmp_pat
     assert log.read_text(encoding="utf-8").count("SCHOOLHEALTH_TOPIC_PREFIX") == 2
 
 
+
+def test_spawn_command_adds_environment_over_the_settings_and_runs_another_module(tmp_path: Path) -> None:
+    settings = Settings(topic_prefix="spawned.")
+    log = tmp_path / "env.log"
+    process = spawn_command(settings, ["stack", "env"], log=log, environment={"SCHOOLHEALTH_TOPIC_PREFIX": "extra."})
+    assert process.wait(timeout=60) == 0
+    assert "export SCHOOLHEALTH_TOPIC_PREFIX=extra." in log.read_text(encoding="utf-8")
+    other = spawn_command(settings, ["2026", "12"], log=tmp_path / "calendar.log", module="calendar")
+    assert other.wait(timeout=60) == 0
+    assert "December 2026" in (tmp_path / "calendar.log").read_text(encoding="utf-8")
+
 def _sleeper(*, ignore_term: bool = False) -> subprocess.Popen[bytes]:
     code = ("import signal, sys, time\n"
             + ("signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" if ignore_term else "")
