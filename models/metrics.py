@@ -319,40 +319,132 @@ def _sort_key(key: Hashable) -> str:
     return repr(key)
 
 
+def _relation_rows(unknown: Sequence[K], relations: Sequence[Relation[K]]) -> list[dict[int, float]]:
+    """Each relation touching an unknown as a sparse row {column: coefficient} over `unknown`."""
+    index = {key: i for i, key in enumerate(unknown)}
+    rows: list[dict[int, float]] = []
+    for relation in relations:
+        row: dict[int, float] = {}
+        if relation.total in index:
+            row[index[relation.total]] = row.get(index[relation.total], 0.0) + 1.0
+        for part in relation.parts:
+            if part in index:
+                row[index[part]] = row.get(index[part], 0.0) - 1.0
+        if row:
+            rows.append(row)
+    return rows
+
+
+def _dense(rows: Sequence[dict[int, float]], columns: Sequence[int]) -> np.ndarray:
+    position = {column: j for j, column in enumerate(columns)}
+    matrix = np.zeros((len(rows), len(columns)), dtype=np.float64)
+    for i, row in enumerate(rows):
+        for column, value in row.items():
+            matrix[i, position[column]] += value
+    return matrix
+
+
+def _rank(singular: np.ndarray, shape: tuple[int, ...]) -> int:
+    tolerance = max(shape) * np.finfo(np.float64).eps * (singular[0] if singular.size else 0.0)
+    return int(np.sum(singular > max(tolerance, 1e-9)))
+
+
+def _null_space(matrix: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of the null space of `matrix`, as columns."""
+    if matrix.shape[0] == 0:
+        return np.eye(matrix.shape[1])
+    _, singular, vt = np.linalg.svd(matrix)
+    return np.asarray(vt[_rank(singular, matrix.shape):].T)
+
+
+def _free_dense(rows: Sequence[dict[int, float]], size: int) -> np.ndarray:
+    """Whether each unknown is free (some null vector is non-zero there), by one SVD of the whole system."""
+    null_space = _null_space(_dense(rows, range(size)))
+    return np.asarray(np.any(np.abs(null_space) > 1e-9, axis=1))
+
+
+def _free_by_blocks(rows: Sequence[dict[int, float]], size: int) -> np.ndarray:
+    """The same answer as `_free_dense`, by blocks: what makes a province's refresh grow linearly.
+
+    The rows are split into local ones, which join the unknowns into blocks of at most
+    `BLOCK_UNKNOWNS` (a school's categories), and coupling ones (a county's cell over all its
+    schools). The null space of the whole system is the null space of the coupling rows
+    restricted to the null space N of the local rows: {N w : C N w = 0}. N is block-diagonal, so
+    it costs one small SVD per block; C N has only as many rows as there are coupling rows. An
+    unknown i is free when row i of that null space is non-zero, that is when the projection of
+    N[i] off the row space of C N is non-zero. Exact in exact arithmetic; one dense SVD of the
+    whole system instead grows with the cube of the number of schools.
+    """
+    parent = list(range(size))
+    members: dict[int, list[int]] = {i: [i] for i in range(size)}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    local: list[dict[int, float]] = []
+    coupling: list[dict[int, float]] = []
+    for row in sorted(rows, key=len):
+        roots = {root(column) for column in row}
+        if sum(len(members[r]) for r in roots) > BLOCK_UNKNOWNS:
+            coupling.append(row)
+            continue
+        first, *others = roots
+        for other in others:
+            parent[other] = first
+            members[first].extend(members.pop(other))
+        local.append(row)
+    blocks = [sorted(columns) for columns in members.values()]
+    block_of = {column: b for b, columns in enumerate(blocks) for column in columns}
+    local_rows: list[list[dict[int, float]]] = [[] for _ in blocks]
+    for row in local:
+        local_rows[block_of[next(iter(row))]].append(row)
+    bases = [_null_space(_dense(local_rows[b], columns)) for b, columns in enumerate(blocks)]
+    offsets = np.cumsum([0] + [basis.shape[1] for basis in bases])
+    coupling_matrix = _dense(coupling, range(size))
+    coupled = np.zeros((len(coupling), int(offsets[-1])), dtype=np.float64)
+    for b, (columns, basis) in enumerate(zip(blocks, bases, strict=True)):
+        if basis.shape[1]:
+            coupled[:, offsets[b]:offsets[b + 1]] = coupling_matrix[:, columns] @ basis
+    if coupled.shape[0] and coupled.shape[1]:
+        _, singular, vt = np.linalg.svd(coupled, full_matrices=False)
+        row_space = vt[:_rank(singular, coupled.shape)]
+    else:
+        row_space = np.zeros((0, coupled.shape[1]))
+    free = np.zeros(size, dtype=bool)
+    for b, (columns, basis) in enumerate(zip(blocks, bases, strict=True)):
+        if not basis.shape[1]:
+            continue
+        # Row i of the null space is N[i] W; its norm is that of N[i] minus its projection on the
+        # row space of C N (rows `row_space`, orthonormal).
+        offset = np.zeros((basis.shape[0], row_space.shape[1]))
+        offset[:, offsets[b]:offsets[b + 1]] = basis
+        norms = np.linalg.norm(offset - (basis @ row_space[:, offsets[b]:offsets[b + 1]].T) @ row_space, axis=1)
+        free[columns] = norms > 1e-9
+    return free
+
+
+#: Above this many suppressed cells `determined_cells` works by blocks of at most this many.
+BLOCK_UNKNOWNS: Final = 256
+
+
 def determined_cells(suppressed: Iterable[K], relations: Sequence[Relation[K]]) -> set[K]:
     """Suppressed cells whose value follows exactly from the relations and the published cells.
 
     The relations over the suppressed cells are a linear system A x = b (b from published
     values). x_i is determined exactly when the unit vector e_i lies in the row space of A, that
-    is when every vector of A's null space is zero at i.
+    is when every vector of A's null space is zero at i. Small systems take one SVD; large ones
+    (a province's schools) go by blocks (`_free_by_blocks`), which gives the same answer.
     """
     unknown = sorted(set(suppressed), key=_sort_key)
     if not unknown:
         return set()
-    index = {key: i for i, key in enumerate(unknown)}
-    rows: list[list[float]] = []
-    for relation in relations:
-        row = [0.0] * len(unknown)
-        touched = False
-        if relation.total in index:
-            row[index[relation.total]] += 1.0
-            touched = True
-        for part in relation.parts:
-            if part in index:
-                row[index[part]] -= 1.0
-                touched = True
-        if touched:
-            rows.append(row)
+    rows = _relation_rows(unknown, relations)
     if not rows:
         return set()
-    matrix = np.array(rows, dtype=np.float64)
-    _, singular, vt = np.linalg.svd(matrix)
-    tolerance = max(matrix.shape) * np.finfo(np.float64).eps * (singular[0] if singular.size else 0.0)
-    rank = int(np.sum(singular > max(tolerance, 1e-9)))
-    null_space = vt[rank:]
-    if null_space.shape[0] == 0:
-        return set(unknown)
-    free = np.any(np.abs(null_space) > 1e-9, axis=0)
+    free = _free_dense(rows, len(unknown)) if len(unknown) <= BLOCK_UNKNOWNS else _free_by_blocks(rows, len(unknown))
     return {key for key, is_free in zip(unknown, free, strict=True) if not is_free}
 
 

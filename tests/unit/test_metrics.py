@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from models import metrics
 from models.metrics import (
     BREAKDOWNS,
     METRICS,
+    CellKey,
     FineCell,
     Relation,
     SchoolStaffing,
@@ -175,16 +177,16 @@ def test_no_suppressed_value_is_recoverable_from_row_and_column_totals(inner: li
         assert counts[key] >= 0
 
 
-def _province(seed: int) -> list[FineCell]:
+def _province(seed: int, schools: int = 6, counties: int = 2) -> list[FineCell]:
     rng = np.random.default_rng(seed)
     cells = []
-    for school in range(6):
+    for school in range(schools):
         combinations = itertools.product(("male", "female"), range(1, 10), (False, True), (False, True))
         for sex, grade, left, disabled in combinations:
             n = int(rng.poisson(6 if not disabled else 0.4))
             if n:
-                cells.append(FineCell(school_id=f"s{school}", county_id=f"c{school % 2}",
-                                      urban_rural="urban" if school < 3 else "rural", sex=sex, grade=grade,
+                cells.append(FineCell(school_id=f"s{school}", county_id=f"c{school % counties}",
+                                      urban_rural="urban" if school < schools // 2 else "rural", sex=sex, grade=grade,
                                       left_behind=left, disability=disabled, denominator=n,
                                       numerator=int(rng.binomial(n, 0.3))))
     return cells
@@ -237,3 +239,42 @@ def test_school_doctor_requirement() -> None:
     province = rows["province", "province", "all"]
     assert (province.denominator, province.numerator) == (3, 2)
     assert ("school", "c", "all") not in rows
+
+
+@pytest.mark.parametrize(("seed", "block"), [(1, 4), (2, 8), (3, 16), (4, 40), (5, 256)])
+def test_determined_cells_by_blocks_agree_with_the_rank_test(seed: int, block: int,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # Random withheld sets over a 12-school province's relations (some cells determined, some
+    # not), solved by blocks of at most `block` unknowns: the coupling rows carry the rest.
+    cells = _province(seed, schools=12, counties=3)
+    table = aggregate(cells)
+    relations = relations_for(table, {c.school_id: c.county_id for c in cells})
+    rng = np.random.default_rng(seed)
+    keys = sorted(table)
+    mixed = False
+    for share in (0.05, 0.2, 0.5):
+        hidden = {key for key in keys if rng.random() < share}
+        expected = _determined_brute(hidden, relations)  # type: ignore[arg-type]
+        monkeypatch.setattr(metrics, "BLOCK_UNKNOWNS", block)
+        found = determined_cells(hidden, relations) if len(hidden) > block else metrics_by_blocks(hidden, relations)
+        assert found == expected
+        mixed = mixed or 0 < len(expected) < len(hidden)
+    assert mixed  # some withheld set had both determined and free cells
+
+
+def metrics_by_blocks(hidden: set[CellKey], relations: list[Relation[CellKey]]) -> set[CellKey]:
+    unknown = sorted(hidden, key=repr)
+    free = metrics._free_by_blocks(metrics._relation_rows(unknown, relations), len(unknown))
+    return {key for key, is_free in zip(unknown, free, strict=True) if not is_free}
+
+
+def test_a_province_of_many_schools_is_suppressed_the_same_by_blocks_as_by_one_svd(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # 60 schools in 2 counties: several hundred withheld cells, so indicator_table goes by blocks;
+    # with the threshold out of reach it takes one SVD of the whole system, as before issue 18.
+    cells, previous = _province(7, schools=60), _province(8, schools=60)
+    metric = METRICS[1]
+    by_blocks = indicator_table(metric, 2025, cells, previous)
+    assert sum(1 for row in by_blocks if row.suppressed) > metrics.BLOCK_UNKNOWNS
+    monkeypatch.setattr(metrics, "BLOCK_UNKNOWNS", 10**9)
+    assert indicator_table(metric, 2025, cells, previous) == by_blocks
