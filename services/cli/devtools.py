@@ -115,7 +115,7 @@ def bench_scale(
     keep: Annotated[bool, typer.Option(help="keep the benchmark database afterwards")] = False,
     label: Annotated[str, typer.Option(help="what this run is (machine, load), stored in the JSON")] = "",
 ) -> None:
-    """Seed N students into a fresh database; time refreshes, publication, every panel; bytes per event."""
+    """Seed N students into a fresh database; time refreshes, publication, report, reads; bytes per event."""
     from services.devtools.bench_scale import run_scale_bench
 
     path = out or Path(f"bench/results/scale_{students}{'_timescaledb' if timescaledb else ''}.json")
@@ -125,9 +125,14 @@ def bench_scale(
     typer.echo(f"seed: {result['seed']['events_per_second']:,.0f} events/s ({result['seed']['events']:,} events)")
     for name in ("full_refresh", "incremental_refresh", "publish"):
         typer.echo(f"{name}: {result[name]['seconds']:.2f} s")
+    typer.echo(f"report (province): {result['report']['province']['seconds']:.2f} s")
     worst = max(result["panels"].values(), key=lambda p: p["p95_ms"])
     typer.echo(f"panels: {len(result['panels'])}, worst p95 {worst['p95_ms']:.1f} ms")
-    typer.echo(f"bytes per event: {result['storage']['bytes_per_event']}")
+    typer.echo(f"student lookup p95: {result['student_lookup']['p95_ms']:.1f} ms; counsellor queue p95: "
+               f"{result['counsellor']['queue']['p95_ms']:.1f} ms, risk list p95: "
+               f"{result['counsellor']['risk_list']['p95_ms']:.1f} ms")
+    typer.echo(f"bytes per event: {result['storage']['bytes_per_event']} "
+               f"(measurement tables by school year: {result['storage']['by_school_year_state']})")
     typer.echo(f"result: {path}")
 
 

@@ -9,10 +9,28 @@ Kafka). Then it measures, one after another:
 * one screening day of the newest school year (vision and growth for about 1 % of the events, through
   the archive writer) and the incremental refresh that takes it in, in seconds;
 * publication of the newest school year (it runs a full refresh first), in seconds;
+* the annual report of that year (`schoolhealth report`: the province's, then one county's);
 * every dashboard panel's SQL as the Grafana role, once per value of each of its dashboard's
   variables (the others at their first value), as p50/p95 milliseconds;
+* `schoolhealth student` (the CLI's lookup by a 12-digit key prefix) for a sample of students;
+* the counsellor's queue (`GET /alerts`) and risk list (`GET /risk?model=depression`) through the
+  API served in this process, as counsellors of a sample of schools (their tokens, their row-level
+  security, their audit rows), p50/p95 milliseconds;
 * bytes per event: the archive tables' total size (indexes and TOAST included; hypertables with
-  their chunks) over the events in the registry.
+  their chunks) over the events in the registry, and for the measurement tables, closed school
+  years against the open one.
+
+Alerts come from the seeded events through the alert service's own rules and store
+(`models.rules.evaluate_batch`, `services.alerts.service.apply_candidates`), as the alert service
+would have opened them; their cost is reported apart from the seeding rate. Risk scores are
+stand-ins (a hash of the student key) written for every student and model: training the models
+is not what this measures, reading the ranking is.
+
+On TimescaleDB the closed school years go into the columnstore right after seeding, before
+anything is measured, since that is where they are in production: the job
+`archive.columnstore_closed_school_years` converts every chunk that ended before the 1 September
+opening the current school year; here "current" is the newest seeded year (2025, the year of the
+screening day), so 2022-2024 are closed and 2025 is open, whatever today's date.
 
 The JSON goes to `bench/results/scale_N.json`; the database is dropped afterwards unless `keep`.
 """
@@ -23,35 +41,50 @@ import asyncio
 import json
 import platform
 import re
+import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import psycopg
 from psycopg import sql
 
 from models.contracts import BmiScreening, VisionScreening
 from models.pipeline import ProcessedMessages, classify_event
+from models.rules import AlertCandidate, evaluate_batch
 from models.synthetic import ProvinceSpec
-from services.access.users import OPERATOR_IDENTITIES
-from services.devtools.seed import import_directory
+from services.access.users import OPERATOR_IDENTITIES, add_user
+from services.alerts.service import apply_candidates
+from services.devtools.seed import ArchivePublisher, import_directory
 from services.devtools.stack import Postgres
 from services.devtools.synthetic_files import write_province
 from services.pipeline.archive_writer import ArchiveWriter
 from services.platform.database import bootstrap_database
 from services.platform.migrate import migrate
 from services.platform.settings import Settings
+from services.reporting import metrics
 from services.reporting.dashboards import DASHBOARDS, JSON_DIR
-from services.reporting.metrics import publish_year, refresh_incremental, refresh_rollups
+from services.reporting.metrics import RefreshResult, publish_year, refresh_incremental, refresh_rollups
+from services.reporting.report import write_report
+from services.students.archive_reader import print_student
 
 SCHOOL_YEARS = (2022, 2023, 2024, 2025)
 ARCHIVE_TABLES = ("archive.vision_screenings", "archive.growth_screenings", "archive.survey_results",
                   "archive.fitness_results", "archive.student_history", "archive.students", "archive.event_ids")
+MEASUREMENT_TABLES = ("archive.vision_screenings", "archive.growth_screenings", "archive.survey_results",
+                      "archive.fitness_results")
 _INTERVALS = {"1m": 60, "1h": 3600, "1d": 86400}
 VALUES_PER_VARIABLE = 10
+LOOKUP_STUDENTS = 60
+COUNSELLOR_SCHOOLS = 8
+REQUESTS_PER_COUNSELLOR = 15
+RISK_MODELS = ("depression", "myopia_onset", "overweight")
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -77,6 +110,11 @@ def expand_macros(query: str, variables: dict[str, str], start: str, end: str) -
     return query
 
 
+def _latency(spent: list[float]) -> dict[str, Any]:
+    return {"runs": len(spent), "p50_ms": round(statistics.median(spent), 2),
+            "p95_ms": round(_percentile(spent, 0.95), 2), "max_ms": round(max(spent), 2)}
+
+
 def _panel_latencies(settings: Settings) -> dict[str, dict[str, Any]]:
     start, end = "2022-01-01T00:00:00Z", datetime.now(UTC).isoformat()
     found: dict[str, dict[str, Any]] = {}
@@ -100,9 +138,211 @@ def _panel_latencies(settings: Settings) -> dict[str, dict[str, Any]]:
                         timings.setdefault(f"{spec.uid}/{panel['title']}", []).append(
                             1000 * (time.perf_counter() - began))
             for name, spent in timings.items():
-                found[name] = {"runs": len(spent), "p50_ms": round(statistics.median(spent), 2),
-                               "p95_ms": round(_percentile(spent, 0.95), 2), "max_ms": round(max(spent), 2)}
+                found[name] = _latency(spent)
     return found
+
+
+class _AlertingPublisher(ArchivePublisher):
+    """The seeding publisher, plus the alerts each batch raises, opened by the alert service's store."""
+
+    def __init__(self, settings: Settings, now: datetime) -> None:
+        super().__init__(settings)
+        self._dsn = settings.pg_dsn("app")
+        self._now = now
+        self.candidates = 0
+        self.alert_seconds = 0.0
+
+    def flush(self) -> None:
+        candidates = evaluate_batch(self._pending)
+        super().flush()
+        if candidates:
+            began = time.perf_counter()
+            self._loop.run_until_complete(self._apply(candidates))
+            self.alert_seconds += time.perf_counter() - began
+            self.candidates += len(candidates)
+
+    async def _apply(self, candidates: list[AlertCandidate]) -> None:
+        async with await psycopg.AsyncConnection.connect(self._dsn) as conn, conn.transaction():
+            await apply_candidates(conn, candidates, now=self._now)
+
+
+def _stand_in_risk_scores(settings: Settings) -> int:
+    """A score per student and model (a hash of the key, not a prediction), where the API reads the ranking."""
+    with psycopg.connect(settings.pg_dsn("app")) as conn:
+        cursor = conn.execute(
+            "INSERT INTO ml.risk_scores (student_key, school_id, model, version, score)"
+            " SELECT s.student_key, s.school_id, m.model, 'bench-stand-in',"
+            " (hashtext(s.student_key || m.model)::bigint + 2147483648) / 4294967296.0"
+            " FROM archive.students s CROSS JOIN unnest(%s::text[]) AS m(model)", (list(RISK_MODELS),))
+        return cursor.rowcount
+
+
+def _student_lookups(settings: Settings) -> dict[str, Any]:
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        keys = [str(r[0]) for r in conn.execute(
+            "SELECT student_key FROM archive.students ORDER BY md5(student_key) LIMIT %s", (LOOKUP_STUDENTS,))]
+    lines = 0
+
+    def discard(line: str) -> None:
+        nonlocal lines
+        lines += 1
+
+    spent: list[float] = []
+    for key in keys:
+        began = time.perf_counter()
+        print_student(settings, key[:12], out=discard)
+        spent.append(1000 * (time.perf_counter() - began))
+    return _latency(spent) | {"lines_printed": lines, "key_prefix_digits": 12}
+
+
+def _counsellor_reads(settings: Settings) -> dict[str, Any]:
+    """`GET /alerts` and `GET /risk` as counsellors of the schools with the most open alerts and a sample of others."""
+    import httpx
+
+    from services.server import create_api
+    from services.server.thread import serve_in_thread
+
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        busiest = [str(r[0]) for r in conn.execute(
+            "SELECT school_id FROM alerts.alerts GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT %s",
+            (COUNSELLOR_SCHOOLS // 2,))]
+        others = [str(r[0]) for r in conn.execute(
+            "SELECT school_id FROM archive.schools WHERE NOT school_id = ANY(%s) ORDER BY md5(school_id) LIMIT %s",
+            (busiest, COUNSELLOR_SCHOOLS - len(busiest)))]
+        open_alerts = conn.execute("SELECT count(*) FROM alerts.alerts").fetchone()
+    schools = busiest + others
+    tokens = {school: add_user(settings, f"bench-counsellor-{school}", "counsellor", schools=[school])
+              for school in schools}
+    queue: list[float] = []
+    risk: list[float] = []
+    rows = {"queue": 0, "risk": 0}
+    with serve_in_thread(create_api(settings)) as base, httpx.Client(base_url=base, timeout=60) as client:
+        for token in tokens.values():
+            headers = {"Authorization": f"Bearer {token}"}
+            for path, params, spent, name in (("/alerts", {}, queue, "queue"),
+                                               ("/risk", {"model": "depression"}, risk, "risk")):
+                client.get(path, headers=headers, params=params).raise_for_status()  # warm the connection
+                for _ in range(REQUESTS_PER_COUNSELLOR):
+                    began = time.perf_counter()
+                    response = client.get(path, headers=headers, params=params)
+                    spent.append(1000 * (time.perf_counter() - began))
+                    response.raise_for_status()
+                rows[name] += len(response.json())
+    return {"schools": len(schools), "alerts_in_database": int(open_alerts[0]) if open_alerts else 0,
+            "queue": _latency(queue) | {"rows_returned_last": rows["queue"]},
+            "risk_list": _latency(risk) | {"rows_returned_last": rows["risk"]}}
+
+
+def _reports(settings: Settings, year: int) -> dict[str, Any]:
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        row = conn.execute("SELECT min(county_id) FROM archive.schools").fetchone()
+    county = str(row[0]) if row and row[0] is not None else None
+    found: dict[str, Any] = {}
+    directory = Path(tempfile.mkdtemp(prefix="schoolhealth-scale-report-"))
+    try:
+        for name, area in (("province", None), ("county", county)):
+            began = time.perf_counter()
+            path = write_report(settings, year, directory / name, county=area)
+            found[name] = {"seconds": round(time.perf_counter() - began, 2), "html_bytes": path.stat().st_size}
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return found
+
+
+def _columnstore_closed_years(settings: Settings, opened: date) -> dict[str, Any] | None:
+    """What `archive.columnstore_closed_school_years` does, with the school year that `opened` began as current."""
+    with psycopg.connect(settings.pg_dsn("admin"), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is None:
+            return None
+        chunks = [str(r[0]) for r in conn.execute(
+            "SELECT show_chunks(p.table_name, older_than => %s::date) FROM archive.time_partitioned p"
+            " JOIN pg_class c ON c.oid = p.table_name JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " JOIN timescaledb_information.hypertables h"
+            "   ON h.hypertable_schema = n.nspname AND h.hypertable_name = c.relname"
+            " WHERE h.compression_enabled", (opened,)).fetchall()]
+        began = time.perf_counter()
+        for chunk in chunks:
+            conn.execute("CALL convert_to_columnstore(%s::regclass, if_not_columnstore => true)", (chunk,))
+        return {"opened": opened.isoformat(), "chunks": len(chunks), "seconds": round(time.perf_counter() - began, 2)}
+
+
+def _bytes_by_school_year_state(settings: Settings) -> dict[str, Any]:
+    """Bytes per event of the measurement tables: closed school years (columnstore) against the open one.
+
+    On plain PostgreSQL a closed year is stored as an open one is: one figure, `all_years`.
+    """
+    found: dict[str, Any] = {}
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        timescale = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is not None
+        closed = {"bytes": 0, "events": 0, "bytes_before_columnstore": 0}
+        opened = {"bytes": 0, "events": 0}
+        plain = {"bytes": 0, "events": 0}
+        for table in MEASUREMENT_TABLES:
+            if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone() == (None,):
+                continue
+            hypertable = timescale and conn.execute(
+                "SELECT 1 FROM timescaledb_information.hypertables WHERE format('%%I.%%I', hypertable_schema,"
+                " hypertable_name) = %s", (table,)).fetchone() is not None
+            if not hypertable:
+                size = conn.execute("SELECT pg_total_relation_size(%s::regclass)", (table,)).fetchone()
+                rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(table))).fetchone()
+                plain["bytes"] += int(size[0]) if size else 0
+                plain["events"] += int(rows[0]) if rows else 0
+                continue
+            chunks = conn.execute(
+                "SELECT format('%%I.%%I', d.chunk_schema, d.chunk_name), d.total_bytes, s.compression_status,"
+                " s.before_compression_total_bytes, s.after_compression_total_bytes"
+                " FROM chunks_detailed_size(%s::regclass) d"
+                " LEFT JOIN chunk_compression_stats(%s::regclass) s USING (chunk_schema, chunk_name)",
+                (table, table)).fetchall()
+            for chunk, total, status, before, after in chunks:
+                rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(chunk))).fetchone()
+                events = int(rows[0]) if rows else 0
+                if status == "Compressed":
+                    closed["bytes"] += int(after or total or 0)
+                    closed["bytes_before_columnstore"] += int(before or 0)
+                    closed["events"] += events
+                else:
+                    opened["bytes"] += int(total or 0)
+                    opened["events"] += events
+        registry = conn.execute("SELECT pg_total_relation_size('archive.event_ids'), count(*)"
+                                " FROM archive.event_ids").fetchone()
+    if registry and registry[1]:
+        found["registry_bytes_per_event"] = round(int(registry[0]) / int(registry[1]), 1)
+
+    def per_event(part: dict[str, int]) -> dict[str, Any]:
+        events = part["events"]
+        return part | {"bytes_per_event": round(part["bytes"] / events, 1) if events else None} | (
+            {"bytes_per_event_before_columnstore": round(part["bytes_before_columnstore"] / events, 1)
+             if events else None} if "bytes_before_columnstore" in part else {})
+
+    if timescale and (closed["events"] or opened["events"]):
+        found["closed_years"] = per_event(closed)
+        found["open_year"] = per_event(opened)
+    if plain["events"]:
+        found["all_years"] = per_event(plain)
+    return found
+
+
+@contextmanager
+def _recording_refreshes(record: list[tuple[RefreshResult, float]]) -> Iterator[None]:
+    """Record the full refresh `publish_year` runs first, with its seconds (publish returns only the revision)."""
+    inner: Callable[[Settings], RefreshResult] = metrics.refresh_rollups
+
+    def refresh(settings: Settings) -> RefreshResult:
+        began = time.perf_counter()
+        result = inner(settings)
+        record.append((result, time.perf_counter() - began))
+        return result
+
+    with mock.patch.object(metrics, "refresh_rollups", refresh):
+        yield
+
+
+def _refresh_figures(result: RefreshResult, seconds: float) -> dict[str, Any]:
+    return {"seconds": round(seconds, 2), "cells": result.cells,
+            "rollup_sql_seconds": round(result.rollup_seconds, 2),
+            "indicator_seconds": round(result.indicator_seconds, 2)}
 
 
 def _screening_day(settings: Settings, share: float) -> ProcessedMessages:
@@ -180,22 +420,33 @@ def run_scale_bench(base: Settings, *, students: int, out: Path, timescaledb: bo
         "started_at": datetime.now(UTC).isoformat(), "machine": {"python": platform.python_version(),
                                                                 "processor": platform.machine()},
     }
+    directory = Path(tempfile.mkdtemp(prefix="schoolhealth-scale-"))
     try:
-        directory = Path(tempfile.mkdtemp(prefix="schoolhealth-scale-"))
         began = time.perf_counter()
         write_province(ProvinceSpec(students=students, seed=20251, school_years=SCHOOL_YEARS), directory)
         generated = time.perf_counter() - began
+        # The alerts open as of the screening day, so the newest surveys are within the rules' age limit.
+        publisher = _AlertingPublisher(settings, datetime(SCHOOL_YEARS[-1] + 1, 3, 10, 2, tzinfo=UTC))
         began = time.perf_counter()
-        stats = import_directory(settings, directory)
-        seeded = time.perf_counter() - began
+        try:
+            stats = import_directory(settings, directory, publisher=publisher)
+        finally:
+            publisher.close()
+        seeded = time.perf_counter() - began - publisher.alert_seconds
         events = sum(stats.accepted.values())
         result["seed"] = {"generate_seconds": round(generated, 2), "import_seconds": round(seeded, 2),
                           "events": events, "rejected": sum(stats.rejected.values()),
-                          "events_per_second": round(events / seeded, 1)}
+                          "events_per_second": round(events / seeded, 1),
+                          "alert_candidates": publisher.candidates, "alert_seconds": round(publisher.alert_seconds, 2)}
+        shutil.rmtree(directory, ignore_errors=True)
+        result["columnstore"] = _columnstore_closed_years(settings, date(SCHOOL_YEARS[-1], 9, 1))
+        began = time.perf_counter()
+        result["risk_scores"] = {"stand_in_rows": _stand_in_risk_scores(settings),
+                                 "seconds": round(time.perf_counter() - began, 2)}
 
         began = time.perf_counter()
         full = refresh_rollups(settings)
-        result["full_refresh"] = {"seconds": round(time.perf_counter() - began, 2), "cells": full.cells}
+        result["full_refresh"] = _refresh_figures(full, time.perf_counter() - began)
 
         batch = _screening_day(settings, 0.01)
         day_events = len(batch.vision) + len(batch.growth)
@@ -204,20 +455,29 @@ def run_scale_bench(base: Settings, *, students: int, out: Path, timescaledb: bo
         written = time.perf_counter() - began
         began = time.perf_counter()
         incremental = refresh_incremental(settings)
-        result["incremental_refresh"] = {
-            "new_events": day_events, "write_seconds": round(written, 2),
-            "seconds": round(time.perf_counter() - began, 2), "mode": incremental.mode,
+        result["incremental_refresh"] = _refresh_figures(incremental, time.perf_counter() - began) | {
+            "new_events": day_events, "write_seconds": round(written, 2), "mode": incremental.mode,
             "rollup_years": incremental.rollup_years, "live_years": incremental.live_years}
 
+        refreshes: list[tuple[RefreshResult, float]] = []
         began = time.perf_counter()
-        revision = publish_year(settings, SCHOOL_YEARS[-1])
-        result["publish"] = {"seconds": round(time.perf_counter() - began, 2), "school_year": SCHOOL_YEARS[-1],
-                             "revision": revision}
+        with _recording_refreshes(refreshes):
+            revision = publish_year(settings, SCHOOL_YEARS[-1])
+        seconds = time.perf_counter() - began
+        result["publish"] = {"seconds": round(seconds, 2), "school_year": SCHOOL_YEARS[-1], "revision": revision}
+        if refreshes:
+            refreshed, refresh_seconds = refreshes[0]
+            result["publish"] |= {"its_full_refresh": _refresh_figures(refreshed, refresh_seconds),
+                                  "freeze_seconds": round(seconds - refresh_seconds, 2)}
+        result["report"] = _reports(settings, SCHOOL_YEARS[-1])
 
         result["panels"] = _panel_latencies(settings)
-        result["storage"] = _bytes_per_event(settings)
+        result["student_lookup"] = _student_lookups(settings)
+        result["counsellor"] = _counsellor_reads(settings)
+        result["storage"] = _bytes_per_event(settings) | {"by_school_year_state": _bytes_by_school_year_state(settings)}
         result["finished_at"] = datetime.now(UTC).isoformat()
     finally:
+        shutil.rmtree(directory, ignore_errors=True)
         if not keep:
             with psycopg.connect(superuser, autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
