@@ -273,3 +273,62 @@ def test_a_fitness_test_updates_its_year_and_the_graduation_scores(province: Set
         assert conn.execute("SELECT count(*) FROM metrics.fitness_observations WHERE school_year = 2025"
                             " AND student_key = %s", (student,)).fetchone() != (0,)
     _assert_equals_full_refresh(settings)
+
+
+# The coverage step as it was before 0095: one EXISTS probe per student-year.
+FORMER_COVERAGE = """
+SELECT y.school_year, y.student_key,
+       EXISTS (SELECT 1 FROM archive.vision_current v WHERE v.student_key = y.student_key
+               AND v.measured_on BETWEEN make_date(y.school_year, 9, 1) AND make_date(y.school_year + 1, 8, 31))
+   AND EXISTS (SELECT 1 FROM archive.growth_current g WHERE g.student_key = y.student_key
+               AND g.measured_on BETWEEN make_date(y.school_year, 9, 1) AND make_date(y.school_year + 1, 8, 31))
+FROM metrics.student_years y
+"""
+
+
+def test_screening_coverage_by_joins_equals_the_former_exists_probes(province: Settings) -> None:
+    settings = province
+    from services.platform.timescaledb import columnstore_closed_school_years
+
+    # On TimescaleDB the closed school years are in the columnstore, as in production.
+    columnstore = columnstore_closed_school_years(settings)
+    assert columnstore is None or columnstore.chunks_in_columnstore > 0
+    uncovered = """
+        SELECT o.student_key, y.school_id, st.sex, st.birth_date FROM metrics.observations o
+        JOIN metrics.student_years y USING (school_year, student_key) JOIN archive.students st USING (student_key)
+        WHERE o.metric_id = 'screening_coverage' AND NOT o.positive AND o.school_year = %(year)s
+          AND NOT EXISTS (SELECT 1 FROM archive.{missing} m WHERE m.student_key = o.student_key
+                          AND metrics.school_year(m.measured_on) = %(year)s)
+          AND EXISTS (SELECT 1 FROM archive.{present} p WHERE p.student_key = o.student_key
+                      AND metrics.school_year(p.measured_on) = %(year)s)
+        ORDER BY o.student_key LIMIT 1"""
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        # Boundaries: a pupil of 2025 without a vision screening gets one on 1 September 2025 (the
+        # first day of 2025), a pupil of 2024 without a growth screening gets one on 31 August 2025
+        # (its last day): both become covered.
+        no_vision = conn.execute(uncovered.format(missing="vision_screenings", present="growth_screenings"),
+                                 {"year": 2025}).fetchone()
+        no_growth = conn.execute(uncovered.format(missing="growth_screenings", present="vision_screenings"),
+                                 {"year": 2024}).fetchone()
+    assert no_vision and no_growth, "the seeded province has no uncovered pupil of that kind"
+    first, last = date(2025, 9, 1), date(2025, 8, 31)
+    student, school, sex, birth = no_vision
+    events: list[Any] = [factories.vision(
+        92_000, school, student_key=student, sex=sex, measured_on=first.isoformat(), occurred_at=SENT,
+        age_months=_age_months(birth, first), ucva_right=5.0, ucva_left=5.0, se_right=0.25, se_left=0.25)]
+    student, school, sex, birth = no_growth
+    events.append(factories.bmi(
+        92_001, school, student_key=student, sex=sex, measured_on=last.isoformat(), occurred_at=SENT,
+        age_months=_age_months(birth, last), height_cm=150.0, weight_kg=40.0))
+    _write(settings, events)
+    for refresh in (refresh_incremental, refresh_rollups):
+        refresh(settings)
+        with psycopg.connect(settings.pg_dsn("admin")) as conn:
+            former = sorted(conn.execute(FORMER_COVERAGE).fetchall())
+            now = sorted(conn.execute(
+                "SELECT school_year, student_key, positive FROM metrics.observations"
+                " WHERE metric_id = 'screening_coverage'").fetchall())
+        assert now == former
+        assert {positive for _, _, positive in now} == {True, False}
+        covered = {(year, key) for year, key, positive in now if positive}
+        assert (2025, no_vision[0]) in covered and (2024, no_growth[0]) in covered
