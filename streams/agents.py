@@ -3,8 +3,9 @@ the order in which a batch becomes durable in `services.pipeline.ingest.Checkpoi
 
 faust acks events itself: `take_events` acks a batch in a `finally`, so a batch whose handler
 raised would be committed at the next commit or at shutdown. The agent therefore takes batches
-with `noack_take` and acks their events only through the checkpoint's last step, after the dead
-letters, the archive transaction and the alerts are durable. faust commits only offsets acked
+unacknowledged (`streams.take.take_bounded`, bounded in messages and bytes) and acks their events
+only through the checkpoint's last step, after the dead letters, the archive transaction and the
+alerts are durable. faust commits only offsets acked
 without a gap, so a batch that did not finish holds back every later offset of its partitions.
 """
 
@@ -20,6 +21,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from models.topics import DEAD_LETTERS, INPUT_TOPICS, INTERVENTION_ALERTS
 from services.pipeline.ingest import BrokerUnavailable, Checkpoint, RawMessage, SendMessages
 from services.platform.settings import Settings
+from streams.take import take_bounded
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +65,9 @@ def register_agents(app: faust.App, settings: Settings,
 
     @app.agent(inputs, name="ingest")
     async def ingest(stream: faust.StreamT[bytes]) -> None:
-        async for events in stream.noack_take(settings.worker_batch_size,  # type: ignore[attr-defined]
-                                              within=settings.worker_batch_seconds):
+        async for events in take_bounded(stream, max_messages=settings.worker_batch_size,
+                                         max_bytes=settings.worker_batch_bytes,
+                                         within=settings.worker_batch_seconds):
             batch: Sequence[faust.types.EventT[bytes]] = events
 
             async def ack_batch(batch: Sequence[faust.types.EventT[bytes]] = batch) -> None:

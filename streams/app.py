@@ -13,6 +13,8 @@ from services.platform.kafka_limits import MESSAGE_MAX_BYTES, PARTITION_FETCH_BY
 from services.platform.kafka_security import faust_credentials
 from services.platform.settings import Settings
 
+STREAM_BUFFER_MESSAGES = 8
+
 
 def broker_credentials(settings: Settings) -> faust.SASLCredentials | None:
     """The worker's SASL sign-in (its own principal), or None on the loopback stack's PLAINTEXT."""
@@ -43,9 +45,14 @@ def create_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         producer_max_request_size=MESSAGE_MAX_BYTES,
         consumer_max_fetch_size=PARTITION_FETCH_BYTES,
-        # Messages faust buffers ahead of the agent. Its default (4,096) of 500-event envelopes is
-        # hundreds of MB of backlog held in memory; two micro-batches ahead keeps memory flat.
-        stream_buffer_maxsize=max(2 * settings.worker_batch_size, 16),
+        # Messages faust buffers ahead of the agent, in a count (faust has no byte bound). The raw
+        # bytes a worker holds are then bounded whatever the envelope size: the batch in hand at most
+        # `worker_batch_bytes` plus one message (`streams.take`), this buffer at most 8 messages of at
+        # most MESSAGE_MAX_BYTES, and aiokafka's prefetch one fetch response (50 MiB): about 170 MiB
+        # with the defaults. The take drains the buffer as fast as it fills while no batch is being
+        # written, so a short buffer costs no throughput (faust's default, 4,096 messages, could hold
+        # gigabytes of envelopes; 80, before, up to 800 MiB).
+        stream_buffer_maxsize=STREAM_BUFFER_MESSAGES,
         value_serializer="raw",
         key_serializer="raw",
     )

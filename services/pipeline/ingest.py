@@ -234,7 +234,8 @@ class Checkpoint:
         # Step 4, and only here: every sub-batch above has finished.
         await commit_offsets()
         self.batches += 1
-        log.debug("batch of %d message(s) durable in %.3fs", len(messages), time.perf_counter() - started)
+        log.debug("batch of %d message(s), %d bytes, durable in %.3fs", len(messages),
+                  sum(len(message.value or b"") for message in messages), time.perf_counter() - started)
 
     def _conflict_letters(self, part: PreparedBatch, reasons: dict[UUID, str],
                           code: str = CONFLICTING_DUPLICATE) -> list[DeadLetter]:

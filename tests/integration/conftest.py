@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import psycopg
@@ -68,8 +68,8 @@ def worker_environment(settings: Settings) -> dict[str, str]:
 class WorkerProcess(ChildProcess):
     """A real `schoolhealth worker` process; its output goes to a log file for the failure report."""
 
-    def __init__(self, settings: Settings, log: Path) -> None:
-        super().__init__(settings, log, ["worker"])
+    def __init__(self, settings: Settings, log: Path, *, environment: Mapping[str, str] | None = None) -> None:
+        super().__init__(settings, log, ["worker"], environment=environment)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 from base64 import b64decode
@@ -14,7 +15,7 @@ from models.codecs import encode_batch, encode_event
 from models.topics import BMI_SCREENINGS, DEAD_LETTERS, HEALTH_RECORDS, PSYCH_SURVEYS, VISION_SCREENINGS
 from services.platform.settings import Settings
 from tests import factories
-from tests.integration.conftest import count, wait_for
+from tests.integration.conftest import WorkerProcess, count, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -100,6 +101,34 @@ def test_sigkill_mid_stream_then_restart_stores_every_event_exactly_once(isolate
     time.sleep(2)  # anything redelivered after reaching N would show up as extra rows
     assert count(settings, rows) == total
     assert count(settings, "SELECT count(DISTINCT event_id) FROM archive.growth_screenings") == total
+
+
+def test_a_micro_batch_is_bounded_in_bytes_whatever_the_envelope_size(isolated, tmp_path) -> None:
+    """Large envelopes waiting in the topic: each batch the worker takes ends at its byte budget
+    (at most the budget plus one message), not at its message count, and every event is stored once."""
+    budget = 1024 * 1024
+    settings = isolated.model_copy(update={"worker_batch_bytes": budget, "worker_batch_size": 40})
+    producer = _producer(settings)
+    envelopes = [encode_batch([factories.bmi(n, school="S001") for n in range(start, start + 1_500)])
+                 for start in range(0, 12_000, 1_500)]
+    largest = max(map(len, envelopes))
+    assert largest > budget // 2, "envelopes too small to test the byte budget"
+    for envelope in envelopes:
+        producer.send(settings.topic(BMI_SCREENINGS), key=b"S001", value=envelope)
+    producer.flush()
+    # Started after the backlog is there: one message-count take would hold all 8 envelopes at once.
+    worker = WorkerProcess(settings, tmp_path / "worker.log", environment={"SCHOOLHEALTH_DEBUG": "1"})
+    try:
+        rows = "SELECT count(*) FROM archive.growth_screenings"
+        wait_for(lambda: count(settings, rows) == 12_000, timeout=120, what="12,000 rows", workers=[worker])
+    finally:
+        worker.stop()
+    batches = [(int(messages), int(size)) for messages, size in
+               re.findall(r"batch of (\d+) message\(s\), (\d+) bytes", worker.log.read_text(errors="replace"))]
+    assert sum(messages for messages, _ in batches) == len(envelopes), batches
+    assert len(batches) >= 4, batches
+    assert all(size < budget + largest for _, size in batches), batches
+    assert count(settings, "SELECT count(DISTINCT event_id) FROM archive.growth_screenings") == 12_000
 
 
 # The PostgreSQL outage is in tests/faults/test_faults.py, on a throwaway cluster of its own:
