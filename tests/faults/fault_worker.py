@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         topic.send = faulty_send
         return real_producer_for(topic)
 
-    streams.agents.producer_for = producer_for  # type: ignore[assignment]
+    streams.agents.producer_for = producer_for
     run_worker(Settings(), archive_writer=FaultyWriter)
 
 

@@ -28,7 +28,10 @@ def test_conflicting_duplicates_are_dead_lettered_and_exact_repeats_are_no_ops(
     other_family = factories.vision(7, event_id=same_id)
     twin_a, twin_b = factories.bmi(2), factories.bmi(2, height_cm=141.0)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    send = lambda topic, value: producer.send(settings.topic(topic), key=b"S001", value=value)  # noqa: E731
+
+    def send(topic: str, value: bytes) -> None:
+        producer.send(settings.topic(topic), key=b"S001", value=value)
+
     send(BMI_SCREENINGS, encode_event(first))
     producer.flush()
     process = worker(settings, tmp_path / "worker.log")

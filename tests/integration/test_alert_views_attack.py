@@ -10,7 +10,9 @@ import itertools
 import random
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -28,7 +30,7 @@ STATES = ("open", "acknowledged", "in_progress")
 LEVELS = (0, 1, 2)
 CELLS = list(itertools.product(TEAMS, PRIORITIES, STATES, LEVELS))
 # The columns of alerts.school_summary after school and county: which fine cells each one counts.
-SUMMARY_MEASURES = {
+SUMMARY_MEASURES: dict[str, Callable[[str, str, str, int], bool]] = {
     "open_total": lambda team, priority, state, level: True,
     "urgent": lambda team, priority, state, level: priority == "urgent",
     "high": lambda team, priority, state, level: priority == "high",
@@ -66,7 +68,7 @@ def _province(settings: Settings, seed: int) -> Counter[tuple[str, str, str, str
     return Counter((s, c, t, p, st, lv) for _, _, s, c, t, p, st, lv, *_ in rows)
 
 
-def _vector(index: dict[tuple[object, ...], int], keys: list[tuple[object, ...]]) -> np.ndarray:
+def _vector(index: Mapping[tuple[Any, ...], int], keys: Sequence[tuple[Any, ...]]) -> np.ndarray:
     v = np.zeros(len(index))
     for key in keys:
         v[index[key]] = 1.0

@@ -9,7 +9,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from services.platform.settings import Settings
 from services.server import create_api
 from services.server.thread import serve_in_thread
 from tests import factories
-from tests.integration.conftest import count, wait_for
+from tests.integration.conftest import WorkerProcess, count, wait_for
 from tests.processes import ChildProcess
 
 pytestmark = pytest.mark.integration
@@ -84,8 +84,8 @@ class FeedReader(threading.Thread):
                     return
 
 
-def test_self_harm_survey_reaches_the_right_counsellor_only(isolated: Settings, start_worker,
-                                                           alert_service: AlertService) -> None:
+def test_self_harm_survey_reaches_the_right_counsellor_only(
+        isolated: Settings, start_worker: Callable[[], WorkerProcess], alert_service: AlertService) -> None:
     settings = isolated
     counsellor_a = add_user(settings, "c-a", "counsellor", schools=["SA01"])
     counsellor_b = add_user(settings, "c-b", "counsellor", schools=["SB01"])
@@ -182,7 +182,8 @@ def test_self_harm_survey_reaches_the_right_counsellor_only(isolated: Settings, 
         conn.execute("DELETE FROM audit.psych_reads")
 
 
-def test_worker_path_alone_delivers_alerts(isolated: Settings, start_worker, tmp_path: Path) -> None:
+def test_worker_path_alone_delivers_alerts(
+        isolated: Settings, start_worker: Callable[[], WorkerProcess], tmp_path: Path) -> None:
     """Without the fast lane the alert comes through the worker and intervention-alerts only."""
     settings = isolated
     service = AlertService(settings, tmp_path / "alerts-worker-path.log", fast_lane=False)

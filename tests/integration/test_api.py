@@ -86,7 +86,7 @@ def test_single_survey_is_validated_published_and_classified(api: tuple[str, Set
     add_school_and_student(settings, school_id="SA01", name="Test pupil", student_number="G110101201003070011",
                            student_key=student_key(secret, "G110101201003070011"), sex="female",
                            birth_date="2011-03-07")
-    row = {"school_id": "SA01", "student_number": "G110101201003070011", "sex": "female",
+    row: dict[str, Any] = {"school_id": "SA01", "student_number": "G110101201003070011", "sex": "female",
            "birth_date": "2011-03-07", "answered_on": datetime.now(UTC).date().isoformat(), "instrument": "phq-a",
            "instrument_version": "1", "answers": [1, 1, 1, 1, 0, 0, 0, 0, 1]}
     response = httpx.post(f"{url}/screenings", headers=doctor, json={"kind": "survey", "row": row})

@@ -65,7 +65,7 @@ def test_closed_counselling_alerts_become_depression_labels(isolated: Settings, 
     negatives = sorted(k for (k, y), (label, _) in before.items() if y == year and not label)[:3]
     assert len(positives) == 3 and len(negatives) == 3
     with psycopg.connect(isolated.pg_dsn("app")) as conn:
-        schools = dict(conn.execute("SELECT student_key, school_id FROM archive.students"
+        schools: dict[str, str] = dict(conn.execute("SELECT student_key, school_id FROM archive.students"
                                     " WHERE student_key = ANY(%s)", (positives + negatives,)).fetchall())
 
     term_day = date(year + 1, 10, 20)  # the autumn term after the origin year

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -19,7 +20,7 @@ from models.topics import PSYCH_SURVEYS
 from services.access.users import add_user
 from services.platform.settings import Settings
 from tests import factories
-from tests.integration.conftest import count, wait_for
+from tests.integration.conftest import WorkerProcess, count, wait_for
 from tests.integration.test_alerts_flow import AlertService
 from tests.integration.web_client import api_process
 
@@ -37,7 +38,8 @@ def _cluster_connections(settings: Settings) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def test_more_feeds_than_postgres_connections(isolated: Settings, start_worker, tmp_path: Path) -> None:
+def test_more_feeds_than_postgres_connections(
+        isolated: Settings, start_worker: Callable[[], WorkerProcess], tmp_path: Path) -> None:
     settings = isolated
     used_before, max_connections = _cluster_connections(settings)
     feeds_wanted = max_connections + 20

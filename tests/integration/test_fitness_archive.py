@@ -138,7 +138,7 @@ def _expected_graduations(events: list[FitnessTest]) -> dict[tuple[str, int], tu
         event, result = tests[chosen]
         if event.grade not in year_results[student] or year_results[student][event.grade][0] < year:
             year_results[student][event.grade] = (year, result)
-    expected = {}
+    expected: dict[tuple[str, int], tuple[Any, ...]] = {}
     for student, grades in year_results.items():
         for final in (6, 9, 12):
             if final not in grades:
@@ -146,7 +146,7 @@ def _expected_graduations(events: list[FitnessTest]) -> dict[tuple[str, int], tu
             year, result = grades[final]
             totals = {g: r.total for g, (_, r) in grades.items()
                       if r.total is not None and stage_of(g) == stage_of(final) and g <= final}
-            score = graduation_score(totals, final) if result.total is not None else None  # type: ignore[arg-type]
+            score = graduation_score(totals, final) if result.total is not None else None
             status = "exempt" if result.status == "exempt" else "complete" if score is not None else "incomplete"
             band = None if score is None else ("excellent" if score >= 90 else "good" if score >= 80
                                                else "pass" if score >= 60 else "fail")

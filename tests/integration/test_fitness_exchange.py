@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from openpyxl import Workbook
 from models.fitness_upload import UPLOAD_COLUMNS, row_to_fitness_event
 from models.identity import student_key
 from services.intake.fitness_exchange import export_school_year, import_upload_sheet
-from tests.integration.conftest import count, wait_for
+from services.platform.settings import Settings
+from tests.integration.conftest import WorkerProcess, count, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +45,8 @@ def _sheet(path: Path, rows: list[dict[str, str]]) -> None:
     workbook.save(path)
 
 
-def test_upload_sheet_in_scored_then_out_in_the_same_columns(isolated, start_worker, tmp_path) -> None:
+def test_upload_sheet_in_scored_then_out_in_the_same_columns(
+        isolated: Settings, start_worker: Callable[[], WorkerProcess], tmp_path: Path) -> None:
     settings = isolated
     secret = settings.student_key_secret.get_secret_value().encode()
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
@@ -70,7 +73,7 @@ def test_upload_sheet_in_scored_then_out_in_the_same_columns(isolated, start_wor
              what="3 fitness results", workers=[worker])
     assert count(settings, "SELECT count(*) FROM ops.import_rejections WHERE kind = 'fitness'") == 2
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
-        bands = dict(conn.execute(
+        bands: dict[str, str] = dict(conn.execute(
             "SELECT grade || sex, coalesce(band, status) FROM archive.fitness_results").fetchall())
         names = conn.execute(
             "SELECT count(*) FROM archive.fitness_results WHERE item_scores::text LIKE '%学生%'").fetchone()

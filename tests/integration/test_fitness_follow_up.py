@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 import psycopg
@@ -12,6 +13,7 @@ from models.codecs import encode_batch
 from models.topics import FITNESS_TESTS
 from services.access.users import add_user
 from services.devtools.seed import ArchivePublisher
+from services.platform.settings import Settings
 from services.server import create_api
 from services.server.thread import serve_in_thread
 from tests import factories
@@ -20,14 +22,14 @@ from tests.integration.web_client import web_session_cookie
 pytestmark = pytest.mark.integration
 
 
-def test_failed_tests_reach_the_follow_up_list_of_their_school_only(isolated) -> None:
+def test_failed_tests_reach_the_follow_up_list_of_their_school_only(isolated: Settings) -> None:
     settings = isolated
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         for school in ("S001", "S002"):
             conn.execute("INSERT INTO archive.schools VALUES (%s, %s, 'C1', '县', 'urban', 'junior', false, 300, 1)",
                          (school, f"学校{school}"))
-    lowest = {"vital_capacity_ml": 500, "run_50m_s": 14.0, "sit_and_reach_cm": -15.0, "standing_long_jump_cm": 100,
-              "pull_ups_count": 0, "run_1000m_s": 420.0}
+    lowest: dict[str, Any] = {"vital_capacity_ml": 500, "run_50m_s": 14.0, "sit_and_reach_cm": -15.0,
+                              "standing_long_jump_cm": 100, "pull_ups_count": 0, "run_1000m_s": 420.0}
     publisher = ArchivePublisher(settings)
     publisher.publish(FITNESS_TESTS, b"S001", encode_batch([
         factories.fitness(1, **lowest),                 # total fail

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,11 +24,12 @@ from services.devtools.fitness_synthetic_files import write_fitness_sheets
 from services.devtools.synthetic_files import write_province
 from services.intake.fitness_exchange import import_upload_sheet
 from services.intake.importer import import_file
+from services.platform.settings import Settings
 from services.platform.topics import consumer_lag
 from services.reporting.metrics import publish_year
 from services.reporting.report import write_report
 from services.students.archive_reader import print_student
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +57,8 @@ def _year_results(truth: Path, year: int = YEAR) -> dict[str, dict[str, str]]:
     return chosen
 
 
-def test_published_fitness_rates_equal_the_generators_truth(isolated, start_worker, province, tmp_path) -> None:
+def test_published_fitness_rates_equal_the_generators_truth(
+        isolated: Settings, start_worker: Callable[[], WorkerProcess], province: Path, tmp_path: Path) -> None:
     settings = isolated
     worker = start_worker()
     # The school doctors' files and the PE teachers' upload sheets, all through Kafka and the worker.

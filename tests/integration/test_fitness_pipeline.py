@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from base64 import b64decode
+from collections.abc import Callable
 from decimal import Decimal
 
 import psycopg
@@ -14,12 +15,13 @@ from models.codecs import encode_batch, encode_event
 from models.topics import DEAD_LETTERS, FITNESS_TESTS
 from services.platform.settings import Settings
 from tests import factories
-from tests.integration.conftest import count, wait_for
+from tests.integration.conftest import WorkerProcess, count, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def test_fitness_tests_are_scored_into_the_archive_and_rejects_dead_lettered(isolated, start_worker) -> None:
+def test_fitness_tests_are_scored_into_the_archive_and_rejects_dead_lettered(
+        isolated: Settings, start_worker: Callable[[], WorkerProcess]) -> None:
     settings = isolated
     worker = start_worker()
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
@@ -50,6 +52,7 @@ def test_fitness_tests_are_scored_into_the_archive_and_rejects_dead_lettered(iso
         incomplete = conn.execute(
             "SELECT status, run_800m_s, missing_items, total, band FROM archive.fitness_results"
             " WHERE student_key = %s", (factories.key(22),)).fetchone()
+    assert boy is not None and incomplete is not None
     assert boy[0] == {"vital_capacity": 76, "run_50m": 78, "sit_and_reach": 76, "standing_long_jump": 80,
                       "pull_ups": 90, "run_1000m": 100}
     assert (boy[1], boy[2], boy[3], boy[4], boy[5], boy[6], boy[7]) == (

@@ -61,7 +61,7 @@ def _today() -> str:
 def _class(settings: Settings) -> dict[str, str]:
     """Grade-8 class 2 of school SA01 (five pupils) and one pupil of SB01; their keys by number."""
     secret = settings.student_key_secret.get_secret_value().encode()
-    keys = {}
+    keys: dict[str, str] = {}
     for number, name, sex, school in ((GIRL, "李小红", "female", "SA01"), (GIRL_MISSING, "王芳", "female", "SA01"),
                                       (GIRL_WRONG, "赵敏", "female", "SA01"), (BOY, "张伟", "male", "SA01"),
                                       (BOY_EXEMPT, "陈刚", "male", "SA01"), (OTHER, "周杰", "male", "SB01")):

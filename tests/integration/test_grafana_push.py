@@ -60,7 +60,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         parsed = urlparse(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length)) if length else None
+        body: Any = json.loads(self.rfile.read(length)) if length else None
         self.server.requests.append({"method": method, "path": parsed.path, "query": parse_qs(parsed.query),
                                      "body": body, "authorization": self.headers.get("Authorization")})
         if self.headers.get("Authorization") != f"Bearer {TOKEN}":

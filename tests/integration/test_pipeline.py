@@ -7,6 +7,7 @@ import re
 import signal
 import time
 from base64 import b64decode
+from collections.abc import Callable
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
@@ -29,11 +30,15 @@ def _producer(settings: Settings) -> KafkaProducer:
                          max_request_size=10 * 1024 * 1024)
 
 
-def test_events_are_classified_into_the_archive_and_poison_is_dead_lettered(isolated, start_worker) -> None:
+def test_events_are_classified_into_the_archive_and_poison_is_dead_lettered(
+        isolated: Settings, start_worker: Callable[[], WorkerProcess]) -> None:
     settings = isolated
     worker = start_worker()
     producer = _producer(settings)
-    send = lambda topic, value, school=b"S001": producer.send(settings.topic(topic), key=school, value=value)  # noqa: E731
+
+    def send(topic: str, value: bytes, school: bytes = b"S001") -> None:
+        producer.send(settings.topic(topic), key=school, value=value)
+
     send(BMI_SCREENINGS, encode_event(factories.bmi(1, height_cm=150.0, weight_kg=60.0, age_months=130.0)))
     send(VISION_SCREENINGS, encode_event(factories.vision(2)))
     send(PSYCH_SURVEYS, encode_event(factories.survey(3, answers=[0, 0, 0, 0, 0, 0, 0, 0, 2])))
@@ -64,12 +69,13 @@ def test_events_are_classified_into_the_archive_and_poison_is_dead_lettered(isol
             "SELECT bmi, bmi_for_age_z, wst586, who_category FROM archive.growth_screenings"
             " WHERE student_key = %s", (factories.key(1),)).fetchone()
         survey = conn.execute("SELECT total, band, safety_flags, item_answers FROM archive.survey_results").fetchone()
-        letters = dict(conn.execute("SELECT code, reason FROM ops.dead_letters").fetchall())
+        reasons: dict[str, str] = dict(conn.execute("SELECT code, reason FROM ops.dead_letters").fetchall())
+    assert growth is not None and survey is not None
     assert growth[0] == pytest.approx(60 / 1.5**2, rel=1e-5)
     assert growth[2] == "obesity"  # BMI 26.7 at 10.8 years is over the WS/T 586 obesity cut-off
     assert survey[0] == 2 and "self_harm_item9" in survey[2] and survey[3] == [0, 0, 0, 0, 0, 0, 0, 0, 2]
-    assert set(letters) == {"not_json", "invalid_field", "too_large", "wrong_topic"}
-    assert "height_cm" in " ".join(letters.values())
+    assert set(reasons) == {"not_json", "invalid_field", "too_large", "wrong_topic"}
+    assert "height_cm" in " ".join(reasons.values())
 
     consumer = KafkaConsumer(settings.topic(DEAD_LETTERS), bootstrap_servers=settings.kafka_bootstrap,
                              auto_offset_reset="earliest", consumer_timeout_ms=5000)
@@ -81,7 +87,8 @@ def test_events_are_classified_into_the_archive_and_poison_is_dead_lettered(isol
     assert not_json["topic"] == settings.topic(BMI_SCREENINGS) and not_json["offset"] >= 0
 
 
-def test_sigkill_mid_stream_then_restart_stores_every_event_exactly_once(isolated, start_worker) -> None:
+def test_sigkill_mid_stream_then_restart_stores_every_event_exactly_once(
+        isolated: Settings, start_worker: Callable[[], WorkerProcess]) -> None:
     settings = isolated
     total = 30_000
     worker = start_worker()

@@ -78,12 +78,12 @@ class Enrolled:
     disability: bool
 
 
-def _current(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+def _current(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     replaced = {row["supersedes"] for row in rows if row["supersedes"] is not None}
     return [row for row in rows if row["event_id"] not in replaced]
 
 
-def _fetch(conn: psycopg.Connection, query: str) -> list[dict[str, object]]:
+def _fetch(conn: psycopg.Connection, query: str) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cursor:
         return list(cursor.execute(query).fetchall())
 
@@ -99,7 +99,7 @@ def recompute(settings: Settings, year: int) -> dict[str, dict[tuple[str, str, s
         survey = _current(_fetch(conn, "SELECT * FROM archive.survey_results"))
 
     census = date(year, 9, 30)
-    latest: dict[str, dict[str, object]] = {}
+    latest: dict[str, dict[str, Any]] = {}
     for record in history:
         if record["effective_on"] > census:
             continue
@@ -118,8 +118,8 @@ def recompute(settings: Settings, year: int) -> dict[str, dict[tuple[str, str, s
         enrolled[key] = Enrolled(school["school_id"], school["county_id"], school["urban_rural"], sexes[key], grade,
                                  record["left_behind"], record["disability"])
 
-    def newest(rows: list[dict[str, object]], day: str, group: str | None = None) -> dict[object, dict[str, object]]:
-        chosen: dict[object, dict[str, object]] = {}
+    def newest(rows: list[dict[str, Any]], day: str, group: str | None = None) -> dict[Any, dict[str, Any]]:
+        chosen: dict[Any, dict[str, Any]] = {}
         for row in rows:
             if school_year(row[day]) != year:
                 continue
@@ -139,7 +139,7 @@ def recompute(settings: Settings, year: int) -> dict[str, dict[tuple[str, str, s
     # Each growth metric: the newest screening without WHO flags that its standard classified.
     plausible = [row for row in growth if not row["flags"]]
 
-    def classified(column: str) -> dict[object, dict[str, object]]:
+    def classified(column: str) -> dict[Any, dict[str, Any]]:
         return newest([row for row in plausible if row[column] != "not_applicable"], "measured_on")
 
     for key, row in classified("wst586").items():
@@ -201,7 +201,7 @@ def structure(cells: dict[tuple[str, str, str, str], tuple[int, int]],
     return relations
 
 
-def recoverable(withheld: set[object], relations: list[Relation[tuple[str, str, str, str]]]) -> set[object]:
+def recoverable(withheld: set[Any], relations: list[Relation[tuple[str, str, str, str]]]) -> set[Any]:
     unknown = sorted(withheld, key=repr)
     index = {key: i for i, key in enumerate(unknown)}
     rows = []
@@ -235,7 +235,7 @@ def wilson(k: int, n: int) -> tuple[float, float]:
     return centre - half, centre + half
 
 
-def published(settings: Settings, year: int, revision: int) -> list[dict[str, object]]:
+def published(settings: Settings, year: int, revision: int) -> list[dict[str, Any]]:
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         return _fetch(conn, f"SELECT * FROM metrics.published_indicators WHERE school_year = {int(year)}"
                             f" AND revision = {int(revision)} ORDER BY metric_id, level, area_id, breakdown, category")
@@ -252,7 +252,7 @@ def test_published_metrics_equal_an_independent_recomputation(seeded: Settings) 
     county_of = {s["school_id"]: s["county_id"] for s in schools}
     assert len({s["county_id"] for s in schools}) == 3
 
-    by_metric: dict[str, dict[tuple[str, str, str, str], dict[str, object]]] = defaultdict(dict)
+    by_metric: dict[str, dict[tuple[str, str, str, str], dict[str, Any]]] = defaultdict(dict)
     for row in rows:
         by_metric[row["metric_id"]][row["level"], row["area_id"], row["breakdown"], row["category"]] = row
 

@@ -44,7 +44,7 @@ def test_round_trip_with_kafka_python(stack: Settings, unique: str) -> None:
     producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
     sent = [{"n": n, "school_id": f"S{n % 3}"} for n in range(20)]
     for message in sent:
-        producer.send(topic, key=message["school_id"].encode(), value=json.dumps(message).encode())
+        producer.send(topic, key=str(message["school_id"]).encode(), value=json.dumps(message).encode())
     producer.flush()
     producer.close()
     consumer = KafkaConsumer(topic, bootstrap_servers=stack.kafka_bootstrap,

@@ -34,8 +34,8 @@ FAMILY = {"records": "health-record", "vision": "vision-screening", "bmi": "bmi-
 
 
 def row(kind: str, school: str, number: str, **extra: Any) -> dict[str, Any]:
-    common = {"school_id": school, "student_number": number, "sex": "male", "birth_date": "2014-03-07"}
-    values: dict[str, Any] = {
+    common: dict[str, Any] = {"school_id": school, "student_number": number, "sex": "male", "birth_date": "2014-03-07"}
+    by_kind: dict[str, dict[str, Any]] = {
         "records": {"county_id": "C01", "grade": 5, "action": "update", "effective_on": TODAY, "to_school_id": "",
                     "boarding": False, "left_behind": True, "disability": True},
         "vision": {"measured_on": TODAY, "ucva_right": 4.9, "ucva_left": 4.8, "se_right": -1.0, "se_left": -1.25,
@@ -43,8 +43,8 @@ def row(kind: str, school: str, number: str, **extra: Any) -> dict[str, Any]:
         "bmi": {"measured_on": TODAY, "height_cm": 140.0, "weight_kg": 35.0, "screener": "d-a"},
         "survey": {"answered_on": TODAY, "instrument": "phq-a", "instrument_version": "1",
                    "answers": [3, 3, 3, 3, 3, 3, 3, 3, 3]},
-    }[kind]
-    return {**common, **values, **extra}
+    }
+    return {**common, **by_kind[kind], **extra}
 
 
 @pytest.fixture

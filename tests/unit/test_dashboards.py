@@ -66,19 +66,19 @@ def test_dashboard_json_is_valid_against_the_sdk_model(path: Path) -> None:
     assert_contained(data, json.loads(json.dumps(model, cls=JSONEncoder)))
     assert model.uid and model.title
     assert model.panels
-    ids = [panel.id_val for panel in model.panels]  # type: ignore[union-attr]
+    ids = [panel.id_val for panel in model.panels]
     assert len(ids) == len(set(ids))
     for panel in model.panels:
-        assert panel.type_val in PANEL_TYPES  # type: ignore[union-attr]
+        assert panel.type_val in PANEL_TYPES
         assert panel.datasource.uid == DATASOURCE_UID  # type: ignore[union-attr]
         assert panel.targets, panel.title  # type: ignore[union-attr]
         for target in panel.targets:  # type: ignore[union-attr]
-            body = target.to_json()
+            body = target.to_json()  # type: ignore[union-attr]
             assert body["datasource"] == {"type": DATASOURCE_TYPE, "uid": DATASOURCE_UID}
             assert "reporting." in str(body["rawSql"])
             for schema in ("archive.", "roster.", "ops.", "metrics.", "alerts."):
                 assert schema not in str(body["rawSql"])
-        grid = panel.grid_pos  # type: ignore[union-attr]
+        grid = panel.grid_pos
         assert grid is not None and grid.x + grid.w <= 24
 
 

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -13,9 +14,9 @@ from pydantic import SecretStr
 from services.platform.settings import KAFKA_PRINCIPALS, KafkaPrincipal, Settings, UnsafeSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-CHOSEN = {"pg_admin_password": "a" * 24, "pg_app_password": "b" * 24, "pg_grafana_password": "c" * 24,
+CHOSEN: dict[str, Any] = {"pg_admin_password": "a" * 24, "pg_app_password": "b" * 24, "pg_grafana_password": "c" * 24,
           "student_key_secret": "d" * 40}
-SASL = {"kafka_security_protocol": "SASL_PLAINTEXT"}
+SASL: dict[str, Any] = {"kafka_security_protocol": "SASL_PLAINTEXT"}
 
 
 def test_the_loopback_stack_keeps_its_defaults() -> None:
@@ -24,7 +25,7 @@ def test_the_loopback_stack_keeps_its_defaults() -> None:
 
 @pytest.mark.parametrize("name", sorted(CHOSEN))
 def test_a_default_secret_is_refused_elsewhere(name: str) -> None:
-    values = {**CHOSEN, **SASL, name: Settings.model_fields[name].default}
+    values: dict[str, Any] = {**CHOSEN, **SASL, name: Settings.model_fields[name].default}
     with pytest.raises(UnsafeSettings, match=f"SCHOOLHEALTH_{name.upper()} is a built-in default"):
         Settings(pg_host="db.internal", kafka_host="kafka.internal", **values)
 

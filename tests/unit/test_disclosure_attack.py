@@ -81,14 +81,14 @@ def test_no_small_count_is_published_and_no_withheld_cell_is_recoverable(seed: i
     index = {key: i for i, key in enumerate(unknown)}
     matrix = []
     for total, parts in relations:
-        row = np.zeros(len(unknown))
+        coefficients = np.zeros(len(unknown))
         if total in index:
-            row[index[total]] += 1
+            coefficients[index[total]] += 1
         for part in parts:
             if part in index:
-                row[index[part]] -= 1
-        if row.any():
-            matrix.append(row)
+                coefficients[index[part]] -= 1
+        if coefficients.any():
+            matrix.append(coefficients)
     if matrix:
         a = np.array(matrix)
         _, singular, vt = np.linalg.svd(a)

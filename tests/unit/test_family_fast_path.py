@@ -24,7 +24,7 @@ from models.codecs import (
 )
 from tests import factories
 
-FAMILIES = {
+FAMILIES: dict[str, Callable[[int], Any]] = {
     "bmi-screening": factories.bmi,
     "vision-screening": factories.vision,
     "psych-survey": factories.survey,

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from models.codecs import EventRejected, decode_event, encode_batch
+from models.contracts import FitnessTest
 from models.fitness import TABLE_VERSION
 from models.pipeline import ProcessedMessages, process_message
 from services.platform.event_schemas import json_schemas
@@ -56,6 +57,7 @@ def test_exemptions_need_a_reason() -> None:
     assert "exemption_reason: required when exempt" in rejected(payload).reason
     payload["exemption_reason"] = "disability"
     event = decode_event(json.dumps(payload).encode())
+    assert isinstance(event, FitnessTest)
     assert event.exempt and event.height_cm == 158.0  # height and weight may still be measured
 
 

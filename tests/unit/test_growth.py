@@ -77,6 +77,7 @@ def test_restricted_adjustment_beyond_plus_three() -> None:
     # WHO survey case 323: raw LMS z 4.52, WHO's restricted z 7.04.
     result = classify_growth(sex="male", age_months=187.34, height_cm=170.0, weight_kg=181.3)
     lms = who_lms("bmi", "male", 187.34)
+    assert result.bmi is not None
     assert lms_z(lms, result.bmi) == pytest.approx(4.52, abs=0.005)
     assert result.bmi_for_age_z == 7.04
     # WHO flags |z| > 5 as implausible: the flag, and no nutritional category.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import math
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -37,8 +37,11 @@ def test_reproduces_whos_own_weight_for_age_test_values(row: dict[str, str]) -> 
                              weight_kg=float(row["weight_kg"]))
     assert result.weight_for_age_z == float(row["expected_zwfa"])
     # Unrounded, to WHO's 3-decimal output.
-    for indicator, value, column in (("weight", float(row["weight_kg"]), "expected_zwfa_3dp"),
-                                     ("height", float(row["height_cm"]), "expected_zhfa_3dp")):
+    cases: tuple[tuple[Literal["weight", "height"], float, str], ...] = (
+        ("weight", float(row["weight_kg"]), "expected_zwfa_3dp"),
+        ("height", float(row["height_cm"]), "expected_zhfa_3dp"),
+    )
+    for indicator, value, column in cases:
         z = lms_z(who_lms(indicator, sex, age), value, restricted=indicator == "weight")
         assert round(z, 3) == float(row[column])
     assert result.bmi is not None
@@ -66,9 +69,9 @@ def restricted_by_hand(row: dict[str, str], weight: float) -> float:
     l, m, s = float(row["L"]), float(row["M"]), float(row["S"])  # noqa: E741
 
     def sd(k: float) -> float:
-        return m * (1 + l * s * k) ** (1 / l)
+        return float(m * (1 + l * s * k) ** (1 / l))
 
-    z = ((weight / m) ** l - 1) / (l * s)
+    z = float(((weight / m) ** l - 1) / (l * s))
     if z > 3:
         return 3 + (weight - sd(3)) / (sd(3) - sd(2))
     if z < -3:

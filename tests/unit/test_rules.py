@@ -10,6 +10,7 @@ import pytest
 from models.pipeline import ProcessedMessages, classify_event
 from models.rules import (
     RULES,
+    AlertCandidate,
     InvalidAlertMessage,
     decode_alert_message,
     decode_alert_messages,
@@ -20,7 +21,7 @@ from models.rules import (
 from tests import factories
 
 
-def _alerts(*events: object) -> list:
+def _alerts(*events: object) -> list[AlertCandidate]:
     batch = ProcessedMessages()
     for event in events:
         classify_event(event, batch)  # type: ignore[arg-type]

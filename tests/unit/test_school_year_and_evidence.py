@@ -30,7 +30,9 @@ def test_age_in_completed_years() -> None:
     assert age_years(date(2015, 12, 2), date(2025, 12, 2)) == 10
 
 
-PHQ_ITEM9 = {"instrument": "phq-a", "instrument_version": "1", "total": 3, "band": "minimal", "item": 9, "answer": 1}
+Evidence = dict[str, str | int | float | bool | None]
+PHQ_ITEM9: Evidence = {"instrument": "phq-a", "instrument_version": "1", "total": 3, "band": "minimal",
+                      "item": 9, "answer": 1}
 
 
 def test_self_harm_evidence_reads_as_the_answer_given() -> None:
@@ -48,7 +50,7 @@ def test_band_and_supplement_evidence() -> None:
 
 
 def test_growth_and_vision_evidence() -> None:
-    growth = {"bmi": 30.6, "bmi_for_age_z": 2.81, "who_category": "obesity", "wst586": "obesity"}
+    growth: Evidence = {"bmi": 30.6, "bmi_for_age_z": 2.81, "who_category": "obesity", "wst586": "obesity"}
     assert describe_evidence("obesity", growth, "en") == (
         "BMI 30.6 (BMI-for-age z 2.81); WHO 2007: obesity; WS/T 586-2018: obesity")
     vision = {"se_right": -6.5, "se_left": None, "ucva_right": 4.0, "ucva_left": 4.1}

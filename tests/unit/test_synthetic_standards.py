@@ -26,7 +26,7 @@ def test_the_vectorised_lms_formulas_give_what_growth_gives(indicator: str) -> N
     ages = rng.uniform(60, 228, 400)
     female = rng.random(400) < 0.5
     z = rng.uniform(-5, 5, 400)
-    l_, m, s = _lms_table(indicator).at(female, ages)  # type: ignore[arg-type]
+    l_, m, s = _lms_table(indicator).at(female, ages)
     values = _value_at_z(l_, m, s, z)
     back = _z_of_value(l_, m, s, values)
     for i in range(400):
