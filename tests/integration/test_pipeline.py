@@ -8,6 +8,7 @@ import signal
 import time
 from base64 import b64decode
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
@@ -110,7 +111,7 @@ def test_sigkill_mid_stream_then_restart_stores_every_event_exactly_once(
     assert count(settings, "SELECT count(DISTINCT event_id) FROM archive.growth_screenings") == total
 
 
-def test_a_micro_batch_is_bounded_in_bytes_whatever_the_envelope_size(isolated, tmp_path) -> None:
+def test_a_micro_batch_is_bounded_in_bytes_whatever_the_envelope_size(isolated: Settings, tmp_path: Path) -> None:
     """Large envelopes waiting in the topic: each batch the worker takes ends at its byte budget
     (at most the budget plus one message), not at its message count, and every event is stored once."""
     budget = 1024 * 1024

@@ -40,7 +40,7 @@ def _run(values: list[bytes], *, max_messages: int, max_bytes: int) -> tuple[lis
                 await asyncio.sleep(0.02)
         # Iterating a stream makes faust build its Kafka consumer's thread, with an event loop of
         # its own that is never started without a broker: close it, or it leaks past the test.
-        app.consumer._thread.thread_loop.close()
+        app.consumer._thread.thread_loop.close()  # type: ignore[attr-defined]  # faust keeps it private
 
     asyncio.run(main())
     return batches, sum(acked_by_take)
