@@ -49,7 +49,8 @@ def test_counsellor_sees_urgent_alert_live_and_acts_other_school_cannot(
     counsellor_b = add_user(settings, "c-b", "counsellor", schools=["SB01"])
     alerts = AlertService(settings, tmp_path / "alerts.log")
     try:
-        with serve_in_thread(create_api(settings)) as url:
+        app = create_api(settings)
+        with serve_in_thread(app) as url:
             login(browser, url, counsellor_a)
             assert browser.current_url == f"{url}/web/alerts"
             until(browser, lambda d: d.find_element(By.ID, "live-status").get_attribute("data-live") == "connected",
@@ -145,7 +146,10 @@ def test_counsellor_sees_urgent_alert_live_and_acts_other_school_cannot(
             # Hang up the live feed before the service stops, as a closing tab does, so the
             # server finishes the stream (and closes its LISTEN connection) itself.
             browser.get("about:blank")
-            time.sleep(1.0)
+            deadline = time.monotonic() + 30
+            while app.state.feed_hub.subscribers and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not app.state.feed_hub.subscribers, "the server still streams the closed page's feed"
     finally:
         alerts.stop()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import time
 from base64 import b64decode
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from models.codecs import encode_batch, encode_event
 from models.topics import BMI_SCREENINGS, DEAD_LETTERS, HEALTH_RECORDS, PSYCH_SURVEYS, VISION_SCREENINGS
 from services.platform.settings import Settings
+from services.platform.topics import consumer_lag
 from tests import factories
 from tests.integration.conftest import WorkerProcess, count, wait_for
 
@@ -106,7 +106,10 @@ def test_sigkill_mid_stream_then_restart_stores_every_event_exactly_once(
     assert killed_at < total, "the worker finished before it could be killed; raise the event count"
     restarted = start_worker()
     wait_for(lambda: count(settings, rows) >= total, timeout=180, what=f"{total} rows", workers=[restarted])
-    time.sleep(2)  # anything redelivered after reaching N would show up as extra rows
+    # Once the group has committed every offset nothing can be delivered again: the count is final.
+    topic = [settings.topic(BMI_SCREENINGS)]
+    wait_for(lambda: consumer_lag(settings, settings.consumer_group, topic) == 0, timeout=90,
+             what="every offset committed", workers=[restarted])
     assert count(settings, rows) == total
     assert count(settings, "SELECT count(DISTINCT event_id) FROM archive.growth_screenings") == total
 
