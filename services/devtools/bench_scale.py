@@ -149,15 +149,16 @@ class _AlertingPublisher(ArchivePublisher):
 
     The seeded rows are submitted today, years after they were answered, and the rules open no alert
     for an observation older than 180 days at submission (a bulk import of past years). A school
-    submits its surveys the day they are answered: they are evaluated as if it had. Nobody works
-    the queue, so every concern raised over the four years is still open (repeats merged): a
-    longer queue than a school's real one.
+    submits its surveys the day they are answered: they are evaluated as if it had. Only the
+    newest school year's surveys open alerts (the earlier years' would have been worked and
+    closed); nobody works this year's, so every concern raised since September is still open.
     """
 
     def __init__(self, settings: Settings, now: datetime) -> None:
         super().__init__(settings)
         self._dsn = settings.pg_dsn("app")
         self._now = now
+        self._since = date(SCHOOL_YEARS[-1], 9, 1)
         self.candidates = 0
         self.alert_seconds = 0.0
 
@@ -166,7 +167,7 @@ class _AlertingPublisher(ArchivePublisher):
         on_the_day = ProcessedMessages(surveys=[
             replace(item, event=item.event.model_copy(update={
                 "occurred_at": datetime.combine(item.event.answered_on, dt_time(10), tzinfo=UTC)}))
-            for item in self._pending.surveys])
+            for item in self._pending.surveys if item.event.answered_on >= self._since])
         candidates = evaluate_batch(on_the_day)
         self.alert_seconds += time.perf_counter() - began
         super().flush()
