@@ -83,7 +83,7 @@ FIGURES = (
 def load(paths: list[Path]) -> list[dict[str, Any]]:
     results = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
     return [r for r in results if r.get("benchmark") == "scale" and not str(r.get("label", "")).startswith("SMOKE")
-            and r.get("finished_at")]
+            and (r.get("finished_at") or r.get("stopped"))]
 
 
 def series(results: list[dict[str, Any]], figure: Figure) -> dict[str, list[tuple[int, float]]]:

@@ -87,6 +87,17 @@ class Session:
                     "INSERT INTO audit.psych_reads (user_id, student_key, school_id, alert_id, what)"
                     " VALUES ('', %s, %s, %s, %s)", [(*read, what) for read in reads])
 
+    async def policy_schools(self) -> list[str] | None:
+        """The schools whose rows row-level security may let this user see (served, led or in a served
+        county); None when it sees every school.
+
+        The policies test each row against these schools; a query that also names them lets the
+        planner find the rows through a school index instead of filtering the whole province.
+        """
+        row = await self.fetch_one("SELECT auth.sees_all() AS everything,"
+                                   " ARRAY(SELECT auth.visible_schools() UNION SELECT auth.lead_schools()) AS schools")
+        return None if row is None or row["everything"] else list(row["schools"])
+
     def require(self, *roles: str) -> None:
         if self.role not in roles:
             raise HTTPException(status.HTTP_403_FORBIDDEN,

@@ -99,13 +99,18 @@ async def queue_rows(session: Session, *, states: Sequence[str], school_id: str 
                      escalated: bool | None, limit: int) -> list[AlertOut]:
     """Alerts of the caller's schools in `states`, ordered by priority then acknowledgement deadline."""
     session.require(*QUEUE_ROLES)
+    # Row-level security decides the rows; naming the schools it can let through (the same rows)
+    # finds them by the queue index instead of filtering every open alert of the province.
+    schools = await session.policy_schools()
     rows = await session.fetch(
         f"SELECT {ALERT_COLUMNS} FROM alerts.alerts a WHERE a.state = ANY(%(states)s)"
         " AND (%(school)s::text IS NULL OR a.school_id = %(school)s)"
+        " AND (%(schools)s::text[] IS NULL OR a.school_id = ANY(%(schools)s::text[]))"
         " AND (%(team)s::text IS NULL OR a.team = %(team)s)"
         " AND (%(escalated)s::boolean IS NULL OR (a.escalation_level > 0) = %(escalated)s)"
         " ORDER BY a.priority_rank, a.ack_deadline, a.opened_at LIMIT %(limit)s",
-        {"states": list(states), "school": school_id, "team": team, "escalated": escalated, "limit": limit})
+        {"states": list(states), "school": school_id, "schools": schools, "team": team, "escalated": escalated,
+         "limit": limit})
     await audit_reads(session, rows, "queue")
     return [_alert(row, session.now) for row in rows]
 

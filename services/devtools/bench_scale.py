@@ -491,12 +491,17 @@ def run_scale_bench(base: Settings, *, students: int, out: Path, timescaledb: bo
         result["counsellor"] = _counsellor_reads(settings)
         result["storage"] = _bytes_per_event(settings) | {"by_school_year_state": _bytes_by_school_year_state(settings)}
         result["finished_at"] = datetime.now(UTC).isoformat()
+    except BaseException as stopped:
+        # Interrupted (a deadline's SIGINT) or failed: what was measured so far is still written,
+        # marked unfinished (no `finished_at`), and the error goes on.
+        result["stopped"] = {"at": datetime.now(UTC).isoformat(), "by": type(stopped).__name__}
+        raise
     finally:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         shutil.rmtree(directory, ignore_errors=True)
         if not keep:
             with psycopg.connect(superuser, autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                     sql.Identifier(settings.pg_database)))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return result

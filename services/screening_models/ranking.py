@@ -30,16 +30,26 @@ def models_for(role: str) -> list[str]:
 
 async def ranked_rows(session: Session, model: str, *, today: date, school_id: str | None = None,
                       limit: int = 50) -> list[dict[str, Any]]:
-    """The ranking the caller may see (row-level security), highest risk first, its reads audited."""
+    """The ranking the caller may see (row-level security), highest risk first, its reads audited.
+
+    Row-level security decides the rows. Its policy filters every score of the province one by one
+    (a sequential scan, growing with the province), so the query also names the schools that
+    policy can let through (those the caller serves or leads): the same rows, found through the
+    (school, model, score) index. An admin sees every school: no such list.
+    """
+    schools = await session.policy_schools()
+    # The names and open alerts of the `limit` highest only, not of every score before the LIMIT.
     rows = await session.fetch(
         "SELECT r.student_key, r.school_id, r.model, r.version, r.score, r.scored_at, ro.name,"
         " (SELECT count(*) FROM alerts.alerts a WHERE a.student_key = r.student_key AND a.team = %(team)s"
         f"   AND a.state IN ({OPEN_STATES_SQL}))::int AS open_alerts"
-        " FROM ml.risk_scores r"
+        " FROM (SELECT student_key, school_id, model, version, score, scored_at FROM ml.risk_scores"
+        "       WHERE model = %(model)s AND (%(school)s::text IS NULL OR school_id = %(school)s)"
+        "         AND (%(schools)s::text[] IS NULL OR school_id = ANY(%(schools)s::text[]))"
+        "       ORDER BY score DESC, student_key LIMIT %(limit)s) r"
         " LEFT JOIN roster.students ro ON ro.student_key = r.student_key"
-        " WHERE r.model = %(model)s AND (%(school)s::text IS NULL OR r.school_id = %(school)s)"
-        " ORDER BY r.score DESC, r.student_key LIMIT %(limit)s",
-        {"model": model, "team": MODEL_TEAMS[model], "school": school_id, "limit": limit})
+        " ORDER BY r.score DESC, r.student_key",
+        {"model": model, "team": MODEL_TEAMS[model], "school": school_id, "schools": schools, "limit": limit})
     if model == "depression":
         await session.audit_psych_reads([(row["student_key"], row["school_id"], None) for row in rows], "risk_scores")
     facts = await student_facts(session, [row["student_key"] for row in rows], today)

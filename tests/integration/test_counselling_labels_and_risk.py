@@ -182,3 +182,31 @@ def test_risk_rankings_reach_only_the_team_and_schools_that_act_on_them(scored: 
                                " WHERE what = 'risk_scores' ORDER BY id").fetchall()
     assert ("c-r1", "a" * 64, "risk_scores") in audited and ("c-r1", "b" * 64, "risk_scores") in audited
     assert all(user != "d-r1" for user, _, _ in audited)
+
+
+def test_the_ranking_is_what_row_level_security_lets_through_for_every_role(scored: Settings) -> None:
+    # The ranking names the caller's schools so the index finds them (issue 18): for every kind of
+    # scope (served, led, a county's, everything) it must be exactly what the policy alone allows.
+    settings = scored
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        for school, county in (("SR1", "C1"), ("SR2", "C2")):
+            conn.execute("INSERT INTO archive.schools VALUES (%s, %s, %s, '县', 'urban', 'junior', false, 300, 1)",
+                         (school, f"学校 {school}", county))
+    users = {
+        "counsellor leading SR2": add_user(settings, "c-lead", "counsellor", schools=["SR1"], lead_schools=["SR2"]),
+        "county officer of C2": add_user(settings, "co-2", "county_officer", counties=["C2"]),
+        "admin": add_user(settings, "admin-r", "admin"),
+        "school doctor of SR1 and SR2": add_user(settings, "d-both", "school_doctor", schools=["SR1", "SR2"]),
+    }
+    seen: set[str] = set()
+    with serve_in_thread(create_api(settings)) as url:
+        for who, token in users.items():
+            for model in ("depression", "myopia_onset", "overweight"):
+                policy = rows_as(settings, token, "SELECT student_key, school_id FROM ml.risk_scores"
+                                 f" WHERE model = '{model}' ORDER BY score DESC, student_key")
+                ranking = [(r["student_key"], r["school_id"]) for r in _ranking(url, token, model)]
+                assert ranking == policy, (who, model)
+                seen.update(f"{who}/{model}" for _ in ranking)
+    # Every scope let something through somewhere, and the lead counsellor sees SR2's scores.
+    assert {entry.split("/")[0] for entry in seen} == set(users)
+    assert "counsellor leading SR2/overweight" in seen
