@@ -109,7 +109,7 @@ def projected(points: list[tuple[int, float]], fitted: float | None) -> float | 
     if fitted is None:
         return None
     n, value = points[-1]
-    return value * (TARGET_N / n) ** fitted
+    return float(value * (TARGET_N / n) ** fitted)
 
 
 def _number(value: float) -> str:
