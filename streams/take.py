@@ -7,7 +7,7 @@ message, whatever the envelope size. Events are handed over unacknowledged (the 
 them after its last step) and, like `noack_take`, the stream's own acks are off while it runs.
 
 It relies on faust's stream processors and its passive consumption (`Stream._enable_passive`,
-faust-streaming as pinned in constraints.txt); `tests/unit/test_take.py` runs it on a real
+faust-streaming as pinned in constraints.txt); `tests/unit/streams/test_take.py` runs it on a real
 faust stream.
 """
 

@@ -3,7 +3,7 @@
 A value that came from outside (a school's name, a pupil's name, a rejected cell) and starts with
 =, +, -, @, a tab or a carriage return would run as a formula in Excel or WPS (CSV injection):
 `csv_safe` gives it a leading apostrophe, which spreadsheets show as text. Every CSV the project
-writes goes through `SafeCsvWriter` / `SafeDictWriter` (tests/unit/test_csv_outputs.py checks that
+writes goes through `SafeCsvWriter` / `SafeDictWriter` (tests/unit/services/platform/test_csv_outputs.py checks that
 no module calls csv.writer itself), and XLSX rows through `xlsx_safe_row`.
 """
 
@@ -35,7 +35,7 @@ def csv_safe_row(values: list[Any] | tuple[Any, ...]) -> list[str]:
 
 class SafeCsvWriter:
     """`csv.writer` whose every cell goes through `csv_safe`: the only way the project writes CSV
-    (tests/unit/test_csv_outputs.py checks that no module calls csv.writer itself)."""
+    (tests/unit/services/platform/test_csv_outputs.py checks that no module calls csv.writer itself)."""
 
     def __init__(self, handle: Any, **options: Any) -> None:
         self._writer = csv.writer(handle, **options)

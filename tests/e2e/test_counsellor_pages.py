@@ -26,7 +26,7 @@ from services.server import create_api
 from services.server.thread import serve_in_thread
 from tests import factories
 from tests.e2e.conftest import add_school_and_student, login, until
-from tests.integration.test_alerts_flow import AlertService
+from tests.integration.services.alerts.test_alerts_flow import AlertService
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

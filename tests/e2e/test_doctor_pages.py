@@ -21,7 +21,7 @@ from services.server import create_api
 from services.server.thread import serve_in_thread
 from tests.e2e.conftest import add_school_and_student, login, reload_until, until
 from tests.integration.conftest import WorkerProcess, count, wait_for
-from tests.integration.test_alerts_flow import AlertService
+from tests.integration.services.alerts.test_alerts_flow import AlertService
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

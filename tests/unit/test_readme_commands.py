@@ -6,7 +6,6 @@ The integration test `test_cli_commands.py` runs the ones that read or change a 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +13,9 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from services.cli import app
+from tests.paths import ROOT
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = ROOT / "README.md"
 
 
 def readme_commands() -> list[list[str]]:
