@@ -602,12 +602,6 @@ def _overweight_table() -> tuple[_OverweightRow, ...]:
     )
 
 
-def wst586_overweight_cutoffs() -> tuple[tuple[Sex, float, float], ...]:
-    """WS/T 586-2018 overweight cut-offs as (sex, first age of the half-year group, BMI at or above),
-    from the shipped table (for the synthetic province's vectorised classifier)."""
-    return tuple((row.sex, row.age_from, row.overweight / 10) for row in _overweight_table())
-
-
 @cache
 def _wasting_table() -> tuple[_WastingRow, ...]:
     return tuple(
@@ -641,3 +635,4 @@ def _stunting_table() -> tuple[_StuntingRow, ...]:
             )
         )
     return tuple(rows)
+

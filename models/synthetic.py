@@ -80,8 +80,8 @@ Growth (overweight 11.1 %, obesity 7.9 % at 6-17 by the 2015-19 surveillance; CN
     deviation (0.8 a year, SD 0.75). Classified by WS/T 586 this gives overweight ~12 % and
     obesity ~8-9 %, boys' obesity ~1.5x girls', highest at 9-12.
   * Height-for-age z N(0.35 urban / 0.05 rural, 0.9), + N(0, 0.12) a year [A]. Height and BMI
-    come from `who_lms` (60..228 months) through `value_at_z` (restricted beyond +-3), here
-    vectorised; weight = BMI x measured height squared, to 0.1 kg.
+    come from `models.growth`'s array forms of `who_lms` (60..228 months) and `value_at_z`
+    (restricted beyond +-3); weight = BMI x measured height squared, to 0.1 kg.
   * Screening: height + N(0, 0.3) cm, rounded by the screener's habit, 70 % to 0.1 cm, 20 % to
     0.5 and 10 % to whole centimetres (digit preference) [A]. Where that rounding would move a
     pupil across the WS/T 586 overweight cut-off, the weight moves by 0.1 kg instead, so the
@@ -140,11 +140,11 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from models.ages import DAYS_PER_MONTH
-from models.growth import WHO_MAX_AGE_MONTHS, WHO_MIN_AGE_MONTHS, Indicator, who_lms, wst586_overweight_cutoffs
+from models.ages import DAYS_PER_MONTH, completed_months_arrays
+from models.growth import WHO_MAX_AGE_MONTHS, WHO_MIN_AGE_MONTHS, Indicator
+from models.growth_arrays import WST586_MONTHS, lms_zs, values_at_z, who_lms_arrays, wst586_overweight_bmis
 from models.importing import COLUMNS, OPTIONAL_COLUMNS
 from models.surveys import Instrument, get_instrument
-from models.types import SEXES
 
 __all__ = [
     "HEADERS",
@@ -589,84 +589,19 @@ def _births(year: int) -> float:
     return _BIRTHS[min(max(year, min(_BIRTHS)), max(_BIRTHS))]
 
 
-# --- Reference curves, vectorised -------------------------------------------------------------
+# --- Reference curves --------------------------------------------------------------------------
+# The WHO 2007 LMS values and formulas and the WS/T 586 cut-offs are `models.growth`'s, in their
+# array forms (`models.growth_arrays`); only the generator's own choices (which ages it clips into the tables) are here.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _LmsTable:
-    """WHO 2007 L, M, S at every whole month 60..228, both sexes (row 0 male, 1 female)."""
-
-    l: Floats  # noqa: E741  (the LMS method's own name)
-    m: Floats
-    s: Floats
-
-    def at(self, female: Bools, age_months: Floats) -> tuple[Floats, Floats, Floats]:
-        """L, M, S interpolated linearly in decimal months, exactly as `who_lms` does."""
-        age = np.clip(age_months, WHO_MIN_AGE_MONTHS, WHO_MAX_AGE_MONTHS)
-        low = np.minimum(np.floor(age).astype(np.int64), WHO_MAX_AGE_MONTHS - 1) - WHO_MIN_AGE_MONTHS
-        fraction = age - (low + WHO_MIN_AGE_MONTHS)
-        row = female.astype(np.int64)
-        values = []
-        for table in (self.l, self.m, self.s):
-            lower = table[row, low]
-            values.append(lower + fraction * (table[row, low + 1] - lower))
-        return values[0], values[1], values[2]
+def _who_ages(age_months: Floats) -> Floats:
+    """Ages clipped into the WHO 2007 table (60..228 months): pupils just outside it take its ends."""
+    clipped: Floats = np.clip(age_months, WHO_MIN_AGE_MONTHS, WHO_MAX_AGE_MONTHS)
+    return clipped
 
 
-@cache
-def _lms_table(indicator: Indicator) -> _LmsTable:
-    months = range(WHO_MIN_AGE_MONTHS, WHO_MAX_AGE_MONTHS + 1)
-    rows = [[who_lms(indicator, sex, float(month)) for month in months] for sex in SEXES]
-    return _LmsTable(
-        l=np.array([[lms.l for lms in row] for row in rows]),
-        m=np.array([[lms.m for lms in row] for row in rows]),
-        s=np.array([[lms.s for lms in row] for row in rows]),
-    )
-
-
-def _sd_curve(l_: Floats, m: Floats, s: Floats, z: Floats) -> Floats:
-    safe_l = np.where(l_ == 0, 1.0, l_)
-    power = m * np.power(np.maximum(1 + safe_l * s * z, 1e-9), 1 / safe_l)
-    result: Floats = np.where(l_ == 0, m * np.exp(s * z), power)
-    return result
-
-
-def _value_at_z(l_: Floats, m: Floats, s: Floats, z: Floats) -> Floats:
-    """`growth.value_at_z(..., restricted=True)`, vectorised."""
-    if not (np.abs(z) > 3).any():
-        return _sd_curve(l_, m, s, z)
-    sd3 = _sd_curve(l_, m, s, np.full_like(z, 3.0))
-    sd2 = _sd_curve(l_, m, s, np.full_like(z, 2.0))
-    sd3neg = _sd_curve(l_, m, s, np.full_like(z, -3.0))
-    sd2neg = _sd_curve(l_, m, s, np.full_like(z, -2.0))
-    inner = _sd_curve(l_, m, s, np.clip(z, -3.0, 3.0))
-    result: Floats = np.where(
-        z > 3, sd3 + (z - 3) * (sd3 - sd2), np.where(z < -3, sd3neg + (z + 3) * (sd2neg - sd3neg), inner)
-    )
-    return result
-
-
-def _z_of_value(l_: Floats, m: Floats, s: Floats, value: Floats) -> Floats:
-    """`growth.lms_z(..., restricted=True)`, vectorised."""
-    safe_l = np.where(l_ == 0, 1.0, l_)
-    raw: Floats = np.where(l_ == 0, np.log(value / m) / s, (np.power(value / m, safe_l) - 1) / (safe_l * s))
-    if not (raw > 3).any():
-        return raw
-    sd3 = _sd_curve(l_, m, s, np.full_like(value, 3.0))
-    sd2 = _sd_curve(l_, m, s, np.full_like(value, 2.0))
-    result: Floats = np.where(raw > 3, 3 + (value - sd3) / (sd3 - sd2), raw)
-    return result
-
-
-@cache
-def _overweight_cutoffs() -> Floats:
-    """WS/T 586 overweight BMI (>=) by [sex, half-year group from 6.0]: 0 male, 1 female."""
-    table = np.full((2, 26), np.nan)
-    for sex, age_from, overweight in wst586_overweight_cutoffs():
-        table[SEXES.index(sex), round(age_from * 2) - 12] = overweight
-    # 18.0~ has no upper bound in the standard; growth.py closes it at 19.0.
-    table[:, 25] = table[:, 24]
-    return table
+def _who_lms(indicator: Indicator, female: Bools, age_months: Floats) -> tuple[Floats, Floats, Floats]:
+    return who_lms_arrays(indicator, female, _who_ages(age_months))
 
 
 def _normal_cdf(x: Floats) -> Floats:
@@ -761,8 +696,6 @@ class _Model:
     p_anxiety: _Curve
     p_self_harm: _Curve
     p_literate: _Curve
-    bmi: _LmsTable
-    height: _LmsTable
 
 
 def _bank(
@@ -814,8 +747,6 @@ def _model(self_harm_share: float) -> _Model:
         p_anxiety=_smoothed(gad.total_at_least(_GRID, gad_cutoff), innovation),
         p_self_harm=_smoothed(item9, innovation),
         p_literate=_smoothed(hl.total_at_least(_GRID, hl_cutoff), _HL_NOISE_SD),
-        bmi=_lms_table("bmi"),
-        height=_lms_table("height"),
     )
 
 
@@ -933,20 +864,6 @@ def _ymd(ordinals: Ints) -> tuple[Ints, Ints, Ints]:
     parts = np.array([(d.year, d.month, d.day) for d in map(date.fromordinal, unique.tolist())], dtype=np.int64)
     parts = parts.reshape(-1, 3)
     return parts[inverse, 0], parts[inverse, 1], parts[inverse, 2]
-
-
-_MONTH_DAYS: Final = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
-
-
-def _completed_months(birth_parts: Ints, on: Ints) -> Ints:
-    """`growth.completed_months`, vectorised: birth (year, month, day) rows, `on` date ordinals."""
-    by, bm, bd = birth_parts[:, 0], birth_parts[:, 1], birth_parts[:, 2]
-    oy, om, od = _ymd(on)
-    months = (oy - by) * 12 + om - bm
-    leap = ((oy % 4 == 0) & (oy % 100 != 0)) | (oy % 400 == 0)
-    length = _MONTH_DAYS[om] + ((om == 2) & leap)
-    result: Ints = months - (od < np.minimum(bd, length))
-    return result
 
 
 def _answers_text(answers: Ints) -> list[str]:
@@ -1207,14 +1124,16 @@ class _SchoolRun:
         BMI is compared rounded half-up to one decimal, so it is the cut-off minus 0.05.
         """
         c = self.cohort
-        group = np.clip(_completed_months(c.birth_parts[idx], days) // 6 - 12, 0, 25)
-        threshold: Floats = _overweight_cutoffs()[c.female[idx].astype(np.int64), group] - 0.05
+        # Pupils outside the standard's 6 ..< 19 years take its first or last half-year group.
+        on = np.stack(_ymd(days), axis=1)
+        months = np.clip(completed_months_arrays(c.birth_parts[idx], on), WST586_MONTHS[0], WST586_MONTHS[1] - 1)
+        threshold: Floats = wst586_overweight_bmis(c.female[idx], months) - 0.05
         return threshold
 
     def _overweight_z(self, idx: Ints, days: Ints, age_months: Floats) -> Floats:
         """The BMI-for-age z from which a pupil measured on `days` is overweight by WS/T 586."""
-        lms = self.model.bmi.at(self.cohort.female[idx], age_months)
-        return _z_of_value(*lms, self._overweight_threshold(idx, days))
+        lms = _who_lms("bmi", self.cohort.female[idx], age_months)
+        return lms_zs(*lms, self._overweight_threshold(idx, days), restricted=True)
 
     def _step(self, idx: Ints, year: int, *, with_risk: bool = True) -> _Risk | None:
         """Draw every latent state of school year `year + 1` and return the true probabilities.
@@ -1342,14 +1261,15 @@ class _SchoolRun:
         self.stats.defects[name] = self.stats.defects.get(name, 0) + 1
 
     def _bmi_rows(self, idx: Ints, year: int) -> Iterator[Block]:
-        c, model, rng, n = self.cohort, self.model, self.rng, len(idx)
+        c, rng, n = self.cohort, self.rng, len(idx)
         grade = self._grade(idx, year)
         days, age_months = self._measurement_ages(idx, year)
         female = c.female[idx]
         z = self._bmi_mean(idx, grade, age_months / 12, year) + c.bmi_dev[idx]
         overweight = z >= self._overweight_z(idx, days, age_months)
-        bmi = _value_at_z(*model.bmi.at(female, age_months), np.clip(z, -4.5, 4.5))
-        height = _value_at_z(*model.height.at(female, age_months), np.clip(c.height_z[idx], -4.0, 4.0))
+        bmi = values_at_z(*_who_lms("bmi", female, age_months), np.clip(z, -4.5, 4.5), restricted=True)
+        height = values_at_z(*_who_lms("height", female, age_months), np.clip(c.height_z[idx], -4.0, 4.0),
+                             restricted=True)
         screener = (grade - self.low_grade) % len(self.school.screeners)
         step = np.asarray(self.school.screener_steps)[screener]
         measured_height = np.round((height + rng.normal(0.0, 0.3, n)) / step) * step
