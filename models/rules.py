@@ -29,7 +29,6 @@ from pydantic import TypeAdapter, computed_field
 
 from models.identity import event_id_for
 from models.pipeline import ClassifiedGrowth, ClassifiedSurvey, ClassifiedVision, ProcessedMessages
-from models.types import positional_builder
 
 __all__ = [
     "CONCERNS",
@@ -163,17 +162,14 @@ class AlertCandidate:
         return dict(_ALERT_SCHEMA)
 
 
-# In field order (see `positional_builder`): a busy screening day raises thousands of alerts.
-_alert_candidate = positional_builder(AlertCandidate)
-
-
 def _candidate(rule: Rule, *, event_id: UUID, family: str, student_key: str, school_id: str,
                observed_on: date, submitted_at: datetime,
                evidence: Mapping[str, str | int | float | bool | None]) -> AlertCandidate:
-    return _alert_candidate(
-        event_id_for("alert", str(event_id), rule.id, str(rule.version)), event_id, family, student_key,
-        school_id, rule.id, rule.version, rule.concern, rule.priority, rule.team, observed_on, submitted_at,
-        dict(evidence),
+    return AlertCandidate(
+        alert_event_id=event_id_for("alert", str(event_id), rule.id, str(rule.version)), source_event_id=event_id,
+        source_family=family, student_key=student_key, school_id=school_id, rule_id=rule.id,
+        rule_version=rule.version, concern=rule.concern, priority=rule.priority, team=rule.team,
+        observed_on=observed_on, submitted_at=submitted_at, evidence=dict(evidence),
     )
 
 

@@ -35,6 +35,7 @@ from models.school_year import school_year
 from models.surveys import SurveyResult
 from models.vision import VisionResult
 from services.access.users import OPERATOR_IDENTITIES
+from services.pipeline.text_arrays import use_memoised_text_arrays
 
 log = logging.getLogger(__name__)
 
@@ -515,6 +516,7 @@ class ArchiveWriter:
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         if self._connection is None or self._connection.closed:
             connection = await psycopg.AsyncConnection.connect(self._dsn, connect_timeout=5)
+            use_memoised_text_arrays(connection)
             for table in _TABLES:
                 # Rows vanish at commit: a staging table only ever holds the batch in flight.
                 await connection.execute(sql.SQL(

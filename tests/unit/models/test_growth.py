@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from models import growth
 from models.ages import age_in_months, completed_months
 from models.growth import (
     LMS,
@@ -22,6 +23,7 @@ from models.growth import (
     who_bmi_category,
     who_lms,
 )
+from models.types import Sex
 
 
 def reference_rows(name: str) -> list[dict[str, str]]:
@@ -312,3 +314,25 @@ def test_value_at_z_is_the_lms_inverse() -> None:
     assert lms_z(lms, value_at_z(lms, 4.0)) == pytest.approx(4.0)
     with pytest.raises(ValueError, match="domain"):
         value_at_z(lms, 20.0)
+
+
+def _scanned(table: tuple[Any, ...], sex: str, age_years: float) -> Any:
+    """The row of `table` covering `age_years` for `sex`, by a plain scan (the lookup's reference)."""
+    found = [row for row in table if row.sex == sex and row.age_from <= age_years < row.age_to]
+    assert len(found) <= 1, "the half-year groups of a table overlap"
+    return found[0] if found else None
+
+
+def _ws_t_ages() -> list[float]:
+    tables = (growth._overweight_table(), growth._wasting_table(), growth._stunting_table())
+    edges = {edge for table in tables for row in table for edge in (row.age_from, row.age_to)}
+    return sorted({age for edge in edges for age in (edge, math.nextafter(edge, -math.inf),
+                                                     math.nextafter(edge, math.inf), edge + 0.25)} | {0.0, 30.0})
+
+
+@pytest.mark.parametrize("sex", ["male", "female"])
+def test_one_lookup_finds_the_row_of_each_ws_t_table_that_a_scan_finds(sex: Sex) -> None:
+    tables = (growth._overweight_table(), growth._wasting_table(), growth._stunting_table())
+    for age in _ws_t_ages():
+        expected = tuple(_scanned(table, sex, age) for table in tables)
+        assert growth._wst_rows(sex, age) == expected, f"{sex} at {age!r} years"
