@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> faust.App:
         # Messages faust buffers ahead of the agent, in a count (faust has no byte bound). The raw
         # bytes a worker holds are then bounded whatever the envelope size: the batch in hand at most
         # `worker_batch_bytes` plus one message (`streams.take`), this buffer at most 8 messages of at
-        # most MESSAGE_MAX_BYTES, and aiokafka's prefetch one fetch response (50 MiB): about 170 MiB
+        # most MESSAGE_MAX_BYTES, and aiokafka's prefetch one fetch response (50 MiB): about 145 MiB
         # with the defaults. The take drains the buffer as fast as it fills while no batch is being
         # written, so a short buffer costs no throughput (faust's default, 4,096 messages, could hold
         # gigabytes of envelopes; 80, before, up to 800 MiB).

@@ -1,6 +1,11 @@
-"""A bare faust-streaming agent that only counts one-event messages: the framework's own rate.
+"""A bare faust-streaming agent: the framework's own rate, with nothing of the pipeline behind it.
 
-Run by `schoolhealth bench pipeline` as `python -m services.devtools._bench_faust TOPIC COUNT RESULT_FILE`.
+Mode ``count`` counts one-event messages. Mode ``decode`` takes the worker's batch envelopes and
+decodes each with the worker's own decoder (`models.codecs.decode_message`), counting the events:
+the like-with-like baseline for the worker, which does that and then classifies and stores.
+
+Run by `schoolhealth bench pipeline` as
+``python -m services.devtools._bench_faust TOPIC COUNT RESULT_FILE [count|decode FAMILY]``.
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ from pathlib import Path
 
 import faust
 
+from models.codecs import decode_message
 from services.platform.kafka_security import faust_credentials
 from services.platform.settings import Settings
 
 
-def main(topic_name: str, count: int, result_file: Path) -> None:
+def main(topic_name: str, count: int, result_file: Path, family: str | None = None) -> None:
     settings = Settings()
     app = faust.App(f"{settings.topic_prefix}bare-faust", broker=f"kafka://{settings.kafka_bootstrap}",
                     broker_credentials=faust_credentials(settings), web_enabled=False,
@@ -28,10 +34,10 @@ def main(topic_name: str, count: int, result_file: Path) -> None:
 
     @app.agent(topic)
     async def count_events(stream):  # type: ignore[no-untyped-def]
-        async for _value in stream:
+        async for value in stream:
             if not state["seen"]:
                 state["started"] = time.perf_counter()
-            state["seen"] += 1
+            state["seen"] += 1 if family is None else len(decode_message(value, family=family).events)
             if state["seen"] >= count:
                 # The parent reads this file and stops the process.
                 result_file.write_text(json.dumps({"seconds": time.perf_counter() - state["started"]}))  # noqa: ASYNC240 - once, at the end
@@ -42,4 +48,7 @@ def main(topic_name: str, count: int, result_file: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]))
+    mode = sys.argv[4] if len(sys.argv) > 4 else "count"
+    if mode not in ("count", "decode") or (mode == "decode") != (len(sys.argv) == 6):
+        raise SystemExit("usage: _bench_faust TOPIC COUNT RESULT_FILE [count | decode FAMILY]")
+    main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), sys.argv[5] if mode == "decode" else None)

@@ -3,11 +3,17 @@
 On the same machine and the same events it measures:
   1. raw aiokafka consume + json.loads of one event per message (the transport ceiling);
   2. a bare faust-streaming agent that only counts one-event messages (the framework's own rate);
-  3. raw binary COPY of the same classified rows into PostgreSQL (the database ceiling);
-  4. end to end: batch envelopes produced to Kafka → worker processes → committed archive rows,
+  3. like with like, on the worker's own batch envelopes: raw aiokafka consume + the worker's
+     decoder (`decode_message`), and a bare faust agent doing the same (the consume-and-decode
+     ceilings the worker is compared with);
+  4. raw binary COPY of the same classified rows into PostgreSQL (the database ceiling), with
+     the writer's text[] dumper;
+  5. end to end: batch envelopes produced to Kafka → worker processes → committed archive rows,
      with CPU seconds per event per worker process and the workers' peak memory, and the CPU
      the Kafka broker, the PostgreSQL cluster, this process and the whole machine used meanwhile
-     (so "other" shows anything else that ran during the measurement).
+     (so "other" shows anything else that ran during the measurement);
+  6. end to end on the single-event path (API, web, devices: one event per message), other
+     events of the same kind.
 Results go to JSON; ratios are printed, so a run on a noisy machine still says where time goes.
 """
 
@@ -29,13 +35,14 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from models.codecs import encode_batch, encode_event
+from models.codecs import decode_message, encode_batch, encode_event
 from models.contracts import BmiScreening
 from models.pipeline import ProcessedMessages, classify_event
 from models.topics import BMI_SCREENINGS
 from services.devtools.stack import Kafka, Postgres
 from services.intake.importer import BATCH_EVENTS
 from services.pipeline.archive_writer import GROWTH, growth_row
+from services.pipeline.text_arrays import use_memoised_text_arrays
 from services.platform.database import bootstrap_database
 from services.platform.kafka_limits import MESSAGE_MAX_BYTES, PRODUCER_BATCH_BYTES
 from services.platform.kafka_security import client_options
@@ -45,6 +52,9 @@ from services.platform.settings import Settings
 from services.platform.topics import create_topics
 
 SINGLE_TOPIC = "bench-single"
+ENVELOPE_TOPIC = "bench-envelopes"
+#: Events sent one per message in the single-event measurement (at most `events`).
+SINGLE_PATH_EVENTS = 50_000
 
 
 def make_events(count: int, *, seed: int = 1, schools: int = 64) -> list[BmiScreening]:
@@ -141,7 +151,8 @@ def _prepare(base: Settings, tag: str) -> BenchContext:
 
     admin = KafkaAdminClient(**client_options(settings, "admin"))
     try:
-        admin.create_topics([NewTopic(settings.topic(SINGLE_TOPIC), settings.topic_partitions, 1)])
+        admin.create_topics([NewTopic(settings.topic(name), settings.topic_partitions, 1)
+                             for name in (SINGLE_TOPIC, ENVELOPE_TOPIC)])
     finally:
         admin.close()
     return BenchContext(settings=settings, superuser_dsn=superuser)
@@ -177,11 +188,14 @@ async def _produce(settings: Settings, messages: list[tuple[str, bytes, bytes]])
     return time.perf_counter() - started
 
 
-async def _raw_consume(settings: Settings, count: int) -> float:
+async def _raw_consume(settings: Settings, count: int, *, decode_family: str | None = None) -> float:
+    """Seconds to consume `count` events: one-event messages through json.loads, or (with
+    `decode_family`) the batch envelopes through the worker's decoder."""
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(settings.topic(SINGLE_TOPIC), **client_options(settings, "admin", library="aiokafka"),
-                                group_id=f"{settings.topic_prefix}raw", auto_offset_reset="earliest",
+    topic = SINGLE_TOPIC if decode_family is None else ENVELOPE_TOPIC
+    consumer = AIOKafkaConsumer(settings.topic(topic), **client_options(settings, "admin", library="aiokafka"),
+                                group_id=f"{settings.topic_prefix}raw-{topic}", auto_offset_reset="earliest",
                                 enable_auto_commit=False, max_poll_records=5000)
     await consumer.start()
     seen = 0
@@ -193,19 +207,24 @@ async def _raw_consume(settings: Settings, count: int) -> float:
                 if not started:
                     started = time.perf_counter()
                 for record in records:
-                    json.loads(record.value or b"null")
-                    seen += 1
+                    if decode_family is None:
+                        json.loads(record.value or b"null")
+                        seen += 1
+                    else:
+                        seen += len(decode_message(record.value or b"", family=decode_family).events)
         return time.perf_counter() - started
     finally:
         await consumer.stop()
 
 
-def _bare_faust(settings: Settings, count: int) -> dict[str, float]:
-    """Run the counting faust agent in its own process (as a worker would be)."""
+def _bare_faust(settings: Settings, count: int, *, decode_family: str | None = None) -> dict[str, float]:
+    """Run the bare faust agent in its own process (as a worker would be): counting one-event
+    messages, or (with `decode_family`) decoding the batch envelopes as the worker does."""
     result_file = settings.state_dir / f"bench-faust-{uuid.uuid4().hex}.json"
     env = {**os.environ, **settings.as_environment()}
-    process = subprocess.Popen([sys.executable, "-m", "services.devtools._bench_faust", settings.topic(SINGLE_TOPIC),
-                                str(count), str(result_file)], env=env,
+    topic, mode = (SINGLE_TOPIC, ["count"]) if decode_family is None else (ENVELOPE_TOPIC, ["decode", decode_family])
+    process = subprocess.Popen([sys.executable, "-m", "services.devtools._bench_faust", settings.topic(topic),
+                                str(count), str(result_file), *mode], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 1800
@@ -227,6 +246,7 @@ def _bare_faust(settings: Settings, count: int) -> dict[str, float]:
 
 def _raw_copy(settings: Settings, rows: list[tuple[Any, ...]]) -> float:
     with psycopg.connect(settings.pg_dsn("app")) as conn:
+        use_memoised_text_arrays(conn)  # as the archive writer does
         conn.execute(sql.SQL("CREATE TEMP TABLE bench_copy ({})").format(sql.SQL(", ").join(
             sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in GROWTH.columns)))
         started = time.perf_counter()
@@ -265,7 +285,18 @@ def _wait_for_group(settings: Settings, members: int, processes: list[subprocess
     raise RuntimeError(f"the consumer group did not settle with {members} member(s); see {log_dir}")
 
 
-def _end_to_end(settings: Settings, events: list[BmiScreening], workers: int) -> dict[str, Any]:
+def _envelopes(topic: str, events: list[BmiScreening]) -> list[tuple[str, bytes, bytes]]:
+    """The importer's messages: envelopes of up to `BATCH_EVENTS` events, one school each, keyed by school."""
+    by_school: dict[str, list[BmiScreening]] = {}
+    for event in events:
+        by_school.setdefault(event.school_id, []).append(event)
+    return [(topic, school.encode(), encode_batch(group[i:i + BATCH_EVENTS]))
+            for school, group in by_school.items() for i in range(0, len(group), BATCH_EVENTS)]
+
+
+def _end_to_end(settings: Settings, events: list[BmiScreening], workers: int, *,
+                single: bool = False) -> dict[str, Any]:
+    """Events through real workers into the archive: in batch envelopes, or one per message."""
     log_dir = settings.state_dir / "bench-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     processes = [spawn_command(settings, ["worker"], log=log_dir / f"worker-{n}.log", new_session=False)
@@ -274,22 +305,19 @@ def _end_to_end(settings: Settings, events: list[BmiScreening], workers: int) ->
         _wait_for_group(settings, workers, processes, log_dir)
         # Warm up: wait until a first set of events is stored, so the measurement starts with
         # every worker in the group, its partitions assigned and its connections open.
-        warmup = make_events(256, seed=999)
+        stored_before = _archive_count(settings)
+        warmup = make_events(256, seed=999 + single)
         asyncio.run(_produce(settings, [(settings.topic(BMI_SCREENINGS), e.school_id.encode(),
                                          encode_event(e)) for e in warmup]))
         deadline = time.monotonic() + 120
-        while _archive_count(settings) < len(warmup):
+        while _archive_count(settings) < stored_before + len(warmup):
             if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
                 raise RuntimeError(f"workers did not warm up; see {log_dir}")
             time.sleep(0.2)
-        by_school: dict[str, list[BmiScreening]] = {}
-        for event in events:
-            by_school.setdefault(event.school_id, []).append(event)
-        messages = [
-            (settings.topic(BMI_SCREENINGS), school.encode(), encode_batch(group[i:i + BATCH_EVENTS]))
-            for school, group in by_school.items() for i in range(0, len(group), BATCH_EVENTS)
-        ]
-        target = len(warmup) + len(events)
+        topic = settings.topic(BMI_SCREENINGS)
+        messages = ([(topic, e.school_id.encode(), encode_event(e)) for e in events] if single
+                    else _envelopes(topic, events))
+        target = stored_before + len(warmup) + len(events)
         cpu_before = [_proc_cpu_seconds(p.pid) for p in processes]
         servers_before = _server_cpu_seconds(settings)
         bench_before = time.process_time()
@@ -303,7 +331,8 @@ def _end_to_end(settings: Settings, events: list[BmiScreening], workers: int) ->
             # count(*) scans the table, so it is not free: poll about twice per remaining
             # expected second (rarely while far from the end, every 50 ms close to it).
             so_far = time.perf_counter() - started
-            rate = (stored - len(warmup)) / so_far if stored > len(warmup) else 0.0
+            done = stored - stored_before - len(warmup)
+            rate = done / so_far if done > 0 else 0.0
             remaining = (target - stored) / rate if rate > 0 else 0.5
             time.sleep(min(1.0, max(0.05, remaining / 2)))
         elapsed = time.perf_counter() - started
@@ -318,7 +347,7 @@ def _end_to_end(settings: Settings, events: list[BmiScreening], workers: int) ->
         return {
             "events": len(events), "messages": len(messages), "workers": workers,
             "seconds": elapsed, "events_per_second": len(events) / elapsed,
-            "produce_seconds": produce_seconds, "stored": stored - len(warmup),
+            "produce_seconds": produce_seconds, "stored": stored - stored_before - len(warmup),
             "worker_cpu_seconds": cpu, "cpu_microseconds_per_event_per_process":
                 [c / len(events) * 1e6 for c in cpu],
             "cpu_seconds": {"workers": sum(cpu), **servers},
@@ -346,6 +375,10 @@ def run_pipeline_bench(base: Settings, *, events: int, workers: int, out: Path) 
                                         for e, v in zip(sample, singles, strict=True)]))
         raw_seconds = asyncio.run(_raw_consume(settings, events))
         faust = _bare_faust(settings, events)
+        # Like with like: the same envelopes the workers get, decoded by the same code.
+        asyncio.run(_produce(settings, _envelopes(settings.topic(ENVELOPE_TOPIC), sample)))
+        raw_decode_seconds = asyncio.run(_raw_consume(settings, events, decode_family="bmi-screening"))
+        faust_decode = _bare_faust(settings, events, decode_family="bmi-screening")
         classified = ProcessedMessages()
         started = time.perf_counter()
         for event in sample:
@@ -353,6 +386,8 @@ def run_pipeline_bench(base: Settings, *, events: int, workers: int, out: Path) 
         classify_seconds = time.perf_counter() - started
         copy_seconds = _raw_copy(settings, [growth_row(item) for item in classified.growth])
         end_to_end = _end_to_end(settings, sample, workers)
+        single_sample = make_events(min(events, SINGLE_PATH_EVENTS), seed=2)
+        single_path = _end_to_end(settings, single_sample, workers, single=True)
     finally:
         _cleanup(context)
     result = {
@@ -366,15 +401,22 @@ def run_pipeline_bench(base: Settings, *, events: int, workers: int, out: Path) 
         "build_events_seconds": build_seconds,
         "raw_aiokafka_consume": {"seconds": raw_seconds, "events_per_second": events / raw_seconds},
         "bare_faust_count": {"seconds": faust["seconds"], "events_per_second": events / faust["seconds"]},
+        "raw_aiokafka_consume_decode_envelopes": {"seconds": raw_decode_seconds,
+                                                  "events_per_second": events / raw_decode_seconds},
+        "bare_faust_decode_envelopes": {"seconds": faust_decode["seconds"],
+                                        "events_per_second": events / faust_decode["seconds"]},
         "classify_in_process": {"seconds": classify_seconds, "events_per_second": events / classify_seconds},
         "raw_binary_copy": {"seconds": copy_seconds, "rows_per_second": events / copy_seconds},
         "end_to_end": end_to_end,
+        "end_to_end_single_event_messages": single_path,
     }
     e2e = end_to_end["events_per_second"]
     result["ratios"] = {
         "end_to_end_over_bare_faust": e2e / (events / faust["seconds"]),
         "end_to_end_over_raw_consume": e2e / (events / raw_seconds),
         "end_to_end_over_raw_copy": e2e / (events / copy_seconds),
+        "end_to_end_over_raw_consume_decode_envelopes": e2e / (events / raw_decode_seconds),
+        "end_to_end_over_bare_faust_decode_envelopes": e2e / (events / faust_decode["seconds"]),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

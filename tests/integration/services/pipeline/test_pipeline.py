@@ -144,3 +144,28 @@ def test_a_micro_batch_is_bounded_in_bytes_whatever_the_envelope_size(isolated: 
 
 # The PostgreSQL outage is in tests/faults/test_faults.py, on a throwaway cluster of its own:
 # stopping the session's cluster would stop every other test using it.
+
+
+def test_single_event_messages_share_a_micro_batch_up_to_the_message_cap(isolated: Settings, tmp_path: Path) -> None:
+    """The single-event path (API, web, devices): a backlog of one-event messages is taken in
+    batches of up to `worker_batch_size` messages (one transaction and one commit each), not 40
+    at a time, and every event is stored once."""
+    settings = isolated
+    producer = _producer(settings)
+    total = 600
+    for n in range(total):
+        producer.send(settings.topic(BMI_SCREENINGS), key=f"S{n % 3:03d}".encode(),
+                      value=encode_event(factories.bmi(n, school=f"S{n % 3:03d}")))
+    producer.flush()
+    worker = WorkerProcess(settings, tmp_path / "worker.log", environment={"SCHOOLHEALTH_DEBUG": "1"})
+    try:
+        rows = "SELECT count(*) FROM archive.growth_screenings"
+        wait_for(lambda: count(settings, rows) == total, timeout=120, what=f"{total} rows", workers=[worker])
+    finally:
+        worker.stop()
+    sizes = [int(messages) for messages in
+             re.findall(r"batch of (\d+) message\(s\)", worker.log.read_text(errors="replace"))]
+    assert sum(sizes) == total, sizes
+    assert max(sizes) > 40, sizes  # the former cap: 15 transactions at least for this backlog
+    assert max(sizes) <= settings.worker_batch_size, sizes
+    assert count(settings, "SELECT count(DISTINCT event_id) FROM archive.growth_screenings") == total
