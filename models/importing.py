@@ -792,27 +792,28 @@ def row_to_event(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckedRow:
-    """One row as the worker will take it: its event and, unless the standards cannot judge it, the
-    event classified into `batch` (which is then empty and `unclassifiable` says why)."""
+    """One row as the worker will take it: its event, and the event classified into `batch`."""
 
     event: Event
     batch: ProcessedMessages
-    unclassifiable: str | None
 
 
 def check_row(
     kind: EventKind, row: Mapping[str, str], *, secret: bytes, submitted_by: str, now: datetime
 ) -> CheckedRow:
     """Validate one row (`row_to_event`, which raises `RowRejected`/`HeaderRejected`), then classify
-    its event as the worker will. A classification the standards refuse is returned, not raised,
-    so each caller keeps its own order of checks (the API checks write scope in between)."""
+    its event as the worker will.
+
+    A row that passes its contract always classifies: every contract bound lies inside the domain
+    of the standard that judges it (tests/unit/models/test_classification_domain.py reads the bounds
+    from the contracts). A ValueError from the standards here would be that invariant broken, a bug
+    to surface, not a row to refuse, so it is not caught.
+    """
     event = row_to_event(kind, row, secret=secret, submitted_by=submitted_by, now=now)
     batch = ProcessedMessages()
-    try:
-        classify_event(event, batch)
-    except ValueError as error:
-        return CheckedRow(event=event, batch=ProcessedMessages(), unclassifiable=str(error))
-    return CheckedRow(event=event, batch=batch, unclassifiable=None)
+    classify_event(event, batch)
+    return CheckedRow(event=event, batch=batch)
+
 
 def _non_negative(cells: _Cells) -> Callable[[str, str], int]:
     def parse(column: str, text: str) -> int:

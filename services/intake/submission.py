@@ -134,9 +134,6 @@ async def submit_screening(request: Request, token: str, body: ScreeningIn) -> S
                                 {"code": "invalid_field", "field": error.field, "reason": error.reason}) from None
         event, batch = checked.event, checked.batch
         await check_write_scope(session, body.kind, event)
-    if checked.unclassifiable is not None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            {"code": "unclassifiable", "reason": checked.unclassifiable})
     family = str(event.schema_.family)
     topic = settings.topic(TOPIC_FOR_FAMILY[family])
     try:

@@ -341,14 +341,12 @@ async def screening_check(request: Request) -> JSONResponse:
         user_id, now = session.user_id, session.now
     secret = request.app.state.settings.student_key_secret.get_secret_value().encode()
     try:
-        checked = check_row(kind, _row_of(kind, fields), secret=secret, submitted_by=user_id, now=now)  # type: ignore[arg-type]
+        # A valid row always classifies (`check_row`): only the contract's refusals come back.
+        check_row(kind, _row_of(kind, fields), secret=secret, submitted_by=user_id, now=now)  # type: ignore[arg-type]
     except RowRejected as error:
         shown = error.field in touched
         return JSONResponse({"ok": False, "field": error.field if shown else None,
                              "reason": translate_reason(_language(request), error.reason) if shown else None})
-    if checked.unclassifiable is not None:
-        return JSONResponse({"ok": False, "field": None,
-                             "reason": translate_reason(_language(request), checked.unclassifiable)})
     return JSONResponse({"ok": True, "field": None, "reason": None})
 
 
@@ -479,10 +477,6 @@ def _preview(kind: str, path: Path, *, schools: set[str], secret: bytes, user_id
             checked = check_row(kind, row, secret=secret, submitted_by=user_id, now=now)  # type: ignore[arg-type]
         except RowRejected as error:
             preview.rejected.append(Rejected(row_number=number, field=error.field, reason=error.reason,
-                                             school_id=school, screener=screener))
-            continue
-        if checked.unclassifiable is not None:
-            preview.rejected.append(Rejected(row_number=number, field=None, reason=checked.unclassifiable,
                                              school_id=school, screener=screener))
             continue
         event, batch = checked.event, checked.batch

@@ -530,7 +530,6 @@ def test_other_files_do_not_take_the_bmi_optional_columns() -> None:
 
 def test_check_row_validates_then_classifies_as_the_worker_will() -> None:
     checked = check_row("bmi", row("bmi"), secret=SECRET, submitted_by="doctor-1", now=NOW)
-    assert checked.unclassifiable is None
     assert checked.event == row_to_event("bmi", row("bmi"), secret=SECRET, submitted_by="doctor-1", now=NOW)
     (growth,) = checked.batch.growth
     assert growth.event is checked.event
