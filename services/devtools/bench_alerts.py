@@ -31,6 +31,7 @@ from models.topics import BMI_SCREENINGS, PSYCH_SURVEYS
 from services.access.users import add_user
 from services.devtools.stack import Postgres
 from services.platform.database import bootstrap_database
+from services.platform.kafka import KafkaAdmin
 from services.platform.kafka_security import client_options
 from services.platform.migrate import migrate
 from services.platform.network import free_port
@@ -244,12 +245,5 @@ def run_bench(base: Settings, *, seconds: float = 30.0, rate: int = 1000, probes
         with psycopg.connect(superuser, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                 sql.Identifier(settings.pg_database)))
-        from kafka.admin import KafkaAdminClient
-
-        admin = KafkaAdminClient(**client_options(settings, "admin"))
-        try:
-            names = [name for name in admin.list_topics() if name.startswith(settings.topic_prefix)]
-            if names:
-                admin.delete_topics(names)
-        finally:
-            admin.close()
+        with KafkaAdmin(settings) as admin:
+            admin.delete_topics(sorted(name for name in admin.topics() if name.startswith(settings.topic_prefix)))

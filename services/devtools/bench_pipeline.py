@@ -44,6 +44,7 @@ from services.intake.importer import BATCH_EVENTS
 from services.pipeline.archive_writer import GROWTH, growth_row
 from services.pipeline.text_arrays import use_memoised_text_arrays
 from services.platform.database import bootstrap_database
+from services.platform.kafka import KafkaAdmin, NewTopicSpec
 from services.platform.kafka_limits import MESSAGE_MAX_BYTES, PRODUCER_BATCH_BYTES
 from services.platform.kafka_security import client_options
 from services.platform.migrate import migrate
@@ -147,30 +148,19 @@ def _prepare(base: Settings, tag: str) -> BenchContext:
     bootstrap_database(settings, superuser, timescaledb=False)
     migrate(settings)
     create_topics(settings)
-    from kafka.admin import KafkaAdminClient, NewTopic
-
-    admin = KafkaAdminClient(**client_options(settings, "admin"))
-    try:
-        admin.create_topics([NewTopic(settings.topic(name), settings.topic_partitions, 1)
+    with KafkaAdmin(settings) as admin:
+        admin.create_topics([NewTopicSpec(name=settings.topic(name), partitions=settings.topic_partitions, configs={})
                              for name in (SINGLE_TOPIC, ENVELOPE_TOPIC)])
-    finally:
-        admin.close()
     return BenchContext(settings=settings, superuser_dsn=superuser)
 
 
 def _cleanup(context: BenchContext) -> None:
-    from kafka.admin import KafkaAdminClient
-
     with psycopg.connect(context.superuser_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
             sql.Identifier(context.settings.pg_database)))
-    admin = KafkaAdminClient(**client_options(context.settings, "admin"))
-    try:
-        names = [name for name in admin.list_topics() if name.startswith(context.settings.topic_prefix)]
-        if names:
-            admin.delete_topics(names)
-    finally:
-        admin.close()
+    with KafkaAdmin(context.settings) as admin:
+        prefix = context.settings.topic_prefix
+        admin.delete_topics(sorted(name for name in admin.topics() if name.startswith(prefix)))
 
 
 async def _produce(settings: Settings, messages: list[tuple[str, bytes, bytes]]) -> float:
@@ -268,20 +258,15 @@ def _archive_count(settings: Settings) -> int:
 def _wait_for_group(settings: Settings, members: int, processes: list[subprocess.Popen[bytes]],
                     log_dir: Path) -> None:
     """Until the consumer group is Stable with every worker in it (no rebalance mid-run)."""
-    from kafka.admin import KafkaAdminClient
-
-    admin = KafkaAdminClient(**client_options(settings, "admin"))
     deadline = time.monotonic() + 120
-    try:
+    with KafkaAdmin(settings) as admin:
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in processes):
                 raise RuntimeError(f"a worker exited while joining; see {log_dir}")
-            group = admin.describe_groups([settings.consumer_group]).get(settings.consumer_group, {})
-            if group.get("group_state") == "Stable" and len(group.get("members", [])) == members:
+            group = admin.group_state(settings.consumer_group)
+            if group.state == "Stable" and group.members == members:
                 return
             time.sleep(0.5)
-    finally:
-        admin.close()
     raise RuntimeError(f"the consumer group did not settle with {members} member(s); see {log_dir}")
 
 

@@ -14,8 +14,11 @@ Consumers and administration:
   caller commits (the alert service: apply the batch, then commit).
 - `read_topic` (kafka-python, synchronous): every record of a topic from a time to its end right
   now, outside any group (the delivery audit).
-- `KafkaAdmin` (kafka-python): topics, partition counts, a group's committed offsets and the
-  topics' end offsets (topic creation, consumer lag).
+- `KafkaAdmin` (kafka-python): topics (create, delete), partition counts, a group's state and
+  committed offsets, the topics' end offsets (topic creation, consumer lag, the benchmarks' setup
+  and teardown), and with SASL the services' SCRAM users and ACLs (`AclGrant`).
+- `can_sign_in`: whether a principal's credentials open a connection (the Kafka init step waits
+  for each new SCRAM user).
 
 The clients' errors the callers act on are translated: `BrokerUnavailable` (unreachable or timed
 out: retry later) and `CommitLost` (the group rebalanced before the commit: another member gets
@@ -33,10 +36,10 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from services.platform.kafka_limits import MESSAGE_MAX_BYTES, PRODUCER_BATCH_BYTES
-from services.platform.kafka_security import client_options
+from services.platform.kafka_security import KafkaSecurityError, client_options
 from services.platform.settings import KafkaPrincipal, Settings
 
 
@@ -252,16 +255,32 @@ class NewTopicSpec:
     configs: dict[str, str]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AclGrant:
+    """One ACL binding: `user` may do `operation` on the topic or group `resource` (from any host)."""
+
+    user: str
+    resource_type: Literal["TOPIC", "GROUP"]
+    resource: str
+    operation: Literal["READ", "WRITE"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupState:
+    """A consumer group as the broker describes it: its state ("Stable", "Empty", ...) and member count."""
+
+    state: str
+    members: int
+
+
 class KafkaAdmin:
     """kafka-python admin client (and, for end offsets, a group-less consumer); close it after use."""
 
     def __init__(self, settings: Settings, *, principal: KafkaPrincipal = "admin",
                  request_timeout_ms: int = 30000) -> None:
-        from kafka.admin import KafkaAdminClient
-
         self._settings = settings
         self._principal = principal
-        self._admin = KafkaAdminClient(request_timeout_ms=request_timeout_ms, **client_options(settings, principal))
+        self._admin = _admin_client(request_timeout_ms=request_timeout_ms, **client_options(settings, principal))
         self._consumer: Any = None
 
     def __enter__(self) -> KafkaAdmin:
@@ -281,8 +300,24 @@ class KafkaAdmin:
         with contextlib.suppress(TopicAlreadyExistsError):
             self._admin.create_topics([NewTopic(t.name, t.partitions, 1, topic_configs=t.configs) for t in topics])
 
+    def delete_topics(self, names: Sequence[str]) -> None:
+        """Delete the topics `names` (full names); one already gone is fine."""
+        from kafka.errors import UnknownTopicOrPartitionError
+
+        if names:
+            with contextlib.suppress(UnknownTopicOrPartitionError):
+                self._admin.delete_topics(list(names))
+
     def partition_counts(self, topics: Sequence[str]) -> dict[str, int]:
         return {topic["name"]: len(topic["partitions"]) for topic in self._admin.describe_topics(list(topics))}
+
+    def group_state(self, group: str) -> GroupState:
+        """The group's state and member count ("Dead" and 0 for a group the broker does not know)."""
+        described = self._admin.describe_groups([group])
+        # kafka-python 3 answers {group: {...}}; older versions a list of GroupInformation.
+        info = described.get(group, {}) if isinstance(described, dict) else described[0]._asdict()
+        return GroupState(state=str(info.get("group_state") or info.get("state") or "Dead"),
+                          members=len(info.get("members") or ()))
 
     def committed_offsets(self, group: str) -> dict[tuple[str, int], int]:
         """{(topic, partition): next offset} committed by `group` (empty if it never committed)."""
@@ -303,9 +338,73 @@ class KafkaAdmin:
                       for p in sorted(self._consumer.partitions_for_topic(topic) or ())]
         return {(tp.topic, tp.partition): offset for tp, offset in self._consumer.end_offsets(partitions).items()}
 
+    def upsert_scram_users(self, credentials: Sequence[tuple[str, str]], mechanism: str) -> None:
+        """Create each (user, password) SCRAM credential for `mechanism`, or change its password.
+
+        Raises `KafkaSecurityError` naming each user the broker refused.
+        """
+        from kafka.admin import ScramMechanism, UserScramCredentialUpsertion
+
+        kind = {"SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256, "SCRAM-SHA-512": ScramMechanism.SCRAM_SHA_512}[mechanism]
+        response = self._admin.alter_user_scram_credentials(
+            [UserScramCredentialUpsertion(user, kind, password) for user, password in credentials])
+        # kafka-python answers {user: error message or None}.
+        failures = {user: message for user, message in response.items() if message}
+        if failures:
+            raise KafkaSecurityError(f"creating SCRAM users failed: {failures}")
+
+    def create_acls(self, grants: Sequence[AclGrant]) -> None:
+        """Grant each ACL (an existing binding is left as it is); raises `KafkaSecurityError` saying how
+        many the broker refused and why (e.g. SecurityDisabledError: the broker has no authorizer)."""
+        from kafka.admin import ACL, ACLOperation, ACLPermissionType, ResourcePattern, ResourceType
+
+        acls = [ACL(principal=f"User:{grant.user}", host="*", operation=ACLOperation[grant.operation],
+                    permission_type=ACLPermissionType.ALLOW,
+                    resource_pattern=ResourcePattern(ResourceType[grant.resource_type], grant.resource))
+                for grant in grants]
+        # kafka-python answers {"succeeded": [acl, ...], "failed": [error class, ...]}.
+        failed = self._admin.create_acls(acls).get("failed") or []
+        if failed:
+            reasons = ", ".join(sorted({getattr(error, "__name__", str(error)) for error in failed}))
+            raise KafkaSecurityError(f"creating {len(failed)} of {len(acls)} ACLs failed: {reasons}")
+
     def close(self) -> None:
         try:
             if self._consumer is not None:
                 self._consumer.close()
         finally:
             self._admin.close()
+
+
+def _admin_client(**options: Any) -> Any:
+    """A kafka-python admin client, bootstrapped. If the bootstrap fails, kafka-python 3.0 leaves
+    the half-made client's sockets open and its I/O thread running: they are closed before the
+    error goes on, so retrying callers (the init step, the stack's probe) leak nothing."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient.__new__(KafkaAdminClient)
+    try:
+        admin.__init__(**options)
+    except BaseException:
+        client, network = getattr(admin, "_client", None), getattr(admin, "_net", None)
+        try:
+            if client is not None:
+                client.close()
+        finally:
+            if network is not None:
+                network.stop()
+        raise
+    return admin
+
+
+def can_sign_in(settings: Settings, principal: KafkaPrincipal, *, timeout_ms: int = 3000) -> str | None:
+    """None if `principal` opens a connection to the broker, else the client's reason. kafka-python
+    reports refused credentials as a bootstrap that timed out, so the two are not told apart."""
+    from kafka.errors import KafkaError
+
+    try:
+        _admin_client(bootstrap_timeout_ms=timeout_ms, request_timeout_ms=10000,
+                      **client_options(settings, principal)).close()
+    except KafkaError as error:
+        return f"{type(error).__name__}: {error}"
+    return None

@@ -16,9 +16,13 @@ importer can publish to it but not read back what anyone else submitted.
 
 The admin's SCRAM credential is written when the storage is formatted (`--add-scram`), since
 nobody could sign in to create it otherwise; the services' users and every ACL are created by
-`schoolhealth topics create`, which signs in as the admin (idempotent: run it again after changing
-a password). The controller listener uses SASL PLAIN with the admin's password (KRaft controllers
-cannot use SCRAM, whose credentials live in the metadata they serve).
+`schoolhealth topics create` (`services.platform.topics.apply_users_and_acls`, through the admin
+adapter of `services.platform.kafka`), which signs in as the admin (idempotent: run it again after
+changing a password). The controller listener uses SASL PLAIN with the admin's password (KRaft
+controllers cannot use SCRAM, whose credentials live in the metadata they serve).
+
+This module is the policy (who may do what, how each client signs in, the broker's properties);
+it calls no Kafka client itself.
 """
 
 from __future__ import annotations
@@ -27,10 +31,11 @@ import ssl
 from typing import Any, Literal
 
 from models.topics import DEAD_LETTERS, INPUT_TOPICS, INTERVENTION_ALERTS, PSYCH_SURVEYS
-from services.platform.settings import KAFKA_PRINCIPALS, KafkaPrincipal, Settings
+from services.platform.settings import KafkaPrincipal, Settings
 
 Library = Literal["kafka-python", "aiokafka"]
 Operation = Literal["READ", "WRITE"]
+Resource = Literal["TOPIC", "GROUP"]
 
 
 def client_options(settings: Settings, principal: KafkaPrincipal, *,
@@ -69,7 +74,7 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=cafile)
 
 
-def grants(settings: Settings) -> dict[KafkaPrincipal, list[tuple[str, str, Operation]]]:
+def grants(settings: Settings) -> dict[KafkaPrincipal, list[tuple[Resource, str, Operation]]]:
     """What each service principal may do: (resource type TOPIC or GROUP, name, operation).
 
     The admin is a super user and needs none.
@@ -87,80 +92,8 @@ def grants(settings: Settings) -> dict[KafkaPrincipal, list[tuple[str, str, Oper
     }
 
 
-def apply_users_and_acls(settings: Settings) -> int:
-    """Create or update every service's SCRAM user and grant its ACLs, signed in as the admin.
-
-    Returns how many ACL bindings were requested (creating an existing binding changes nothing).
-    """
-    from kafka.admin import (
-        ACL,
-        ACLOperation,
-        ACLPermissionType,
-        KafkaAdminClient,
-        ResourcePattern,
-        ResourceType,
-        ScramMechanism,
-        UserScramCredentialUpsertion,
-    )
-
-    mechanism = ScramMechanism.SCRAM_SHA_512 if settings.kafka_sasl_mechanism == "SCRAM-SHA-512" \
-        else ScramMechanism.SCRAM_SHA_256
-    admin = KafkaAdminClient(request_timeout_ms=30000, **client_options(settings, "admin"))
-    try:
-        upserts = []
-        for principal in KAFKA_PRINCIPALS:
-            if principal == "admin":
-                continue
-            user, password = settings.kafka_credentials(principal)
-            upserts.append(UserScramCredentialUpsertion(user, mechanism, password))
-        _raise_failures(admin.alter_user_scram_credentials(upserts), "creating SCRAM users")
-        acls = []
-        for principal, allowed in grants(settings).items():
-            user, _ = settings.kafka_credentials(principal)
-            for kind, name, operation in allowed:
-                acls.append(ACL(principal=f"User:{user}", host="*", operation=ACLOperation[operation],
-                                permission_type=ACLPermissionType.ALLOW,
-                                resource_pattern=ResourcePattern(ResourceType[kind], name)))
-        result = admin.create_acls(acls)
-        if result.get("failed"):
-            raise KafkaSecurityError(f"creating ACLs failed: {result['failed']}")
-    finally:
-        admin.close()
-    _wait_until_each_service_signs_in(settings)
-    return len(acls)
-
-
-def _wait_until_each_service_signs_in(settings: Settings, timeout: float = 60.0) -> None:
-    """The broker applies new SCRAM credentials from its metadata a moment after the controller
-    accepted them: the init step is done only when every service's user can sign in."""
-    import time
-
-    from kafka.admin import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    deadline = time.monotonic() + timeout
-    for principal in KAFKA_PRINCIPALS:
-        while True:
-            try:
-                KafkaAdminClient(bootstrap_timeout_ms=3000, request_timeout_ms=10000,
-                                 **client_options(settings, principal)).close()
-                break
-            except KafkaError as error:
-                if time.monotonic() > deadline:
-                    user, _ = settings.kafka_credentials(principal)
-                    raise KafkaSecurityError(f"Kafka user {user} still cannot sign in ({error})") from error
-                time.sleep(0.5)
-
-
 class KafkaSecurityError(RuntimeError):
     """The broker refused to create a SCRAM user or an ACL; the message says which."""
-
-
-def _raise_failures(response: dict[str, str | None], what: str) -> None:
-    """kafka-python answers {user: error message or None}."""
-    failures = {user: message for user, message in response.items() if message}
-    if failures:
-        raise KafkaSecurityError(f"{what} failed: {failures}")
 
 
 def broker_properties(settings: Settings) -> dict[str, str]:

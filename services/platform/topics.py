@@ -1,12 +1,15 @@
-"""Creating the Kafka topics explicitly (the broker has auto-creation off)."""
+"""The Kafka init step: the topics, created explicitly (the broker has auto-creation off), and with
+SASL the services' SCRAM users and ACLs (`services.platform.kafka_security.grants`)."""
 
 from __future__ import annotations
 
+import time
+
 from models.topics import TOPICS
-from services.platform.kafka import KafkaAdmin, NewTopicSpec
+from services.platform.kafka import AclGrant, KafkaAdmin, NewTopicSpec, can_sign_in
 from services.platform.kafka_limits import MESSAGE_MAX_BYTES
-from services.platform.kafka_security import apply_users_and_acls
-from services.platform.settings import Settings
+from services.platform.kafka_security import KafkaSecurityError, grants
+from services.platform.settings import KAFKA_PRINCIPALS, Settings
 
 
 def create_topics(settings: Settings) -> dict[str, int]:
@@ -44,3 +47,31 @@ def consumer_lag(settings: Settings, group: str, topics: list[str]) -> int:
         committed = admin.committed_offsets(group)
         ends = admin.end_offsets(topics)
     return sum(max(0, end - committed.get(partition, 0)) for partition, end in ends.items())
+
+
+def apply_users_and_acls(settings: Settings) -> int:
+    """Create or update every service's SCRAM user and grant its ACLs, signed in as the admin.
+
+    Returns how many ACL bindings were requested (creating an existing binding changes nothing).
+    """
+    credentials = [settings.kafka_credentials(principal) for principal in KAFKA_PRINCIPALS if principal != "admin"]
+    acls = [AclGrant(user=settings.kafka_credentials(principal)[0], resource_type=kind, resource=name,
+                     operation=operation)
+            for principal, allowed in grants(settings).items() for kind, name, operation in allowed]
+    with KafkaAdmin(settings) as admin:
+        admin.upsert_scram_users(credentials, settings.kafka_sasl_mechanism)
+        admin.create_acls(acls)
+    _wait_until_each_service_signs_in(settings)
+    return len(acls)
+
+
+def _wait_until_each_service_signs_in(settings: Settings, timeout: float = 60.0) -> None:
+    """The broker applies new SCRAM credentials from its metadata a moment after the controller
+    accepted them: the init step is done only when every service's user can sign in."""
+    deadline = time.monotonic() + timeout
+    for principal in KAFKA_PRINCIPALS:
+        while (reason := can_sign_in(settings, principal)) is not None:
+            if time.monotonic() > deadline:
+                user, _ = settings.kafka_credentials(principal)
+                raise KafkaSecurityError(f"Kafka user {user} still cannot sign in ({reason})")
+            time.sleep(0.5)

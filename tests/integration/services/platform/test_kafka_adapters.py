@@ -10,14 +10,19 @@ import pytest
 
 from models.topics import PSYCH_SURVEYS
 from services.platform.kafka import (
+    AclGrant,
     BrokerUnavailable,
     GroupConsumer,
+    GroupState,
     KafkaAdmin,
     KafkaPublisher,
+    NewTopicSpec,
     Record,
+    can_sign_in,
     read_topic,
 )
 from services.platform.kafka_limits import PARTITION_FETCH_BYTES
+from services.platform.kafka_security import KafkaSecurityError
 from services.platform.network import free_port
 from services.platform.settings import Settings
 from services.platform.topics import consumer_lag
@@ -114,3 +119,53 @@ def test_read_topic_reads_from_a_time_to_the_end_and_the_admin_sees_offsets(isol
         assert sum(ends.values()) == 9
         assert len(ends) == admin.partition_counts([topic])[topic]
         assert admin.committed_offsets(f"{settings.topic_prefix}never-consumed") == {}
+
+
+def test_the_admin_creates_and_deletes_topics_and_describes_a_group(isolated: Settings) -> None:
+    settings = isolated
+    scratch = [settings.topic(f"scratch-{n}") for n in range(2)]
+    with KafkaAdmin(settings) as admin:
+        admin.create_topics([NewTopicSpec(name=name, partitions=2, configs={"retention.ms": "60000"})
+                             for name in scratch])
+        admin.create_topics([NewTopicSpec(name=scratch[0], partitions=2, configs={})])  # exists: fine
+        deadline = time.monotonic() + 60
+        while admin.partition_counts(scratch) != {name: 2 for name in scratch}:  # metadata catches up
+            assert time.monotonic() < deadline, f"created topics not described: {admin.partition_counts(scratch)}"
+            time.sleep(0.2)
+        admin.delete_topics(scratch)
+        while set(scratch) & admin.topics():  # the broker deletes in the background
+            assert time.monotonic() < deadline, "the deleted topics are still listed after 60 s"
+            time.sleep(0.2)
+        admin.delete_topics(scratch)  # already gone: fine
+        admin.delete_topics([])
+
+    topic = settings.topic(PSYCH_SURVEYS)
+    group = f"{settings.topic_prefix}state-test"
+    _publish(settings, [b"one"])
+
+    async def member() -> GroupState:
+        consumer = GroupConsumer(settings, "alerts", [topic], group=group, partition_fetch_bytes=PARTITION_FETCH_BYTES)
+        await consumer.start()
+        try:
+            await _poll_until(consumer, 1)
+            with KafkaAdmin(settings) as admin:
+                return admin.group_state(group)
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(member()) == GroupState(state="Stable", members=1)
+    with KafkaAdmin(settings) as admin:
+        assert admin.group_state(group).members == 0  # the member left
+        assert admin.group_state(f"{settings.topic_prefix}never-joined") == GroupState(state="Dead", members=0)
+
+
+def test_sign_in_and_acl_refusals_come_back_as_reasons(isolated: Settings) -> None:
+    """The shared broker is PLAINTEXT without an authorizer: every client signs in, no ACL can be made.
+    The SASL broker of tests/integration/services/platform/test_kafka_security.py grants them and
+    refuses a wrong password. (No closed port here: kafka-python 3.0 leaves a refused connection's
+    socket to the garbage collector, which pytest reports as an unraisable ResourceWarning.)"""
+    assert can_sign_in(isolated, "worker") is None
+    grant = AclGrant(user="nobody", resource_type="TOPIC", resource=isolated.topic(PSYCH_SURVEYS), operation="READ")
+    with KafkaAdmin(isolated) as admin, pytest.raises(KafkaSecurityError,
+                                                      match="creating 1 of 1 ACLs failed: SecurityDisabledError"):
+        admin.create_acls([grant])

@@ -28,6 +28,7 @@ from models.identity import student_key
 from models.topics import PSYCH_SURVEYS
 from services.access.users import add_user
 from services.devtools.stack import Kafka
+from services.platform.kafka import can_sign_in
 from services.platform.kafka_security import client_options
 from services.platform.settings import KAFKA_PRINCIPALS, KafkaPrincipal, Settings
 from services.platform.topics import create_topics
@@ -111,6 +112,11 @@ def test_only_the_pipeline_reads_psych_surveys_and_it_works_end_to_end_with_sasl
     with pytest.raises(KafkaTimeoutError, match="Unable to bootstrap"):
         _read(settings, "worker", PSYCH_SURVEYS, sasl_plain_password="not-the-password")
     assert "invalid credentials with SASL mechanism SCRAM-SHA-512" in Kafka(settings).log.read_text()
+    # The adapter's sign-in check (the init step waits on it) says the same.
+    assert can_sign_in(settings, "worker") is None
+    refused = can_sign_in(settings.model_copy(update={"kafka_worker_password": SecretStr("not-the-password")}),
+                          "worker")
+    assert refused is not None and "Unable to bootstrap" in refused
     for outsider in ("api", "importer"):
         with pytest.raises(TopicAuthorizationFailedError):
             _read(settings, outsider, PSYCH_SURVEYS)
