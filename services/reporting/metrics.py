@@ -238,6 +238,10 @@ def _refresh_live(settings: Settings, *, wait: bool, full: bool) -> RefreshResul
             " last_full_at = CASE WHEN EXCLUDED.last_mode = 'full' THEN now()"
             " ELSE metrics.refresh_state.last_full_at END",
             (digest, mode, years))
+        # The alert operations panels' rollup (migration 0105), under this refresh's lock, in its own
+        # short transaction; its marks keep the panels exact between refreshes.
+        with psycopg.connect(settings.pg_dsn("app"), autocommit=True) as alerts_conn:
+            alerts_conn.execute("SELECT alerts.refresh_panel_rollups()")
     log.info("%s refresh: %d indicator cells over school years %s", mode, len(rows), years)
     return RefreshResult(mode, rollup_years, years, len(rows), rollup_seconds=rollup_seconds,
                          indicator_seconds=indicator_seconds)
