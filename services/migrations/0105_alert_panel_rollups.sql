@@ -194,15 +194,14 @@ $grants$;
 -- The views: the same columns and suppression as 0046; `counted` is the rollup's exact cells plus
 -- the live cells.
 CREATE OR REPLACE VIEW reporting.alert_queue AS
-WITH state AS (
-    SELECT computed_at FROM alerts.panel_rollup_state
-), stale AS (
+WITH stale AS (
     SELECT DISTINCT m.county_id, m.team, m.priority, m.state, m.escalation_level FROM (
         SELECT county_id, team, priority, state, escalation_level FROM alerts.queue_marks
         UNION ALL
         SELECT a.county_id, a.team, a.priority, a.state, a.escalation_level
-        FROM alerts.alerts a, state s
-        WHERE a.state = 'open' AND a.ack_deadline >= s.computed_at AND a.ack_deadline < now()
+        FROM alerts.alerts a
+        WHERE a.state = 'open' AND a.ack_deadline < now()
+          AND a.ack_deadline >= (SELECT s.computed_at FROM alerts.panel_rollup_state s)
     ) m
 ), counted AS (
     SELECT r.county_id, r.team, r.priority, r.state, r.escalation_level, r.alerts, r.overdue
@@ -258,9 +257,9 @@ FROM (
                       WHERE m.opened_at >= r."time" AND m.opened_at < r."time" + INTERVAL '1 day'
                         AND m.team = r.team AND m.priority = r.priority
                         AND m.county_id IS NOT DISTINCT FROM r.county_id)
-      AND NOT EXISTS (SELECT 1 FROM alerts.alerts a, alerts.panel_rollup_state s
-                      WHERE a.acknowledged_at IS NULL
-                        AND a.ack_deadline >= s.computed_at AND a.ack_deadline < now()
+      AND NOT EXISTS (SELECT 1 FROM alerts.alerts a
+                      WHERE a.acknowledged_at IS NULL AND a.ack_deadline < now()
+                        AND a.ack_deadline >= (SELECT s.computed_at FROM alerts.panel_rollup_state s)
                         AND a.opened_at >= r."time" AND a.opened_at < r."time" + INTERVAL '1 day'
                         AND a.team = r.team AND a.priority = r.priority
                         AND a.county_id IS NOT DISTINCT FROM r.county_id)
@@ -272,8 +271,9 @@ FROM (
             SELECT opened_at, county_id, team, priority FROM alerts.acknowledgement_marks
             UNION ALL
             SELECT a.opened_at, a.county_id, a.team, a.priority
-            FROM alerts.alerts a, alerts.panel_rollup_state s
-            WHERE a.acknowledged_at IS NULL AND a.ack_deadline >= s.computed_at AND a.ack_deadline < now()
+            FROM alerts.alerts a
+            WHERE a.acknowledged_at IS NULL AND a.ack_deadline < now()
+              AND a.ack_deadline >= (SELECT s.computed_at FROM alerts.panel_rollup_state s)
         ) m
     ) g CROSS JOIN LATERAL (
         SELECT count(*)::integer AS opened,
