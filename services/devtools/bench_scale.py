@@ -279,6 +279,7 @@ def _columnstore_closed_years(settings: Settings, opened: date) -> dict[str, Any
         began = time.perf_counter()
         for chunk in chunks:
             conn.execute("CALL convert_to_columnstore(%s::regclass, if_not_columnstore => true)", (chunk,))
+            conn.execute("SELECT archive.index_columnstore_chunk(%s::regclass)", (chunk,))
         return {"opened": opened.isoformat(), "chunks": len(chunks), "seconds": round(time.perf_counter() - began, 2)}
 
 

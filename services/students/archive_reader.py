@@ -107,6 +107,45 @@ ORDER BY 1, 2
 """
 
 
+# Each timeline table and its day column, as _TIMELINE reads them.
+_TIMELINE_TABLES = (("archive.vision_screenings", "measured_on"), ("archive.growth_screenings", "measured_on"),
+                    ("archive.survey_results", "answered_on"), ("archive.fitness_results", "measured_on"))
+_NARROWING = """
+SELECT format('%%I.%%I', n.nspname, c.relname), b.boundary,
+       ARRAY(SELECT school_id FROM archive.columnstore_students WHERE student_key = %s ORDER BY 1)
+FROM archive.columnstore_boundaries() b JOIN pg_class c ON c.oid = b.table_name
+JOIN pg_namespace n ON n.oid = c.relnamespace
+"""
+
+
+def timeline_query(conn: psycopg.Connection[Any], key: str) -> tuple[str, dict[str, Any]]:
+    """_TIMELINE for one student, each table read the cheapest exact way (migration 0106).
+
+    Where a table's closed school years are in the columnstore and listed up to a boundary day, the
+    rows before it are read at the schools the student has rows at there (one segment per chunk)
+    and the rows from it on through the student index; the boundary is a literal, so that
+    TimescaleDB leaves out at planning the chunks each part cannot hold. Elsewhere the table is
+    read by student as before.
+    """
+    params: dict[str, Any] = {"key": key}
+    query = _TIMELINE
+    found = conn.execute(_NARROWING, (key,)).fetchall()
+    boundaries = {str(name): (boundary, list(schools)) for name, boundary, schools in found}
+    for number, (name, day) in enumerate(_TIMELINE_TABLES):
+        boundary, schools = boundaries.get(name, (None, []))
+        if boundary is None:
+            continue
+        plain = f"FROM {name} WHERE student_key = %(key)s"
+        closed = (f"SELECT * FROM {name} WHERE student_key = %(key)s AND {day} < '{boundary.isoformat()}'::date"
+                  f" AND school_id = ANY(%(schools{number})s) UNION ALL ") if schools else ""
+        narrowed = (f"FROM ({closed}SELECT * FROM {name} WHERE student_key = %(key)s"
+                    f" AND {day} >= '{boundary.isoformat()}'::date) AS {name.split('.')[1]} WHERE true")
+        assert query.count(plain) == 1
+        query = query.replace(plain, narrowed)
+        params[f"schools{number}"] = schools
+    return query, params
+
+
 def print_student(settings: Settings, key: str, *, out: Callable[[str], Any] = print) -> None:
     """Print the student's current status, school history and every screening in date order."""
     with psycopg.connect(settings.pg_dsn("admin")) as conn, conn.cursor(row_factory=dict_row) as cursor:
@@ -116,7 +155,7 @@ def print_student(settings: Settings, key: str, *, out: Callable[[str], Any] = p
         cursor.execute("SELECT * FROM archive.student_history WHERE student_key = %s"
                        " ORDER BY effective_on, occurred_at", (key,))
         history = cursor.fetchall()
-        cursor.execute(_TIMELINE, {"key": key})
+        cursor.execute(*timeline_query(conn, key))
         timeline = cursor.fetchall()
         cursor.execute("SELECT * FROM archive.fitness_graduation WHERE student_key = %s ORDER BY final_grade", (key,))
         graduations = cursor.fetchall()
