@@ -21,7 +21,7 @@
 -- cells need reading. The refresh deletes the marks it sees and then recomputes from a later
 -- snapshot (each statement of the function takes its own): a change committed in between is in
 -- the rollup and still marked, so it is read live, which is exact too (the design of 0085).
--- tests/integration/test_alert_panel_rollups.py compares every view with 0046's definition after
+-- tests/integration/services/alerts/test_alert_panel_rollups.py compares every view with 0046's definition after
 -- writes, refreshes, deadlines passing and in another time zone.
 
 CREATE TABLE alerts.panel_rollup_state (

@@ -17,7 +17,7 @@
 -- chunk partial); otherwise NULL, and the lookup reads as before. Rows on or after the boundary are
 -- in the rowstore and found through the student index, as before. On plain PostgreSQL, or with no
 -- chunk in the columnstore, the boundary is NULL. The answers are the same rows either way
--- (tests/integration/test_student_lookup.py compares them on both backends).
+-- (tests/integration/services/students/test_student_lookup.py compares them on both backends).
 
 CREATE TABLE archive.columnstore_students (
     student_key  text NOT NULL,

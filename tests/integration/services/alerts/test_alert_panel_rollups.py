@@ -10,7 +10,6 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,11 +17,12 @@ from psycopg import sql
 
 from services.platform.settings import Settings
 from services.reporting.metrics import refresh_incremental
+from tests.paths import ROOT
 
 pytestmark = pytest.mark.integration
 
 VIEWS = ("alert_queue", "alert_acknowledgements", "alert_escalations")
-MIGRATIONS = Path(__file__).resolve().parents[2] / "services" / "migrations"
+MIGRATIONS = ROOT / "services" / "migrations"
 TEAMS = ("counselling", "school_doctor")
 PRIORITIES = ("urgent", "high", "medium", "low")
 OPEN_STATES = ("open", "acknowledged", "in_progress")
