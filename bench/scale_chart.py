@@ -182,8 +182,12 @@ def svg(results: list[dict[str, Any]], columns: int = 3, width: int = 300, heigh
             return round(x, 1), round(y, 1)
 
         left, top = x0 + margin["left"], y0 + margin["top"]
-        out.append(f'<text x="{x0 + 8}" y="{y0 + 16}" font-weight="bold">'
-                   f'{escape(figure.title)} ({figure.unit})</text>')
+        title = f"{figure.title} ({figure.unit})"
+        # A long title gets a smaller font rather than running into the next panel (bold sans
+        # characters are about 0.62 of the font size wide).
+        size = min(10.0, round((width - 16) / (0.62 * len(title)), 1))
+        out.append(f'<text x="{x0 + 8}" y="{y0 + 16}" font-weight="bold" font-size="{size}">'
+                   f'{escape(title)}</text>')
         out.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#ccc"/>')
         for exponent in range(lo_v, hi_v + 1):
             _, y = px(10 ** lo_n, 10.0**exponent)
@@ -194,7 +198,7 @@ def svg(results: list[dict[str, Any]], columns: int = 3, width: int = 300, heigh
             out.append(f'<line x1="{x}" y1="{top}" x2="{x}" y2="{top + plot_h}" stroke="#eee"/>'
                        f'<text x="{x}" y="{top + plot_h + 12}" text-anchor="middle">{n // 1000}k</text>')
         out.append(f'<text x="{left + plot_w / 2}" y="{top + plot_h + 26}" text-anchor="middle">students</text>')
-        for backend, points in data.items():
+        for line, (backend, points) in enumerate(data.items()):
             colour = BACKENDS[backend][1]
             coordinates = [px(n, v) for n, v in points]
             if len(coordinates) > 1:
@@ -204,8 +208,8 @@ def svg(results: list[dict[str, Any]], columns: int = 3, width: int = 300, heigh
                 out.append(f'<circle cx="{x}" cy="{y}" r="3" fill="{colour}"/>')
             fitted = slope(points)
             if fitted is not None:
-                x, y = coordinates[-1]
-                out.append(f'<text x="{x - 4}" y="{y - 6}" text-anchor="end" fill="{colour}">'
+                # One line per backend in the panel's top left corner, so that equal slopes never overlap.
+                out.append(f'<text x="{left + 6}" y="{top + 12 + 12 * line}" fill="{colour}">'
                            f'slope {fitted:.2f}</text>')
             n_first, v_first = points[0]
             n_last = max(ns)
