@@ -17,7 +17,7 @@ import hmac
 import json
 import re
 from typing import Final
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from models.types import StudentKey
 
@@ -32,8 +32,6 @@ __all__ = [
 
 #: Namespace of every event id this platform derives. Changing it changes every derived id.
 EVENT_ID_NAMESPACE: Final = UUID("c5f8ace0-bfd7-4821-9d7f-1bb82848ab8d")
-_NAMESPACE_BYTES: Final = EVENT_ID_NAMESPACE.bytes
-_json_string = json.encoder.encode_basestring  # the encoder json.dumps uses with ensure_ascii=False
 
 STUDENT_NUMBER_MIN_LENGTH: Final = 6
 STUDENT_NUMBER_MAX_LENGTH: Final = 32
@@ -84,11 +82,4 @@ def event_id_for(*parts: str) -> UUID:
     """
     if not parts:
         raise ValueError("event_id_for needs at least one part")
-    try:
-        # Exactly what json.dumps(parts, ensure_ascii=False, separators=(",", ":")) writes for
-        # strings, without its encoder set-up (the worker derives one id per alert).
-        name = "[" + ",".join(map(_json_string, parts)) + "]"
-    except TypeError:  # not all strings: let json say how it encodes them
-        name = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
-    # uuid5(EVENT_ID_NAMESPACE, name), with the namespace's bytes computed once.
-    return UUID(bytes=hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()[:16], version=5)
+    return uuid5(EVENT_ID_NAMESPACE, json.dumps(parts, ensure_ascii=False, separators=(",", ":")))
