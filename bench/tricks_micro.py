@@ -6,6 +6,9 @@ says where each trick could matter at most, on the worker's CPU path without Kaf
 
 * uuid5: `models.identity.event_id_for` (SHA-1 over CPython's private `json.encoder.encode_basestring`
   output) against `uuid.uuid5(namespace, json.dumps(...))`, per id. The worker derives one per alert.
+  Since the quiet A/B of 3 December (bench/README.md) `event_id_for` is the standard library's form
+  again, so this comparison now times the same code twice; the results of 02:52 and 02:56 UTC are
+  the record of the hand-rolled version.
 * gc: decoding, classifying, evaluating the alert rules and building archive rows for 500-event
   envelopes of BMI screenings, with the default cyclic-GC thresholds against the worker's
   `gc.freeze()` + `gc.set_threshold(50_000, 20, 20)`, per event.
