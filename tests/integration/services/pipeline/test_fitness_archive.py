@@ -6,7 +6,6 @@ an exempt final year, a senior graduate below 50)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import defaultdict
 from datetime import date, datetime, timedelta
@@ -30,14 +29,13 @@ from models.fitness import (
     year_attempt,
 )
 from models.identity import event_id_for
-from models.pipeline import ProcessedMessages, classify_event
 from models.school_year import school_year
 from services.access.session import api_role
 from services.access.users import add_user, hash_token
-from services.pipeline.archive_writer import ArchiveWriter
 from services.platform.settings import Settings
 from services.platform.timescaledb import columnstore_closed_school_years
 from tests import factories
+from tests.integration.archive_writes import write_classified
 
 pytestmark = pytest.mark.integration
 
@@ -109,22 +107,6 @@ def _province() -> list[FitnessTest]:
     ]
 
 
-def _write(settings: Settings, events: list[FitnessTest]) -> None:
-    batch = ProcessedMessages()
-    for event in events:
-        classify_event(event, batch)
-    assert not batch.rejected, batch.rejected
-
-    async def write() -> None:
-        writer = ArchiveWriter(settings.pg_dsn("app"))
-        try:
-            await writer.write(batch, [])
-        finally:
-            await writer.close()
-
-    asyncio.run(write())
-
-
 def _expected_graduations(events: list[FitnessTest]) -> dict[tuple[str, int], tuple[Any, ...]]:
     """Graduation rows computed from the events with models.fitness alone (no SQL)."""
     scored: list[tuple[FitnessTest, FitnessResult]] = [(e, score_fitness_event(e)) for e in events]
@@ -167,7 +149,7 @@ def test_fitness_results_scoped_compressed_and_graduation_scores_on_both_backend
         isolated: Settings, backend: str) -> None:
     settings = isolated
     events = _province()
-    _write(settings, events)
+    write_classified(settings, events)
     columnstore = columnstore_closed_school_years(settings)
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         graduation = {(row[0], row[1]): (row[2], row[3], None if row[4] is None else round(row[4], 6), *row[5:])
@@ -243,7 +225,7 @@ def test_fitness_results_are_a_hypertable_with_columnstore_like_the_other_measur
     and a late correction of a closed year lands in a compressed chunk and hides its original."""
     settings = isolated
     events = _province()
-    _write(settings, events)
+    write_classified(settings, events)
     columnstore_closed_school_years(settings)
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         table = conn.execute(
@@ -260,12 +242,12 @@ def test_fitness_results_are_a_hypertable_with_columnstore_like_the_other_measur
     assert columnstore == ("school_id", "student_key,measured_on")
     assert registered == ("measured_on",)
 
-    _write(settings, events)  # the worker's at-least-once redelivery, into compressed chunks
+    write_classified(settings, events)  # the worker's at-least-once redelivery, into compressed chunks
     original = events[0]
     correction = FitnessTest.model_validate_json(json.dumps(json.loads(original.model_dump_json(by_alias=True)) | {
         "event_id": str(event_id_for("test-fitness-correction", str(original.event_id))),
         "supersedes": str(original.event_id), "run_50m_s": 9.9}))
-    _write(settings, [correction])
+    write_classified(settings, [correction])
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         after = conn.execute("SELECT event_id, total FROM archive.fitness_current ORDER BY 1").fetchall()
         stored = conn.execute("SELECT count(*) FROM archive.fitness_results").fetchone()

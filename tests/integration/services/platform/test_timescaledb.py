@@ -4,11 +4,9 @@ explicitly (background jobs fail on some PostgreSQL minors, so no test waits for
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,17 +16,16 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from models.pipeline import ProcessedMessages, classify_event
 from services.access.session import api_role
 from services.access.users import add_user, hash_token
 from services.devtools.stack import Postgres
-from services.pipeline.archive_writer import ArchiveWriter
 from services.platform.database import bootstrap_database
 from services.platform.migrate import MigrationError, migrate
 from services.platform.settings import Settings
 from services.platform.timescaledb import columnstore_closed_school_years
 from services.reporting.metrics import refresh_rollups
 from tests import factories
+from tests.integration.archive_writes import write_classified
 
 pytestmark = pytest.mark.integration
 
@@ -52,22 +49,6 @@ def _events() -> list[Any]:
             events.append(factories.vision(n, school, measured_on=day, occurred_at=at))
             events.append(factories.survey(n, school, answered_on=day, occurred_at=at))
     return events
-
-
-def _write(settings: Settings, events: Iterable[Any]) -> None:
-    batch = ProcessedMessages()
-    for event in events:
-        classify_event(event, batch)
-    assert not batch.rejected, batch.rejected
-
-    async def write() -> None:
-        writer = ArchiveWriter(settings.pg_dsn("app"))
-        try:
-            await writer.write(batch, [])
-        finally:
-            await writer.close()
-
-    asyncio.run(write())
 
 
 def _rows_as(settings: Settings, token: str, query: str) -> list[tuple[Any, ...]]:
@@ -112,7 +93,7 @@ def test_school_scoping_holds_on_both_backends(isolated: Settings, backend: str)
     views; the measurement tables themselves are closed to it and to Grafana. On TimescaleDB the
     closed school years are in the columnstore first, so scoping is checked on compressed chunks too."""
     settings = isolated
-    _write(settings, _events())
+    write_classified(settings, _events())
     columnstore = columnstore_closed_school_years(settings)
     if backend == "timescaledb":
         assert columnstore is not None and 0 < columnstore.chunks_in_columnstore < columnstore.chunks
@@ -183,7 +164,7 @@ def test_daily_rollups_match_the_archive_after_a_refresh(isolated: Settings, bac
             with psycopg.connect(settings.pg_dsn("app")) as conn:
                 conn.execute("SELECT metrics.refresh_rollups()")
 
-    _write(settings, _events())
+    write_classified(settings, _events())
     refresh()
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         first = conn.execute(direct).fetchall()
@@ -191,7 +172,7 @@ def test_daily_rollups_match_the_archive_after_a_refresh(isolated: Settings, bac
     # More measurements on a day already materialized: the rollup lags until the next refresh.
     late = [factories.bmi(5000 + i, "SA01", measured_on=DAYS[0].isoformat(), weight_kg=30.0 + i)
             for i in range(5)]
-    _write(settings, late)
+    write_classified(settings, late)
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         now_direct = conn.execute(direct).fetchall()
         assert now_direct != first
@@ -200,7 +181,7 @@ def test_daily_rollups_match_the_archive_after_a_refresh(isolated: Settings, bac
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         assert conn.execute(rollup).fetchall() == now_direct
     # The application's refresh (worker timer, `schoolhealth publish`) refreshes both kinds.
-    _write(settings, [factories.bmi(6000, "SB01", measured_on=DAYS[1].isoformat())])
+    write_classified(settings, [factories.bmi(6000, "SB01", measured_on=DAYS[1].isoformat())])
     refresh_rollups(settings)
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         assert conn.execute(rollup).fetchall() == conn.execute(direct).fetchall()
@@ -260,7 +241,7 @@ def test_columnstore_job_converts_closed_school_years_and_writes_still_land(isol
     settings = isolated
     jobs = _pause_jobs(settings)
     events = _events()
-    _write(settings, events)
+    write_classified(settings, events)
     chunks = ("SELECT hypertable_name, range_end::date, is_compressed FROM timescaledb_information.chunks"
               " WHERE hypertable_schema = 'archive' ORDER BY 1, 2")
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
@@ -277,7 +258,7 @@ def test_columnstore_job_converts_closed_school_years_and_writes_still_land(isol
     assert _fingerprint(settings) == fingerprint
 
     # Redelivery of the whole batch (the worker's at-least-once path) into compressed chunks.
-    _write(settings, events)
+    write_classified(settings, events)
     assert _fingerprint(settings) == fingerprint
     # A correction of a closed-year growth measurement: stored, and the original is no longer current.
     original = next(e for e in events if e.schema_.family == "bmi-screening" and e.measured_on < opened)
@@ -285,7 +266,7 @@ def test_columnstore_job_converts_closed_school_years_and_writes_still_land(isol
                                occurred_at=f"{original.measured_on}T11:00:00+08:00",
                                student_key=original.student_key, height_cm=151.0,
                                supersedes=str(original.event_id))
-    _write(settings, [correction])
+    write_classified(settings, [correction])
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         current = conn.execute("SELECT event_id, height_cm FROM archive.growth_current WHERE student_key = %s",
                                (original.student_key,)).fetchall()
@@ -363,7 +344,7 @@ def test_stack_up_adopts_timescaledb_installed_after_the_cluster(stack: Settings
         postgres._pg_ctl(bindir, "start", 60)
         bootstrap_database(settings, postgres._superuser_dsn(), timescaledb=False)
         migrate(settings)
-        _write(settings, _events())
+        write_classified(settings, _events())
         fingerprint = _fingerprint(settings)
         assert "plain PostgreSQL schema" in postgres.status().detail
 

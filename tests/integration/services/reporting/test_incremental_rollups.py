@@ -9,9 +9,7 @@ rows of the years the events do not touch must not have been rewritten (same row
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -19,14 +17,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from models.pipeline import ProcessedMessages, classify_event
 from models.synthetic import ProvinceSpec
 from services.devtools.seed import import_directory, import_fitness
 from services.devtools.synthetic_files import write_province
-from services.pipeline.archive_writer import ArchiveWriter
 from services.platform.settings import Settings
 from services.reporting.metrics import refresh_incremental, refresh_rollups, try_refresh_rollups
 from tests import factories
+from tests.integration.archive_writes import write_classified
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -38,22 +35,6 @@ LIVE = ("SELECT school_year, metric_id, metric_version, level, area_id, area_nam
         " denominator, numerator, rate, ci_low, ci_high, previous_rate, change, change_ci_low, change_ci_high,"
         " suppressed FROM metrics.live_indicators")
 SENT = "2026-04-02T02:00:00+00:00"
-
-
-def _write(settings: Settings, events: Iterable[Any]) -> None:
-    batch = ProcessedMessages()
-    for event in events:
-        classify_event(event, batch)
-    assert not batch.rejected, batch.rejected
-
-    async def write() -> None:
-        writer = ArchiveWriter(settings.pg_dsn("app"))
-        try:
-            await writer.write(batch, [])
-        finally:
-            await writer.close()
-
-    asyncio.run(write())
 
 
 def _state(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
@@ -127,7 +108,7 @@ def test_incremental_refresh_equals_the_full_one_and_leaves_other_years_alone(pr
         91_000, own_school, student_key=student, sex=sex, measured_on=measured_on.isoformat(), age_months=age,
         occurred_at=SENT, supersedes=str(event_id), ucva_right=4.3, ucva_left=4.4, se_right=-3.0, se_left=-3.25))
     before = _versions(settings)
-    _write(settings, events)
+    write_classified(settings, events)
     result = refresh_incremental(settings)
     assert result.mode == "incremental"
     assert result.rollup_years == [2025] and result.live_years == [2025]
@@ -148,7 +129,7 @@ def test_incremental_refresh_equals_the_full_one_and_leaves_other_years_alone(pr
     late = factories.vision(
         92_000, late_school, student_key=late_student, sex=late_sex, measured_on=late_day.isoformat(), occurred_at=SENT,
         age_months=_age_months(late_birth, late_day), ucva_right=4.2, ucva_left=4.2, se_right=-4.0, se_left=-4.0)
-    _write(settings, [late])
+    write_classified(settings, [late])
     result = refresh_incremental(settings)
     assert result.rollup_years == [2023] and result.live_years == [2023, 2024]
     after = _versions(settings)
@@ -160,7 +141,7 @@ def test_incremental_refresh_equals_the_full_one_and_leaves_other_years_alone(pr
     # both the correction's year and the corrected event's year are recomputed.
     moved_day = date(2025, 10, 9)
     before = _versions(settings)
-    _write(settings, [factories.vision(
+    write_classified(settings, [factories.vision(
         92_001, late_school, student_key=late_student, sex=late_sex, measured_on=moved_day.isoformat(),
         occurred_at=SENT, supersedes=str(late.event_id), age_months=_age_months(late_birth, moved_day),
         ucva_right=4.2, ucva_left=4.2, se_right=-4.0, se_left=-4.0)])
@@ -179,7 +160,7 @@ def test_incremental_refresh_equals_the_full_one_and_leaves_other_years_alone(pr
         to_school = conn.execute("SELECT school_id FROM archive.schools WHERE school_id <> %s ORDER BY"
                                  " county_id = %s, school_id LIMIT 1", (from_school, county)).fetchone()[0]  # type: ignore[index]
     when = datetime(2025, 9, 12, 8, 0, tzinfo=UTC)
-    _write(settings, [factories.record(
+    write_classified(settings, [factories.record(
         93_000, from_school, action="transfer", occurred_at=when, student_key=mover, to_school_id=to_school,
         county_id=county, grade=grade, sex=sex, birth_date=birth.isoformat())])
     result = refresh_incremental(settings)
@@ -199,7 +180,7 @@ def test_incremental_refresh_equals_the_full_one_and_leaves_other_years_alone(pr
 
 def test_two_refreshes_never_run_at_once(province: Settings) -> None:
     settings = province
-    _write(settings, [factories.vision(94_000, "S001", measured_on="2026-04-01", occurred_at=SENT)])
+    write_classified(settings, [factories.vision(94_000, "S001", measured_on="2026-04-01", occurred_at=SENT)])
     with psycopg.connect(settings.pg_dsn("app")) as holder:
         # Another refresh is running (it holds the refresh lock in its transaction).
         holder.execute("SELECT pg_advisory_xact_lock(hashtext('schoolhealth.metrics.live'))")
@@ -264,7 +245,7 @@ def test_a_fitness_test_updates_its_year_and_the_graduation_scores(province: Set
             " WHERE y.school_year = 2025 AND y.grade = 9 ORDER BY y.student_key LIMIT 1").fetchone()
     assert pupil is not None
     student, school, sex = pupil
-    _write(settings, [factories.fitness(95_000, school, student_key=student, sex=sex, grade=9,
+    write_classified(settings, [factories.fitness(95_000, school, student_key=student, sex=sex, grade=9,
                                         measured_on="2026-03-10", occurred_at=SENT, attempt="retest")])
     result = refresh_incremental(settings)
     assert result.mode == "incremental" and result.rollup_years and 2025 in result.rollup_years
@@ -320,7 +301,7 @@ def test_screening_coverage_by_joins_equals_the_former_exists_probes(province: S
     events.append(factories.bmi(
         92_001, school, student_key=student, sex=sex, measured_on=last.isoformat(), occurred_at=SENT,
         age_months=_age_months(birth, last), height_cm=150.0, weight_kg=40.0))
-    _write(settings, events)
+    write_classified(settings, events)
     for refresh in (refresh_incremental, refresh_rollups):
         refresh(settings)
         with psycopg.connect(settings.pg_dsn("admin")) as conn:

@@ -6,9 +6,7 @@ student (the chunk is then partial and the lookup reads it as before until the j
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,12 +15,11 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from models.pipeline import ProcessedMessages, classify_event
-from services.pipeline.archive_writer import ArchiveWriter
 from services.platform.settings import Settings
 from services.platform.timescaledb import columnstore_closed_school_years
 from services.students.archive_reader import _TIMELINE, print_student, resolve_key, timeline_query
 from tests import factories
+from tests.integration.archive_writes import write_classified
 
 pytestmark = pytest.mark.integration
 
@@ -57,22 +54,6 @@ def _events() -> list[Any]:
     return events
 
 
-def _write(settings: Settings, events: Iterable[Any]) -> None:
-    batch = ProcessedMessages()
-    for event in events:
-        classify_event(event, batch)
-    assert not batch.rejected, batch.rejected
-
-    async def write() -> None:
-        writer = ArchiveWriter(settings.pg_dsn("app"))
-        try:
-            await writer.write(batch, [])
-        finally:
-            await writer.close()
-
-    asyncio.run(write())
-
-
 def _both_reads(settings: Settings) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]], int]:
     """Each student's timeline by the plain read and by the lookup's; how many lookups were narrowed."""
     plain: dict[str, list[dict[str, Any]]] = {}
@@ -92,7 +73,7 @@ def test_the_lookup_reads_the_same_rows_as_the_plain_read_by_student(isolated: S
     settings = isolated
     events = _events()
     # Each student's enrolment record, so that archive.students knows the keys (the prefix lookup).
-    _write(settings, [*events, *(factories.record(n, SCHOOLS[n % len(SCHOOLS)]) for n in range(STUDENTS))])
+    write_classified(settings, [*events, *(factories.record(n, SCHOOLS[n % len(SCHOOLS)]) for n in range(STUDENTS))])
     columnstore = columnstore_closed_school_years(settings)
     plain, narrowed, used = _both_reads(settings)
     assert sum(len(rows) for rows in plain.values()) == len(events)
@@ -118,7 +99,7 @@ def test_the_lookup_reads_the_same_rows_as_the_plain_read_by_student(isolated: S
     day = date(_opened().year - 2, 10, 12)
     late = factories.bmi(mover, "SZ99", measured_on=day.isoformat(), occurred_at=f"{day}T15:00:00+08:00",
                          event_id=str(uuid.uuid4()), height_cm=150.0)
-    _write(settings, [late])
+    write_classified(settings, [late])
     plain, narrowed, _ = _both_reads(settings)
     assert narrowed == plain
     assert any(row["event_id"] == late.event_id for row in narrowed[factories.key(mover)])

@@ -1,0 +1,28 @@
+"""Classified events into the archive through the real archive writer, for integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+from models.pipeline import ProcessedMessages, classify_event
+from services.pipeline.archive_writer import ArchiveWriter
+from services.platform.settings import Settings
+
+
+def write_classified(settings: Settings, events: Iterable[Any]) -> None:
+    """Classify `events` (every one must be accepted) and write them in one batch as the app role."""
+    batch = ProcessedMessages()
+    for event in events:
+        classify_event(event, batch)
+    assert not batch.rejected, batch.rejected
+
+    async def write() -> None:
+        writer = ArchiveWriter(settings.pg_dsn("app"))
+        try:
+            await writer.write(batch, [])
+        finally:
+            await writer.close()
+
+    asyncio.run(write())
