@@ -112,12 +112,14 @@ def bench_alerts(
                        fast_lane=fast_lane, output=output)
     typer.echo(json.dumps(result["summary"], indent=2))
 
-def bench_scale(
+def bench_scale(  # noqa: PLR0917  # typer passes the options positionally
     students: Annotated[int, typer.Option(help="students in the seeded province (four school years)")] = 10_000,
     out: Annotated[Path | None, typer.Option(help="JSON result file (default bench/results/scale_N.json)")] = None,
     timescaledb: Annotated[bool, typer.Option(help="a TimescaleDB database (the extension must be installed)")] = False,
     keep: Annotated[bool, typer.Option(help="keep the benchmark database afterwards")] = False,
     label: Annotated[str, typer.Option(help="what this run is (machine, load), stored in the JSON")] = "",
+    phase: Annotated[str, typer.Option(help="all; seed (seed and keep the database); measure (a kept seed, "
+                                            "with today's code and migrations)")] = "all",
 ) -> None:
     """Seed N students into a fresh database; time refreshes, publication, report, reads; bytes per event."""
     from services.devtools.bench_scale import run_scale_bench
@@ -125,8 +127,11 @@ def bench_scale(
     path = out or Path(f"bench/results/scale_{students}{'_timescaledb' if timescaledb else ''}.json")
     with console.status(f"benchmarking a province of {students:,} students"):
         result = run_scale_bench(load_settings(), students=students, out=path, timescaledb=timescaledb, keep=keep,
-                                 label=label)
+                                 label=label, phase=phase)
     typer.echo(f"seed: {result['seed']['events_per_second']:,.0f} events/s ({result['seed']['events']:,} events)")
+    if phase == "seed":
+        typer.echo(f"seeded and kept; measure it with --phase measure (results in {path})")
+        return
     for name in ("full_refresh", "incremental_refresh", "publish"):
         typer.echo(f"{name}: {result[name]['seconds']:.2f} s")
     typer.echo(f"report (province): {result['report']['province']['seconds']:.2f} s")

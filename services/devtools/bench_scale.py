@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
@@ -173,7 +173,7 @@ class _AlertingPublisher(ArchivePublisher):
         super().flush()
         if candidates:
             began = time.perf_counter()
-            self._loop.run_until_complete(self._apply(candidates))
+            self.run(self._apply(candidates))
             self.alert_seconds += time.perf_counter() - began
             self.candidates += len(candidates)
 
@@ -362,30 +362,44 @@ def _refresh_figures(result: RefreshResult, seconds: float) -> dict[str, Any]:
             "indicator_seconds": round(result.indicator_seconds, 2)}
 
 
+def _screening_round(conn: psycopg.Connection) -> int:
+    """How many screening days this benchmark already wrote into the database (a kept one is measured again)."""
+    taken = 0
+    while conn.execute("SELECT 1 FROM archive.event_ids WHERE event_id = %s",
+                       (_day_event_id(taken, 0),)).fetchone() is not None:
+        taken += 1
+    return taken
+
+
+def _day_event_id(day_round: int, n: int) -> str:
+    # Ids of this benchmark only (the seeded ones are random UUIDs); one series per screening day.
+    return f"00000000-0000-4000-8{day_round:03d}-{n:012d}"
+
+
 def _screening_day(settings: Settings, share: float) -> ProcessedMessages:
     """Vision and growth screenings of one day of the newest school year for `share` of the events so far."""
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        day_round = _screening_round(conn)
         row = conn.execute("SELECT count(*) FROM archive.event_ids").fetchone()
         wanted = max(1, round((int(row[0]) if row else 0) * share / 2))
         pupils = conn.execute(
             "SELECT y.student_key, y.school_id, st.sex, st.birth_date FROM metrics.student_years y"
             " JOIN archive.students st USING (student_key) WHERE y.school_year = %s"
             " ORDER BY y.school_id, y.student_key LIMIT %s", (SCHOOL_YEARS[-1], wanted)).fetchall()
-    day = date(SCHOOL_YEARS[-1] + 1, 3, 10)
+    day = date(SCHOOL_YEARS[-1] + 1, 3, 10) + timedelta(days=day_round)
     sent = f"{day.isoformat()}T10:00:00+00:00"
     batch = ProcessedMessages()
     for n, (student, school, sex, birth) in enumerate(pupils):
-        # Ids of this benchmark only (the seeded ones are random UUIDs).
         age = round((day - birth).days / 30.4375, 1)
         common = {"occurred_at": sent, "school_id": school, "student_key": student,
                   "submitted_by": OPERATOR_IDENTITIES[0],  # the importer's identity: every school
                   "measured_on": day.isoformat(), "sex": sex, "age_months": age}
         classify_event(VisionScreening.model_validate_json(json.dumps(common | {
-            "event_id": f"00000000-0000-4000-8000-{2 * n:012d}", "schema": {"family": "vision-screening", "version": 1},
+            "event_id": _day_event_id(day_round, 2 * n), "schema": {"family": "vision-screening", "version": 1},
             "ucva_right": 4.8 if n % 3 else 4.5, "ucva_left": 4.9, "se_right": -0.75 if n % 3 else -2.0,
             "se_left": -0.5, "wears_glasses": False, "screener": "bench-screener"})), batch)
         classify_event(BmiScreening.model_validate_json(json.dumps(common | {
-            "event_id": f"00000000-0000-4000-8000-{2 * n + 1:012d}",
+            "event_id": _day_event_id(day_round, 2 * n + 1),
             "schema": {"family": "bmi-screening", "version": 1},
             "height_cm": 140.0 + n % 25, "weight_kg": 32.0 + n % 20, "screener": "bench-screener"})), batch)
     return batch
@@ -422,77 +436,54 @@ def _bytes_per_event(settings: Settings) -> dict[str, Any]:
             "tables": sizes}
 
 
+PHASES = ("all", "seed", "measure")
+
+
 def run_scale_bench(base: Settings, *, students: int, out: Path, timescaledb: bool = False, keep: bool = False,
-                    label: str = "") -> dict[str, Any]:
+                    label: str = "", phase: str = "all") -> dict[str, Any]:
+    """Seed and measure (`all`), or only seed and keep the database (`seed`), or measure a database a
+    `seed` run kept (`measure`: the newest migrations are applied, the seed's figures are carried over
+    from `out`, written by that run). Seeding a million students takes over an hour: splitting lets
+    the measurements be taken again, on newer code, without seeding again."""
+    if phase not in PHASES:
+        raise ValueError(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
     tag = f"scale{students}{'ts' if timescaledb else ''}"
     settings = base.model_copy(update={"pg_database": f"schoolhealth_bench_{tag}", "topic_prefix": f"bench{tag}."})
     superuser = Postgres(base)._superuser_dsn()
-    with psycopg.connect(superuser, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(settings.pg_database)))
-    bootstrap_database(settings, superuser, timescaledb=timescaledb)
-    migrate(settings)
     result: dict[str, Any] = {
         "benchmark": "scale", "label": label, "students": students, "school_years": list(SCHOOL_YEARS),
         "backend": "timescaledb" if timescaledb else "postgresql",
         "started_at": datetime.now(UTC).isoformat(), "machine": {"python": platform.python_version(),
                                                                 "processor": platform.machine()},
     }
+    if phase == "measure":
+        seeded_run = json.loads(out.read_text(encoding="utf-8"))
+        if seeded_run.get("students") != students or seeded_run.get("backend") != result["backend"] \
+                or "storage" not in seeded_run:
+            raise ValueError(f"{out} is not a finished seed of {students} students on {result['backend']}")
+        with psycopg.connect(superuser, autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (settings.pg_database,)).fetchone() is None:
+                raise ValueError(f"database {settings.pg_database} is gone: seed it again (--phase seed)")
+        migrate(settings)
+        result |= {key: seeded_run[key] for key in ("seed", "columnstore", "storage", "risk_scores")}
+        result["seeded"] = seeded_run.get("seeded") or {
+            "started_at": seeded_run["started_at"], "finished_at": seeded_run.get("seeded_at"),
+            "label": seeded_run.get("label", "")}
+    else:
+        with psycopg.connect(superuser, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(settings.pg_database)))
+        bootstrap_database(settings, superuser, timescaledb=timescaledb)
+        migrate(settings)
+    keep = keep or phase == "seed"
+    result["phase"] = phase
     directory = Path(tempfile.mkdtemp(prefix="schoolhealth-scale-"))
     try:
-        began = time.perf_counter()
-        write_province(ProvinceSpec(students=students, seed=20251, school_years=SCHOOL_YEARS), directory)
-        generated = time.perf_counter() - began
-        publisher = _AlertingPublisher(settings, datetime.now(UTC))
-        began = time.perf_counter()
-        try:
-            stats = import_directory(settings, directory, publisher=publisher)
-        finally:
-            publisher.close()
-        seeded = time.perf_counter() - began - publisher.alert_seconds
-        events = sum(stats.accepted.values())
-        result["seed"] = {"generate_seconds": round(generated, 2), "import_seconds": round(seeded, 2),
-                          "events": events, "rejected": sum(stats.rejected.values()),
-                          "events_per_second": round(events / seeded, 1),
-                          "alert_candidates": publisher.candidates, "alert_seconds": round(publisher.alert_seconds, 2)}
-        shutil.rmtree(directory, ignore_errors=True)
-        result["columnstore"] = _columnstore_closed_years(settings, date(SCHOOL_YEARS[-1], 9, 1))
-        # Storage as seeded (after the columnstore job): measured first, so that a run stopped by a
-        # deadline still has it.
-        result["storage"] = _bytes_per_event(settings) | {"by_school_year_state": _bytes_by_school_year_state(settings)}
-        began = time.perf_counter()
-        result["risk_scores"] = {"stand_in_rows": _stand_in_risk_scores(settings),
-                                 "seconds": round(time.perf_counter() - began, 2)}
-
-        began = time.perf_counter()
-        full = refresh_rollups(settings)
-        result["full_refresh"] = _refresh_figures(full, time.perf_counter() - began)
-
-        batch = _screening_day(settings, 0.01)
-        day_events = len(batch.vision) + len(batch.growth)
-        began = time.perf_counter()
-        _write(settings, batch)
-        written = time.perf_counter() - began
-        began = time.perf_counter()
-        incremental = refresh_incremental(settings)
-        result["incremental_refresh"] = _refresh_figures(incremental, time.perf_counter() - began) | {
-            "new_events": day_events, "write_seconds": round(written, 2), "mode": incremental.mode,
-            "rollup_years": incremental.rollup_years, "live_years": incremental.live_years}
-
-        refreshes: list[tuple[RefreshResult, float]] = []
-        began = time.perf_counter()
-        with _recording_refreshes(refreshes):
-            revision = publish_year(settings, SCHOOL_YEARS[-1])
-        seconds = time.perf_counter() - began
-        result["publish"] = {"seconds": round(seconds, 2), "school_year": SCHOOL_YEARS[-1], "revision": revision}
-        if refreshes:
-            refreshed, refresh_seconds = refreshes[0]
-            result["publish"] |= {"its_full_refresh": _refresh_figures(refreshed, refresh_seconds),
-                                  "freeze_seconds": round(seconds - refresh_seconds, 2)}
-        result["report"] = _reports(settings, SCHOOL_YEARS[-1])
-
-        result["panels"] = _panel_latencies(settings)
-        result["student_lookup"] = _student_lookups(settings)
-        result["counsellor"] = _counsellor_reads(settings)
+        if phase != "measure":
+            _seed(settings, students, directory, result)
+            result["seeded_at"] = datetime.now(UTC).isoformat()
+        if phase != "seed":
+            _measure(settings, result)
         result["finished_at"] = datetime.now(UTC).isoformat()
     except BaseException as stopped:
         # Interrupted (a deadline's SIGINT) or failed: what was measured so far is still written,
@@ -508,3 +499,62 @@ def run_scale_bench(base: Settings, *, students: int, out: Path, timescaledb: bo
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                     sql.Identifier(settings.pg_database)))
     return result
+
+
+def _seed(settings: Settings, students: int, directory: Path, result: dict[str, Any]) -> None:
+    began = time.perf_counter()
+    write_province(ProvinceSpec(students=students, seed=20251, school_years=SCHOOL_YEARS), directory)
+    generated = time.perf_counter() - began
+    publisher = _AlertingPublisher(settings, datetime.now(UTC))
+    began = time.perf_counter()
+    try:
+        stats = import_directory(settings, directory, publisher=publisher)
+    finally:
+        publisher.close()
+    seeded = time.perf_counter() - began - publisher.alert_seconds
+    events = sum(stats.accepted.values())
+    result["seed"] = {"generate_seconds": round(generated, 2), "import_seconds": round(seeded, 2),
+                      "events": events, "rejected": sum(stats.rejected.values()),
+                      "events_per_second": round(events / seeded, 1),
+                      "alert_candidates": publisher.candidates, "alert_seconds": round(publisher.alert_seconds, 2)}
+    shutil.rmtree(directory, ignore_errors=True)
+    result["columnstore"] = _columnstore_closed_years(settings, date(SCHOOL_YEARS[-1], 9, 1))
+    # Storage as seeded (after the columnstore job): measured first, so that a run stopped by a
+    # deadline still has it.
+    result["storage"] = _bytes_per_event(settings) | {"by_school_year_state": _bytes_by_school_year_state(settings)}
+    began = time.perf_counter()
+    result["risk_scores"] = {"stand_in_rows": _stand_in_risk_scores(settings),
+                             "seconds": round(time.perf_counter() - began, 2)}
+
+
+def _measure(settings: Settings, result: dict[str, Any]) -> None:
+    began = time.perf_counter()
+    full = refresh_rollups(settings)
+    result["full_refresh"] = _refresh_figures(full, time.perf_counter() - began)
+
+    batch = _screening_day(settings, 0.01)
+    day_events = len(batch.vision) + len(batch.growth)
+    began = time.perf_counter()
+    _write(settings, batch)
+    written = time.perf_counter() - began
+    began = time.perf_counter()
+    incremental = refresh_incremental(settings)
+    result["incremental_refresh"] = _refresh_figures(incremental, time.perf_counter() - began) | {
+        "new_events": day_events, "write_seconds": round(written, 2), "mode": incremental.mode,
+        "rollup_years": incremental.rollup_years, "live_years": incremental.live_years}
+
+    refreshes: list[tuple[RefreshResult, float]] = []
+    began = time.perf_counter()
+    with _recording_refreshes(refreshes):
+        revision = publish_year(settings, SCHOOL_YEARS[-1])
+    seconds = time.perf_counter() - began
+    result["publish"] = {"seconds": round(seconds, 2), "school_year": SCHOOL_YEARS[-1], "revision": revision}
+    if refreshes:
+        refreshed, refresh_seconds = refreshes[0]
+        result["publish"] |= {"its_full_refresh": _refresh_figures(refreshed, refresh_seconds),
+                              "freeze_seconds": round(seconds - refresh_seconds, 2)}
+    result["report"] = _reports(settings, SCHOOL_YEARS[-1])
+
+    result["panels"] = _panel_latencies(settings)
+    result["student_lookup"] = _student_lookups(settings)
+    result["counsellor"] = _counsellor_reads(settings)

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import threading
 import uuid
+from collections.abc import Coroutine
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -23,16 +27,27 @@ from services.intake.importer import ImportSummary, import_rows, read_rows
 from services.pipeline.archive_writer import ArchiveWriter
 from services.platform.settings import Settings
 
+T = TypeVar("T")
+
 IMPORT_ORDER = ("schools", "roster", "records", "vision", "bmi", "survey")
 
 
 class ArchivePublisher:
-    """A `Publisher` that classifies and writes each batch envelope into the archive directly."""
+    """A `Publisher` that classifies and writes each batch envelope into the archive directly.
+
+    The writes run on a thread of their own, one batch at a time and in order: while PostgreSQL
+    stores one batch, this thread validates and classifies the next (at most one batch in flight,
+    so memory stays bounded by two batches). A failed write is raised by the next `publish`,
+    `drain` or `close`; `drain` returns once everything published is stored.
+    """
 
     def __init__(self, settings: Settings, *, flush_events: int = 5000) -> None:
         self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="archive-writer", daemon=True)
+        self._thread.start()
         self._writer = ArchiveWriter(settings.pg_dsn("app"))
         self._pending = ProcessedMessages()
+        self._in_flight: Future[None] | None = None
         self._flush_events = flush_events
         self.rejected = 0
 
@@ -41,16 +56,33 @@ class ArchivePublisher:
         if self._pending.accepted >= self._flush_events:
             self.flush()
 
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` on the writer's loop, after the batch in flight, and wait for it."""
+        self.drain()
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
+
+    def drain(self) -> None:
+        """Wait until the batch in flight is stored (raising its error, if it failed)."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            in_flight.result()
+
     def flush(self) -> None:
         batch, self._pending = self._pending, ProcessedMessages()
         self.rejected += len(batch.rejected)
+        self.drain()
         if batch.accepted:
-            self._loop.run_until_complete(self._writer.write(batch, ()))
+            self._in_flight = asyncio.run_coroutine_threadsafe(self._writer.write(batch, ()), self._loop)
 
     def close(self) -> None:
-        self.flush()
-        self._loop.run_until_complete(self._writer.close())
-        self._loop.close()
+        try:
+            self.flush()
+            self.drain()
+        finally:
+            asyncio.run_coroutine_threadsafe(self._writer.close(), self._loop).result()
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
 
 
 @dataclass(slots=True, kw_only=True)
@@ -75,6 +107,8 @@ def import_directory(settings: Settings, directory: Path, publisher: ArchivePubl
                 header, rows = read_rows(stats.files[kind])
                 summary = ImportSummary(kind=kind, path=stats.files[kind], import_id=uuid.uuid4())
                 import_rows(settings, kind, header, rows, summary=summary, publisher=active, conn=conn)
+                # The next kind is checked against this one's rows (the roster against the schools, ...).
+                active.drain()
                 stats.accepted[kind] = summary.accepted
                 stats.rejected[kind] = len(summary.rejected)
     finally:
