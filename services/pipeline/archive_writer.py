@@ -448,24 +448,26 @@ WHERE s.as_of < EXCLUDED.as_of OR (s.as_of = EXCLUDED.as_of AND s.last_event_id 
 """
 
 
-# The school years each staged table's events change in the student-year rollups (migration 0085).
-# A screening or survey changes its own school year and the year of the event it corrects. The years
-# are taken from the batch in Python (`models.school_year`, the twin of `metrics.school_year`): a
-# statement over staging cost PostgreSQL 6-10 µs per event (its join with the archive table for the
-# corrected events had no statistics on the temporary table to go by). The batch may hold events
-# later taken out of staging (repeats, refusals): marking their years too only recomputes a year
-# more, never one less.
+# The (student, school year) pairs each staged table's events change in the rollups (migrations
+# 0085, 0109). A screening or survey changes its student's school year and the one of the event it
+# corrects. The pairs are taken from the batch in Python (`models.school_year`, the twin of
+# `metrics.school_year`): a statement over staging cost PostgreSQL 6-10 µs per event (its join with
+# the archive table for the corrected events had no statistics on the temporary table to go by).
+# The batch may hold events later taken out of staging (repeats, refusals): marking their pairs too
+# only recomputes a student-year more, never one less.
 _DATED_MARKS: dict[str, tuple[str, str, str]] = {  # family → (batch list, target table, day field)
     VISION.family: ("vision", VISION.target, "measured_on"),
     GROWTH.family: ("growth", GROWTH.target, "measured_on"),
     SURVEY.family: ("surveys", SURVEY.target, "answered_on"),
 }
-_MARK_YEARS = "INSERT INTO metrics.dirty_years (school_year) SELECT unnest(%s::integer[])"
+_MARK_STUDENTS = ("INSERT INTO metrics.dirty_students (student_key, school_year)"
+                  " SELECT * FROM unnest(%s::text[], %s::integer[])")
 
 
 def _mark_corrected(target: str, day: str) -> str:
-    # The corrected events' years, found through their student's index (the tables have no key).
-    return (f"INSERT INTO metrics.dirty_years (school_year) SELECT DISTINCT metrics.school_year(t.{day})"
+    # The corrected events' school years, found through their student's index (the tables have no key).
+    return (f"INSERT INTO metrics.dirty_students (student_key, school_year)"
+            f" SELECT DISTINCT c.student_key, metrics.school_year(t.{day})"
             f" FROM unnest(%s::text[], %s::uuid[]) AS c(student_key, event_id)"
             f" JOIN {target} t ON t.student_key = c.student_key AND t.event_id = c.event_id")
 
@@ -474,22 +476,23 @@ def _mark_corrected(target: str, day: str) -> str:
 # fitness test enters the graduation score of the stage's later years: from the student's first.
 _MARK_ONWARDS = {
     HISTORY.family: (
-        "INSERT INTO metrics.dirty_years (school_year, onwards)"
-        " SELECT min(metrics.school_year(h.effective_on)), true FROM archive.student_history h"
-        " WHERE h.student_key IN (SELECT student_key FROM stage_history) HAVING count(*) > 0"),
+        "INSERT INTO metrics.dirty_students (student_key, school_year, onwards)"
+        " SELECT h.student_key, min(metrics.school_year(h.effective_on)), true FROM archive.student_history h"
+        " WHERE h.student_key IN (SELECT student_key FROM stage_history) GROUP BY h.student_key"),
     FITNESS.family: (
-        "INSERT INTO metrics.dirty_years (school_year, onwards)"
-        " SELECT min(metrics.school_year(f.measured_on)), true FROM archive.fitness_results f"
-        " WHERE f.student_key IN (SELECT student_key FROM stage_fitness) HAVING count(*) > 0"),
+        "INSERT INTO metrics.dirty_students (student_key, school_year, onwards)"
+        " SELECT f.student_key, min(metrics.school_year(f.measured_on)), true FROM archive.fitness_results f"
+        " WHERE f.student_key IN (SELECT student_key FROM stage_fitness) GROUP BY f.student_key"),
 }
 
 
-def dirty_marks(family: str, events: Sequence[Any]) -> tuple[list[int], list[tuple[str, UUID]]]:
-    """The school years a batch of dated events changes, and the (student, event id) pairs it corrects."""
+def dirty_marks(family: str, events: Sequence[Any]) -> tuple[list[tuple[str, int]], list[tuple[str, UUID]]]:
+    """The (student, school year) pairs a batch of dated events changes, and the (student, event id) pairs
+    it corrects."""
     day = _DATED_MARKS[family][2]
-    years = sorted({school_year(getattr(event, day)) for event in events})
+    pairs = sorted({(event.student_key, school_year(getattr(event, day))) for event in events})
     corrected = [(event.student_key, event.supersedes) for event in events if event.supersedes is not None]
-    return years, corrected
+    return pairs, corrected
 
 
 _INSERT_DEAD_LETTER = """
@@ -594,7 +597,7 @@ class ArchiveWriter:
         if batch.records:
             await connection.execute(_UPSERT_STUDENTS)
         for table in staged:
-            # In this transaction: the incremental refresh recomputes these school years (0085).
+            # In this transaction: the incremental refresh recomputes these student-years (0109).
             await self._mark_dirty(connection, batch, table)
         if letters:
             async with connection.cursor() as cursor:
@@ -610,8 +613,8 @@ class ArchiveWriter:
             await connection.execute(_MARK_ONWARDS[table.family])
             return
         listed, target, day = dated
-        years, corrected = dirty_marks(table.family, [item.event for item in getattr(batch, listed)])
-        await connection.execute(_MARK_YEARS, (years,))
+        pairs, corrected = dirty_marks(table.family, [item.event for item in getattr(batch, listed)])
+        await connection.execute(_MARK_STUDENTS, ([student for student, _ in pairs], [year for _, year in pairs]))
         if corrected:
             await connection.execute(_mark_corrected(target, day), (
                 [student for student, _ in corrected], [event_id for _, event_id in corrected]))

@@ -184,9 +184,10 @@ _LIVE_LOCK = "SELECT {}(hashtext('schoolhealth.metrics.live'))"
 def _refresh_live(settings: Settings, *, wait: bool, full: bool) -> RefreshResult | None:
     """Refresh the rollups and the live indicators, of every year (`full`) or of what changed.
 
-    Incremental: the school years the archive writer marked since the last refresh (0085) have
-    their rollups recomputed; their live indicators and the next year's (its year-on-year change
-    reads them) are rewritten, every other year's rows stay as they are. When the schools changed
+    Incremental: the student-years the archive writer marked since the last refresh have their
+    rollup rows recomputed, and the cells of their schools (0109; a whole school year where one is
+    marked whole, 0085); the live indicators of their school years and of the next ones (the
+    year-on-year change reads them) are rewritten, every other year's rows stay as they are. When the schools changed
     since the last refresh (their names, counties and staffing are in every year) it is a full one.
     """
     with psycopg.connect(settings.pg_dsn("app")) as conn:
@@ -205,14 +206,18 @@ def _refresh_live(settings: Settings, *, wait: bool, full: bool) -> RefreshResul
         began = time.perf_counter()
         if full:
             conn.execute("DELETE FROM metrics.dirty_years")
+            conn.execute("DELETE FROM metrics.dirty_students")
             conn.execute("SELECT metrics.recompute_rollups(NULL)")
             rollup_years: list[int] | None = None
             years = _live_years(conn)
             conn.execute("DELETE FROM metrics.live_indicators")
         else:
-            dirty = _dirty_years(conn)
+            whole = sorted(_dirty_years(conn))
+            conn.execute("SELECT metrics.recompute_rollups(%s)", (whole,))
+            # The writer's marks (0109): the marked student-years of the other years, and their schools' cells.
+            row = conn.execute("SELECT metrics.recompute_marked_students(%s)", (whole,)).fetchone()
+            dirty = set(whole) | {int(year) for year in (row[0] if row and row[0] else [])}
             rollup_years = sorted(dirty)
-            conn.execute("SELECT metrics.recompute_rollups(%s)", (rollup_years,))
             # A year's change from the year before reads the year before's cells.
             touched = dirty | {year + 1 for year in dirty}
             now = set(_live_years(conn))

@@ -9,6 +9,7 @@ rows of the years the events do not touch must not have been rewritten (same row
 
 from __future__ import annotations
 
+import random
 import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ LIVE = ("SELECT school_year, metric_id, metric_version, level, area_id, area_nam
         " denominator, numerator, rate, ci_low, ci_high, previous_rate, change, change_ci_low, change_ci_high,"
         " suppressed FROM metrics.live_indicators")
 SENT = "2026-04-02T02:00:00+00:00"
+LATER = "2026-11-30T02:00:00+00:00"  # after every school year's last day
 
 
 def _state(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
@@ -53,6 +55,18 @@ def _versions(settings: Settings) -> dict[int, set[tuple[str, str]]]:
                 "SELECT school_year, ctid::text, xmin::text FROM metrics.live_indicators").fetchall():
             by_year.setdefault(int(year), set()).add((ctid, xmin))
     return by_year
+
+
+def _rollup_versions(settings: Settings, year: int) -> dict[str, dict[str, set[tuple[str, str]]]]:
+    """School year `year`'s student-years by student and indicator cells by school, as row versions."""
+    found: dict[str, dict[str, set[tuple[str, str]]]] = {"student_years": {}, "indicator_cells": {}}
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        for table, by in (("student_years", "student_key"), ("indicator_cells", "school_id")):
+            for key, ctid, xmin in conn.execute(
+                    f"SELECT {by}, ctid::text, xmin::text FROM metrics.{table} WHERE school_year = %s",
+                    (year,)).fetchall():
+                found[table].setdefault(str(key), set()).add((ctid, xmin))
+    return found
 
 
 def _assert_equals_full_refresh(settings: Settings) -> None:
@@ -80,6 +94,7 @@ def test_incremental_refresh_equals_the_full_one_and_leaves_other_years_alone(pr
     settings = province
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         assert conn.execute("SELECT count(*) FROM metrics.dirty_years").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM metrics.dirty_students").fetchone() == (0,)
         school = conn.execute(
             "SELECT school_id FROM metrics.student_years WHERE school_year = 2025"
             " GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()[0]  # type: ignore[index]
@@ -108,6 +123,7 @@ def test_incremental_refresh_equals_the_full_one_and_leaves_other_years_alone(pr
         91_000, own_school, student_key=student, sex=sex, measured_on=measured_on.isoformat(), age_months=age,
         occurred_at=SENT, supersedes=str(event_id), ucva_right=4.3, ucva_left=4.4, se_right=-3.0, se_left=-3.25))
     before = _versions(settings)
+    rollups_before = _rollup_versions(settings, 2025)
     write_classified(settings, events)
     result = refresh_incremental(settings)
     assert result.mode == "incremental"
@@ -116,6 +132,21 @@ def test_incremental_refresh_equals_the_full_one_and_leaves_other_years_alone(pr
     for year in (2022, 2023, 2024):
         assert after[year] == before[year], f"school year {year} was rewritten"
     assert not after[2025] & before[2025]
+    # Within 2025, only the marked students' rows and their schools' cells were recomputed (0109).
+    rollups_after = _rollup_versions(settings, 2025)
+    marked = {str(p[0]) for p in pupils} | {str(student)}
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        row = conn.execute("SELECT school_id FROM metrics.student_years WHERE school_year = 2025 AND student_key = %s",
+                           (student,)).fetchone()
+    touched_schools = {school} | ({str(row[0])} if row else set())
+    rewritten = {key for key, versions in rollups_after["student_years"].items()
+                 if versions != rollups_before["student_years"].get(key)}
+    assert rewritten <= marked and rewritten, rewritten - marked
+    assert len(rollups_after["student_years"]) > 10 * len(marked)  # most students were left alone
+    recomputed = {key for key, versions in rollups_after["indicator_cells"].items()
+                  if versions != rollups_before["indicator_cells"].get(key)}
+    assert recomputed <= touched_schools and school in recomputed, recomputed
+    assert len(rollups_after["indicator_cells"]) > len(touched_schools)
     _assert_equals_full_refresh(settings)
 
     # 2. A late screening of an older school year (2023): that year and the next (its change) only.
@@ -204,15 +235,19 @@ def test_two_refreshes_never_run_at_once(province: Settings) -> None:
         assert not done
         with psycopg.connect(settings.pg_dsn("admin")) as conn:
             # The event's mark is still there: the waiting refresh has not taken it.
-            assert conn.execute("SELECT count(*) FROM metrics.dirty_years").fetchone() == (1,)
+            assert conn.execute("SELECT count(*) FROM metrics.dirty_students").fetchone() == (1,)
     thread.join(timeout=300)
     assert done and not thread.is_alive()
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
-        assert conn.execute("SELECT count(*) FROM metrics.dirty_years").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM metrics.dirty_students").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM metrics.dirty_students").fetchone() == (0,)
 
 
-def test_a_batch_committed_during_a_refresh_is_taken_by_the_next_one(province: Settings) -> None:
-    """The refresh takes only the marks it sees; a batch still open then keeps its mark for the next round."""
+@pytest.mark.parametrize("mark", ["student", "year"])
+def test_a_batch_committed_during_a_refresh_is_taken_by_the_next_one(province: Settings, mark: str) -> None:
+    """The refresh takes only the marks it sees; a batch still open then keeps its mark for the next round.
+
+    Both kinds of mark: the writer's (student, school year) and a whole school year (0085's backfill)."""
     settings = province
     with psycopg.connect(settings.pg_dsn("app")) as batch:
         # A batch of the archive writer, stored and marked but not committed yet (a late 2023 screening).
@@ -225,7 +260,11 @@ def test_a_batch_committed_during_a_refresh_is_taken_by_the_next_one(province: S
             "   AND v.screening_myopia IS NOT NULL ORDER BY v.student_key LIMIT 1 RETURNING event_id").fetchone()
         assert new_id is not None
         batch.execute("INSERT INTO archive.event_ids (event_id, family) VALUES (%s, 'vision-screening')", new_id)
-        batch.execute("INSERT INTO metrics.dirty_years (school_year) VALUES (2023)")
+        if mark == "student":
+            batch.execute("INSERT INTO metrics.dirty_students (student_key, school_year)"
+                          " SELECT student_key, 2023 FROM archive.vision_screenings WHERE event_id = %s", new_id)
+        else:
+            batch.execute("INSERT INTO metrics.dirty_years (school_year) VALUES (2023)")
         during = refresh_incremental(settings)
         assert during.rollup_years == []
         batch.commit()
@@ -313,3 +352,65 @@ def test_screening_coverage_by_joins_equals_the_former_exists_probes(province: S
         assert {positive for _, _, positive in now} == {True, False}
         covered = {(year, key) for year, key, positive in now if positive}
         assert (2025, no_vision[0]) in covered and (2024, no_growth[0]) in covered
+
+
+def _random_events(settings: Settings, rng: random.Random, first: int, count: int) -> list[Any]:
+    """`count` events of every kind the writer marks, for students and school years drawn at random."""
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        pupils = conn.execute(
+            "SELECT y.school_year, y.student_key, y.school_id, y.county_id, y.grade, st.sex, st.birth_date"
+            " FROM metrics.student_years y JOIN archive.students st USING (student_key) ORDER BY 1, 2").fetchall()
+        schools = conn.execute("SELECT school_id, county_id FROM archive.schools ORDER BY 1").fetchall()
+        screenings = conn.execute(
+            "SELECT event_id, student_key, school_id, measured_on, sex, age_months FROM archive.vision_screenings"
+            " WHERE supersedes IS NULL ORDER BY event_id").fetchall()
+    events: list[Any] = []
+    for n in range(first, first + count):
+        year, student, school, county, grade, sex, birth = rng.choice(pupils)
+        day = date(year + 1, rng.randint(1, 6), rng.randint(1, 28))  # inside school year `year`
+        common = {"student_key": student, "sex": sex, "occurred_at": LATER, "age_months": _age_months(birth, day)}
+        kind = rng.choice(("vision", "bmi", "survey", "correction", "transfer", "leave", "fitness"))
+        if kind == "fitness" and grade < 7:
+            kind = "bmi"  # the factory's test has junior secondary items (grades 7 to 9)
+        if kind == "vision":
+            events.append(factories.vision(n, school, measured_on=day.isoformat(), ucva_right=rng.choice((4.3, 5.0)),
+                                           se_right=rng.choice((-2.5, 0.25)), **common))
+        elif kind == "bmi":
+            events.append(factories.bmi(n, school, measured_on=day.isoformat(), height_cm=rng.uniform(120, 170),
+                                        weight_kg=rng.uniform(22, 80), **common))
+        elif kind == "survey":
+            events.append(factories.survey(n, school, answered_on=day.isoformat(),
+                                           answers=[rng.randint(0, 3) for _ in range(9)],
+                                           **{k: v for k, v in common.items() if k != "student_key"},
+                                           student_key=student))
+        elif kind == "correction":
+            # A correction, now and then moving the screening into another school year (a mistyped date).
+            event_id, owner, own_school, measured_on, own_sex, age = rng.choice(screenings)
+            moved = measured_on if rng.random() < 0.5 else date(rng.choice(YEARS) + 1, 2, 14)
+            events.append(factories.vision(n, own_school, student_key=owner, sex=own_sex, occurred_at=LATER,
+                                           measured_on=moved.isoformat(), age_months=age, supersedes=str(event_id),
+                                           ucva_right=4.1, ucva_left=4.2, se_right=-3.5, se_left=-3.0))
+        elif kind in ("transfer", "leave"):
+            to_school, to_county = rng.choice([row for row in schools if row[0] != school])
+            when = datetime(year, rng.choice((9, 10, 11)), rng.randint(1, 28), 8, 0, tzinfo=UTC)
+            extra = {"to_school_id": to_school} if kind == "transfer" else {}
+            events.append(factories.record(n, school, action=kind, occurred_at=when, student_key=student,
+                                            county_id=county if kind == "leave" else to_county, grade=grade,
+                                            sex=sex, birth_date=birth.isoformat(), **extra))
+        else:
+            events.append(factories.fitness(n, school, student_key=student, sex=sex, grade=grade,
+                                            measured_on=day.isoformat(), occurred_at=LATER))
+    return events
+
+
+@pytest.mark.parametrize("seed", [7, 2026])
+def test_random_batches_by_student_equal_the_full_refresh(province: Settings, seed: int) -> None:
+    """Screenings, surveys, corrections across school years, transfers, leaves and fitness tests of
+    students drawn at random, in batches: after each, the incremental refresh equals a full one."""
+    rng = random.Random(seed)
+    settings = province
+    for round_ in range(3):
+        write_classified(settings, _random_events(settings, rng, 200_000 + 100 * round_, 30))
+        result = refresh_incremental(settings)
+        assert result.mode == "incremental" and result.rollup_years
+        _assert_equals_full_refresh(settings)
