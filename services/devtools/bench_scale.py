@@ -475,7 +475,7 @@ def run_scale_bench(base: Settings, *, students: int, out: Path, timescaledb: bo
                 sql.Identifier(settings.pg_database)))
         bootstrap_database(settings, superuser, timescaledb=timescaledb)
         migrate(settings)
-    keep = keep or phase == "seed"
+    keep = keep or phase != "all"  # a split run is measured again
     result["phase"] = phase
     directory = Path(tempfile.mkdtemp(prefix="schoolhealth-scale-"))
     try:
