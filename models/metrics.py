@@ -536,17 +536,30 @@ def categories_of(cell: FineCell) -> dict[str, str]:
 
 
 def aggregate(cells: Iterable[FineCell]) -> dict[CellKey, tuple[int, int]]:
-    """(denominator, numerator) of every published cell: each level, area and breakdown."""
-    totals: dict[CellKey, tuple[int, int]] = {}
+    """(denominator, numerator) of every published cell: each level, area and breakdown.
+
+    The fine cells are first summed per school (and its county) and category, then each of those
+    sums is added to its school, county and province cell: a school has a few dozen fine cells per
+    category, so the three levels cost one pass over far fewer sums.
+    """
+    by_school: dict[tuple[str, str, str, str], list[int]] = {}
     for cell in cells:
         if cell.denominator <= 0:
             continue
-        areas = ((PROVINCE, PROVINCE), ("county", cell.county_id), ("school", cell.school_id))
         for breakdown, category in categories_of(cell).items():
-            for level, area in areas:
-                key = (level, area, breakdown, category)
-                n, k = totals.get(key, (0, 0))
-                totals[key] = (n + cell.denominator, k + cell.numerator)
+            key = (cell.county_id, cell.school_id, breakdown, category)
+            counts = by_school.get(key)
+            if counts is None:
+                by_school[key] = [cell.denominator, cell.numerator]
+            else:
+                counts[0] += cell.denominator
+                counts[1] += cell.numerator
+    totals: dict[CellKey, tuple[int, int]] = {}
+    for (county, school, breakdown, category), (n, k) in by_school.items():
+        for key in ((PROVINCE, PROVINCE, breakdown, category), ("county", county, breakdown, category),
+                    ("school", school, breakdown, category)):
+            before = totals.get(key)
+            totals[key] = (n, k) if before is None else (before[0] + n, before[1] + k)
     return totals
 
 
