@@ -71,6 +71,8 @@ BEGIN
                                                  PRIMARY KEY (school_year, school_id)) ON COMMIT DROP;
     CREATE TEMP TABLE IF NOT EXISTS dirty_digit_cells (school_year integer NOT NULL, school_id text NOT NULL,
                                                        PRIMARY KEY (school_year, school_id)) ON COMMIT DROP;
+    CREATE TEMP TABLE IF NOT EXISTS cell_students (school_year integer NOT NULL, student_key text NOT NULL)
+        ON COMMIT DROP;
     IF NOT by_student THEN
         TRUNCATE dirty_pairs;
     END IF;
@@ -84,14 +86,15 @@ BEGIN
         ANALYZE dirty_pairs;
         WITH gone AS (
             DELETE FROM metrics.student_years y USING dirty_pairs p
-            WHERE y.school_year = p.school_year AND y.student_key = p.student_key
+            WHERE y.school_year = p.school_year AND y.student_key = p.student_key AND y.school_year = ANY(p_years)
             RETURNING y.school_year, y.school_id
         )
         INSERT INTO dirty_cells SELECT DISTINCT school_year, school_id FROM gone;
+        -- The years' condition lets the plan read only those years when it does not probe per pair.
         DELETE FROM metrics.observations o USING dirty_pairs p
-        WHERE o.school_year = p.school_year AND o.student_key = p.student_key;
+        WHERE o.school_year = p.school_year AND o.student_key = p.student_key AND o.school_year = ANY(p_years);
         DELETE FROM metrics.fitness_observations o USING dirty_pairs p
-        WHERE o.school_year = p.school_year AND o.student_key = p.student_key;
+        WHERE o.school_year = p.school_year AND o.student_key = p.student_key AND o.school_year = ANY(p_years);
         first_day := make_date((SELECT min(y) FROM unnest(p_years) y), 9, 1);
         last_day := make_date((SELECT max(y) FROM unnest(p_years) y) + 1, 8, 31);
         INSERT INTO dirty_digit_cells
@@ -150,6 +153,16 @@ BEGIN
         SELECT DISTINCT y.school_year, y.school_id
         FROM metrics.student_years y JOIN dirty_pairs p USING (school_year, student_key)
         ON CONFLICT DO NOTHING;
+        ANALYZE dirty_cells;
+        -- Every student-year of those cells (their whole school, for the cells' counts), found
+        -- through the (school_year, school_id) index: the cells below are counted from these.
+        CREATE TEMP TABLE IF NOT EXISTS cell_students (school_year integer NOT NULL, student_key text NOT NULL)
+            ON COMMIT DROP;
+        TRUNCATE cell_students;
+        INSERT INTO cell_students
+        SELECT y.school_year, y.student_key FROM dirty_cells d
+        JOIN metrics.student_years y ON y.school_year = d.school_year AND y.school_id = d.school_id;
+        ANALYZE cell_students;
     END IF;
 
     INSERT INTO metrics.observations
@@ -263,9 +276,9 @@ BEGIN
            count(*) FILTER (WHERE o.positive)::integer AS numerator
     FROM metrics.observations o
     JOIN metrics.student_years y USING (school_year, student_key)
-    WHERE (all_years OR o.school_year = ANY(p_years))
-      AND (NOT by_student OR EXISTS (SELECT 1 FROM dirty_cells d WHERE d.school_year = y.school_year
-                                     AND d.school_id = y.school_id))
+    WHERE (all_years OR (o.school_year = ANY(p_years) AND y.school_year = ANY(p_years)))
+      AND (NOT by_student OR (o.school_year, o.student_key) IN (SELECT c.school_year, c.student_key
+                                                                FROM cell_students c))
     GROUP BY o.school_year, o.metric_id, y.school_id, y.county_id, y.urban_rural, y.sex, y.grade, y.left_behind, y.disability;
 
     INSERT INTO metrics.fitness_observations
@@ -315,9 +328,9 @@ BEGIN
            count(*) FILTER (WHERE o.positive)::integer AS numerator
     FROM metrics.fitness_observations o
     JOIN metrics.student_years y USING (school_year, student_key)
-    WHERE (all_years OR o.school_year = ANY(p_years))
-      AND (NOT by_student OR EXISTS (SELECT 1 FROM dirty_cells d WHERE d.school_year = y.school_year
-                                     AND d.school_id = y.school_id))
+    WHERE (all_years OR (o.school_year = ANY(p_years) AND y.school_year = ANY(p_years)))
+      AND (NOT by_student OR (o.school_year, o.student_key) IN (SELECT c.school_year, c.student_key
+                                                                FROM cell_students c))
     GROUP BY o.school_year, o.metric_id, y.school_id, y.county_id, y.urban_rural, y.sex, y.grade, y.left_behind, y.disability;
 
     INSERT INTO metrics.digit_preference
