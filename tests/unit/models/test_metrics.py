@@ -24,6 +24,7 @@ from models.metrics import (
     determined_cells,
     difference_interval,
     indicator_table,
+    published_counts,
     relations_for,
     school_doctor_table,
     stage_of_grade,
@@ -278,3 +279,17 @@ def test_a_province_of_many_schools_is_suppressed_the_same_by_blocks_as_by_one_s
     assert sum(1 for row in by_blocks if row.suppressed) > metrics.BLOCK_UNKNOWNS
     monkeypatch.setattr(metrics, "BLOCK_UNKNOWNS", 10**9)
     assert indicator_table(metric, 2025, cells, previous) == by_blocks
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_the_previous_years_published_cells_give_the_same_table_as_its_fine_cells(seed: int) -> None:
+    # The refresh passes the year before's table (computed just before, or its live indicators)
+    # instead of suppressing that year again: every row, change and interval must be the same.
+    cells, previous = _province(seed, schools=30, counties=3), _province(seed + 50, schools=30, counties=3)
+    metric = METRICS[1]
+    expected = indicator_table(metric, 2025, cells, previous)
+    last_year = indicator_table(metric, 2024, previous)
+    assert any(row.suppressed for row in last_year) and any(row.change is not None for row in expected)
+    assert indicator_table(metric, 2025, cells, previous_published=published_counts(last_year)) == expected
+    with pytest.raises(ValueError, match="not both"):
+        indicator_table(metric, 2025, cells, previous, previous_published=published_counts(last_year))
