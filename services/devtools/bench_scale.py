@@ -37,7 +37,6 @@ The JSON goes to `bench/results/scale_N.json`; the database is dropped afterward
 
 from __future__ import annotations
 
-import asyncio
 import json
 import platform
 import re
@@ -66,7 +65,7 @@ from services.alerts.service import apply_candidates
 from services.devtools.seed import ArchivePublisher, import_directory
 from services.devtools.stack import Postgres
 from services.devtools.synthetic_files import write_province
-from services.pipeline.archive_writer import ArchiveWriter
+from services.pipeline.archive_writer import write_once
 from services.platform.database import bootstrap_database
 from services.platform.migrate import migrate
 from services.platform.settings import Settings
@@ -405,17 +404,6 @@ def _screening_day(settings: Settings, share: float) -> ProcessedMessages:
     return batch
 
 
-def _write(settings: Settings, batch: ProcessedMessages) -> None:
-    async def write() -> None:
-        writer = ArchiveWriter(settings.pg_dsn("app"))
-        try:
-            await writer.write(batch, [])
-        finally:
-            await writer.close()
-
-    asyncio.run(write())
-
-
 def _bytes_per_event(settings: Settings) -> dict[str, Any]:
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         hypertables = {str(r[0]) for r in conn.execute(
@@ -535,7 +523,7 @@ def _measure(settings: Settings, result: dict[str, Any]) -> None:
     batch = _screening_day(settings, 0.01)
     day_events = len(batch.vision) + len(batch.growth)
     began = time.perf_counter()
-    _write(settings, batch)
+    write_once(settings.pg_dsn("app"), batch)
     written = time.perf_counter() - began
     began = time.perf_counter()
     incremental = refresh_incremental(settings)

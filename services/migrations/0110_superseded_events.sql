@@ -76,26 +76,18 @@ $triggers$;
 ANALYZE archive.superseded;
 
 DO $views$
+DECLARE
+    v record;
 BEGIN
-    EXECUTE format($v$CREATE OR REPLACE VIEW archive.vision_current WITH (security_barrier = true) AS
-        SELECT v.* FROM archive.vision_screenings v
-        WHERE NOT EXISTS (SELECT 1 FROM archive.superseded c
-                          WHERE c.source = 'vision_screenings' AND c.event_id = v.event_id)
-          AND %s$v$, archive.school_scope_sql('v.school_id', 'school_doctor'));
-    EXECUTE format($v$CREATE OR REPLACE VIEW archive.growth_current WITH (security_barrier = true) AS
-        SELECT g.* FROM archive.growth_screenings g
-        WHERE NOT EXISTS (SELECT 1 FROM archive.superseded c
-                          WHERE c.source = 'growth_screenings' AND c.event_id = g.event_id)
-          AND %s$v$, archive.school_scope_sql('g.school_id', 'school_doctor'));
-    EXECUTE format($v$CREATE OR REPLACE VIEW archive.survey_current WITH (security_barrier = true) AS
-        SELECT s.* FROM archive.survey_results s
-        WHERE NOT EXISTS (SELECT 1 FROM archive.superseded c
-                          WHERE c.source = 'survey_results' AND c.event_id = s.event_id)
-          AND %s$v$, archive.school_scope_sql('s.school_id', 'counselling'));
-    EXECUTE format($v$CREATE OR REPLACE VIEW archive.fitness_current WITH (security_barrier = true) AS
-        SELECT f.* FROM archive.fitness_results f
-        WHERE NOT EXISTS (SELECT 1 FROM archive.superseded c
-                          WHERE c.source = 'fitness_results' AND c.event_id = f.event_id)
-          AND %s$v$, archive.school_scope_sql('f.school_id', 'school_doctor'));
+    FOR v IN SELECT * FROM (VALUES ('vision_current', 'vision_screenings', 'school_doctor'),
+                                   ('growth_current', 'growth_screenings', 'school_doctor'),
+                                   ('survey_current', 'survey_results', 'counselling'),
+                                   ('fitness_current', 'fitness_results', 'school_doctor')) AS t (name, source, team)
+    LOOP
+        EXECUTE format($v$CREATE OR REPLACE VIEW archive.%I WITH (security_barrier = true) AS
+            SELECT m.* FROM archive.%I m
+            WHERE NOT EXISTS (SELECT 1 FROM archive.superseded c WHERE c.source = %L AND c.event_id = m.event_id)
+              AND %s$v$, v.name, v.source, v.source, archive.school_scope_sql('m.school_id', v.team));
+    END LOOP;
 END
 $views$;

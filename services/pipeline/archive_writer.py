@@ -752,3 +752,17 @@ class ArchiveWriter:
             # Redelivered after a crash: the rows already stored are skipped.
             self.conflict_fallbacks += 1
             await cursor.execute(sql.SQL("{} ON CONFLICT {} DO NOTHING").format(insert, sql.SQL(table.conflict)))
+
+
+def write_once(dsn: str, batch: ProcessedMessages) -> None:
+    """Write one batch (no dead letters) through a writer of its own, then close it; for callers
+    outside an event loop (seeding, the benchmarks, tests). Conflicts and refusals are errors."""
+
+    async def write() -> None:
+        writer = ArchiveWriter(dsn)
+        try:
+            await writer.write(batch, [])
+        finally:
+            await writer.close()
+
+    asyncio.run(write())

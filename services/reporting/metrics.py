@@ -215,7 +215,8 @@ def _refresh_live(settings: Settings, *, wait: bool, full: bool) -> RefreshResul
     rollup rows recomputed, and the cells of their schools (0109; a whole school year where one is
     marked whole, 0085); the live indicators of their school years and of the next ones (the
     year-on-year change reads them) are rewritten, every other year's rows stay as they are. When the schools changed
-    since the last refresh (their names, counties and staffing are in every year) it is a full one.
+    since the last refresh (their names, counties and staffing are in every year) it is a full one;
+    so it is when a database crash emptied the unlogged rollup tables (0111).
     """
     with psycopg.connect(settings.pg_dsn("app")) as conn:
         # One refresh at a time (CLI, publication, every worker's timer).
@@ -229,12 +230,19 @@ def _refresh_live(settings: Settings, *, wait: bool, full: bool) -> RefreshResul
         digest = str(digest_row[0]) if digest_row else ""
         if state is not None and state[0] != digest:
             full = True
+        intact = conn.execute("SELECT EXISTS (SELECT 1 FROM metrics.rollups_intact)").fetchone()
+        if not full and not (intact and intact[0]):
+            # The rollup tables are unlogged (0111): a crash of PostgreSQL, or a promoted standby,
+            # left them empty. Only a full refresh rebuilds them.
+            log.warning("the rollup tables were emptied (a database crash or failover): full refresh")
+            full = True
         before = set(_live_years(conn))
         began = time.perf_counter()
         if full:
             conn.execute("DELETE FROM metrics.dirty_years")
             conn.execute("DELETE FROM metrics.dirty_students")
             conn.execute("SELECT metrics.recompute_rollups(NULL)")
+            conn.execute("INSERT INTO metrics.rollups_intact DEFAULT VALUES ON CONFLICT DO NOTHING")
             rollup_years: list[int] | None = None
             years = _live_years(conn)
             conn.execute("DELETE FROM metrics.live_indicators")

@@ -111,12 +111,11 @@ def add_school_and_student(settings: Settings, *, school_id: str, name: str, stu
 def archive_rows(settings: Settings, kind: str, rows: list[dict[str, str]], *,
                  submitted_by: str = "importer") -> None:
     """Rows of an import file, validated, classified and archived as the worker does (without Kafka)."""
-    import asyncio
     from datetime import UTC, datetime
 
     from models.importing import row_to_event
     from models.pipeline import ProcessedMessages, classify_event
-    from services.pipeline.archive_writer import ArchiveWriter
+    from services.pipeline.archive_writer import write_once
 
     secret = settings.student_key_secret.get_secret_value().encode()
     batch = ProcessedMessages()
@@ -124,11 +123,4 @@ def archive_rows(settings: Settings, kind: str, rows: list[dict[str, str]], *,
         classify_event(row_to_event(kind, row, secret=secret, submitted_by=submitted_by,  # type: ignore[arg-type]
                                     now=datetime.now(UTC)), batch)
 
-    async def write() -> None:
-        writer = ArchiveWriter(settings.pg_dsn("app"))
-        try:
-            await writer.write(batch, [])
-        finally:
-            await writer.close()
-
-    asyncio.run(write())
+    write_once(settings.pg_dsn("app"), batch)

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from services.devtools.stack import Kafka, Postgres
-from services.platform.database import bootstrap_database
-from services.platform.migrate import migrate
 from services.platform.settings import Settings
 from services.platform.topics import create_topics
+from tests.faults.clusters import free_port, private_cluster
 from tests.faults.harness import (
     alert_service,
     assert_conserved,
@@ -136,30 +134,11 @@ def test_a_second_worker_joins_and_leaves_mid_stream(small_batches: Settings, tm
         assert first.stop() == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def private_postgres(small_batches: Settings) -> Iterator[tuple[Settings, Postgres]]:
     """A throwaway PostgreSQL cluster of this test alone (the shared one is never stopped)."""
-    home = Path(tempfile.mkdtemp(prefix="schoolhealth-pg-"))
-    home.chmod(0o755)  # the cluster runs as the postgres user
-    port = _free_port()
-    cluster = Postgres(small_batches.model_copy(update={"state_dir": home, "pg_port": port,
-                                                        "pg_database": "schoolhealth_bootstrap"}))
-    cluster.up()
-    settings = small_batches.model_copy(update={"pg_port": port})
-    bootstrap_database(settings, cluster._superuser_dsn(), timescaledb=False)
-    migrate(settings)
-    create_topics(settings)
-    try:
-        yield settings, cluster
-    finally:
-        cluster.down()
-        shutil.rmtree(home, ignore_errors=True)
+    with private_cluster(small_batches, topics=True) as pair:
+        yield pair
 
 
 def test_postgres_stopped_30_seconds(private_postgres: tuple[Settings, Postgres], tmp_path: Path) -> None:
@@ -187,8 +166,8 @@ def private_broker(small_batches: Settings) -> Iterator[tuple[Settings, Kafka]]:
     """A Kafka broker of this test alone, on its own ports (the shared one is never killed)."""
     home = Path(tempfile.mkdtemp(prefix="schoolhealth-kafka-"))
     (home / "kafka-libs").symlink_to(small_batches.state_dir / "kafka-libs")  # the jars already resolved
-    settings = small_batches.model_copy(update={"state_dir": home, "kafka_port": _free_port(),
-                                                "kafka_controller_port": _free_port(), "kafka_heap_mb": 384})
+    settings = small_batches.model_copy(update={"state_dir": home, "kafka_port": free_port(),
+                                                "kafka_controller_port": free_port(), "kafka_heap_mb": 384})
     broker = Kafka(settings)
     broker.up(timeout=120)
     try:

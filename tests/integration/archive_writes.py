@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import Any
 
 from models.pipeline import ProcessedMessages, classify_event
-from services.pipeline.archive_writer import ArchiveWriter
+from services.pipeline.archive_writer import write_once
 from services.platform.settings import Settings
 
 
@@ -18,11 +17,4 @@ def write_classified(settings: Settings, events: Iterable[Any]) -> None:
         classify_event(event, batch)
     assert not batch.rejected, batch.rejected
 
-    async def write() -> None:
-        writer = ArchiveWriter(settings.pg_dsn("app"))
-        try:
-            await writer.write(batch, [])
-        finally:
-            await writer.close()
-
-    asyncio.run(write())
+    write_once(settings.pg_dsn("app"), batch)

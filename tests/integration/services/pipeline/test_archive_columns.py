@@ -9,7 +9,6 @@ field of that name, or the source this test names for the few columns named othe
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from decimal import Decimal
 from itertools import combinations
@@ -20,7 +19,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from models.pipeline import ProcessedMessages, classify_event
-from services.pipeline.archive_writer import FITNESS, GROWTH, HISTORY, SURVEY, VISION, ArchiveWriter
+from services.pipeline.archive_writer import FITNESS, GROWTH, HISTORY, SURVEY, VISION, write_once
 from services.platform.settings import Settings
 from tests import factories
 
@@ -135,14 +134,7 @@ def test_every_archive_column_receives_the_field_of_its_name(isolated: Settings)
             if types[a] == types[b] and (a, b) not in INDISTINCT and (b, a) not in INDISTINCT:
                 assert vectors[a] != vectors[b], f"{table.target}: {a} and {b} hold the same values"
 
-    async def write() -> None:
-        writer = ArchiveWriter(settings.pg_dsn("app"))
-        try:
-            await writer.write(batch, [])
-        finally:
-            await writer.close()
-
-    asyncio.run(write())
+    write_once(settings.pg_dsn("app"), batch)
 
     for table, pairs in tables:
         stored = _fetch(settings, f"SELECT * FROM {table.target} WHERE event_id = ANY(%s)",

@@ -6,7 +6,6 @@ the archive writer; the rows, the prevalence observations and the data-quality r
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -16,7 +15,7 @@ import psycopg
 import pytest
 
 from models.pipeline import ProcessedMessages, classify_event
-from services.pipeline.archive_writer import ArchiveWriter
+from services.pipeline.archive_writer import write_once
 from services.platform.settings import Settings
 from services.students.archive_reader import print_student
 from tests import factories
@@ -51,14 +50,7 @@ def _write(settings: Settings, events: dict[str, Any]) -> None:
         classify_event(event, batch)
     assert not batch.rejected and len(batch.growth) == len(events)
 
-    async def scenario() -> None:
-        writer = ArchiveWriter(settings.pg_dsn("app"))
-        try:
-            await writer.write(batch, [])
-        finally:
-            await writer.close()
-
-    asyncio.run(scenario())
+    write_once(settings.pg_dsn("app"), batch)
 
 
 def test_partial_oedema_and_flagged_screenings_are_stored_and_counted_where_they_belong(isolated: Settings) -> None:
