@@ -44,6 +44,7 @@ import shutil
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -226,7 +227,9 @@ def _counsellor_reads(settings: Settings) -> dict[str, Any]:
             (busiest, COUNSELLOR_SCHOOLS - len(busiest)))]
         open_alerts = conn.execute("SELECT count(*) FROM alerts.alerts").fetchone()
     schools = busiest + others
-    tokens = {school: add_user(settings, f"bench-counsellor-{school}", "counsellor", schools=[school])
+    # Users of this run: a kept database is measured again (--phase measure) with the earlier ones in it.
+    run = uuid.uuid4().hex[:8]
+    tokens = {school: add_user(settings, f"bench-counsellor-{run}-{school}", "counsellor", schools=[school])
               for school in schools}
     queue: list[float] = []
     risk: list[float] = []
