@@ -756,7 +756,7 @@ class ArchiveWriter:
 
 def write_once(dsn: str, batch: ProcessedMessages) -> None:
     """Write one batch (no dead letters) through a writer of its own, then close it; for callers
-    outside an event loop (seeding, the benchmarks, tests). Conflicts and refusals are errors."""
+    outside an event loop (the scale benchmark, tests). Conflicts and refusals are errors."""
 
     async def write() -> None:
         writer = ArchiveWriter(dsn)
