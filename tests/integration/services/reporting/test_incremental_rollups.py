@@ -414,3 +414,46 @@ def test_random_batches_by_student_equal_the_full_refresh(province: Settings, se
         result = refresh_incremental(settings)
         assert result.mode == "incremental" and result.rollup_years
         _assert_equals_full_refresh(settings)
+
+
+def _observation_versions(settings: Settings, student: str) -> dict[tuple[int, str], str]:
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        return {(int(year), str(metric)): str(version) for year, metric, version in conn.execute(
+            "SELECT school_year, metric_id, ctid::text || '/' || xmin::text FROM metrics.observations"
+            " WHERE student_key = %s AND school_year IN (2024, 2025)", (student,)).fetchall()}
+
+
+def test_only_the_observation_rows_that_change_are_rewritten(province: Settings) -> None:
+    """Migration 0112: the incremental refresh deletes a marked student's observation rows whose
+    metric vanished or changed and inserts the new ones; the others keep their row version. One
+    student's 2025 vision screenings are all corrected into school year 2024: 2025's vision rows go,
+    the student's 2025 growth and survey rows stay as they were, and the result is the full refresh's."""
+    settings = province
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        found = conn.execute(
+            "SELECT student_key FROM metrics.observations WHERE school_year = 2025 GROUP BY 1"
+            " HAVING bool_or(metric_id = 'myopia') AND bool_or(metric_id = 'overweight_wst586')"
+            " AND bool_or(metric_id = 'depression_positive') ORDER BY 1 LIMIT 1").fetchone()
+        assert found, "no 2025 student with vision, growth and survey rows"
+        student = str(found[0])
+        screenings = conn.execute(
+            "SELECT v.event_id, v.school_id, v.sex, v.age_months FROM archive.vision_screenings v"
+            " WHERE v.student_key = %s AND v.measured_on BETWEEN '2025-09-01' AND '2026-08-31'"
+            " AND NOT EXISTS (SELECT 1 FROM archive.vision_screenings c WHERE c.supersedes = v.event_id)",
+            (student,)).fetchall()
+    assert screenings
+    before = _observation_versions(settings, student)
+    write_classified(settings, [
+        factories.vision(95_000 + n, school, student_key=student, sex=sex, occurred_at=LATER, age_months=age,
+                         measured_on="2025-02-14", supersedes=str(event_id), ucva_right=4.1, ucva_left=4.2,
+                         se_right=-3.5, se_left=-3.0)
+        for n, (event_id, school, sex, age) in enumerate(screenings)])
+    result = refresh_incremental(settings)
+    assert result.mode == "incremental" and 2025 in (result.rollup_years or [])
+    after = _observation_versions(settings, student)
+    assert not {metric for year, metric in after if year == 2025} & {"myopia", "visual_impairment"}
+    kept = {key: version for key, version in before.items()
+            if key[0] == 2025 and key[1] not in ("myopia", "visual_impairment", "screening_coverage")}
+    assert {"overweight_wst586", "depression_positive"} <= {metric for _, metric in kept}
+    assert {key: after.get(key) for key in kept} == kept, "rows that did not change were written again"
+    _assert_equals_full_refresh(settings)
