@@ -83,6 +83,10 @@ MEASUREMENT_TABLES = ("archive.vision_screenings", "archive.growth_screenings", 
                       "archive.fitness_results")
 _INTERVALS = {"1m": 60, "1h": 3600, "1d": 86400}
 VALUES_PER_VARIABLE = 10
+# Every panel over its variables' values, this many times (a dashboard is looked at again and again):
+# with one pass, a panel with four values has four runs and its p95 is their maximum, the first
+# (coldest) run as often as not. The first pass's maximum is reported beside the p95.
+PANEL_PASSES = 3
 LOOKUP_STUDENTS = 60
 COUNSELLOR_SCHOOLS = 8
 REQUESTS_PER_COUNSELLOR = 15
@@ -131,16 +135,19 @@ def _panel_latencies(settings: Settings) -> dict[str, dict[str, Any]]:
             combinations = [first] + [first | {name: value} for name, values in options.items()
                                       for value in values[1:]]
             timings: dict[str, list[float]] = {}
-            for variables in combinations:
-                for panel in data["panels"]:
-                    for target in panel["targets"]:
-                        query = expand_macros(target["rawSql"], variables, start, end)
-                        began = time.perf_counter()
-                        conn.execute(query).fetchall()
-                        timings.setdefault(f"{spec.uid}/{panel['title']}", []).append(
-                            1000 * (time.perf_counter() - began))
+            for _ in range(PANEL_PASSES):
+                for variables in combinations:
+                    for panel in data["panels"]:
+                        for target in panel["targets"]:
+                            query = expand_macros(target["rawSql"], variables, start, end)
+                            began = time.perf_counter()
+                            conn.execute(query).fetchall()
+                            timings.setdefault(f"{spec.uid}/{panel['title']}", []).append(
+                                1000 * (time.perf_counter() - began))
             for name, spent in timings.items():
-                found[name] = _latency(spent)
+                # Every pass runs the same queries: the first pass is the first share of the runs.
+                first_pass = spent[:len(spent) // PANEL_PASSES]
+                found[name] = _latency(spent) | {"first_pass_max_ms": round(max(first_pass), 2)}
     return found
 
 
@@ -358,6 +365,17 @@ def _recording_refreshes(record: list[tuple[RefreshResult, float]]) -> Iterator[
         yield
 
 
+def _observation_rows_written(settings: Settings) -> int:
+    """Rows inserted and deleted so far in the two observation tables (the statistics collector's
+    counts; a refresh's connection reports them when it closes, so they are read after a pause)."""
+    time.sleep(1.5)
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        row = conn.execute("SELECT coalesce(sum(n_tup_ins + n_tup_del), 0) FROM pg_stat_user_tables"
+                           " WHERE schemaname = 'metrics' AND relname IN ('observations', 'fitness_observations')"
+                           ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _refresh_figures(result: RefreshResult, seconds: float) -> dict[str, Any]:
     return {"seconds": round(seconds, 2), "cells": result.cells,
             "rollup_sql_seconds": round(result.rollup_seconds, 2),
@@ -392,18 +410,20 @@ def _screening_day(settings: Settings, share: float) -> ProcessedMessages:
     sent = f"{day.isoformat()}T10:00:00+00:00"
     batch = ProcessedMessages()
     for n, (student, school, sex, birth) in enumerate(pupils):
+        # Each later day (a kept database measured again) gives the same students other results.
+        turn = n + day_round
         age = round((day - birth).days / 30.4375, 1)
         common = {"occurred_at": sent, "school_id": school, "student_key": student,
                   "submitted_by": OPERATOR_IDENTITIES[0],  # the importer's identity: every school
                   "measured_on": day.isoformat(), "sex": sex, "age_months": age}
         classify_event(VisionScreening.model_validate_json(json.dumps(common | {
             "event_id": _day_event_id(day_round, 2 * n), "schema": {"family": "vision-screening", "version": 1},
-            "ucva_right": 4.8 if n % 3 else 4.5, "ucva_left": 4.9, "se_right": -0.75 if n % 3 else -2.0,
+            "ucva_right": 4.8 if turn % 3 else 4.5, "ucva_left": 4.9, "se_right": -0.75 if turn % 3 else -2.0,
             "se_left": -0.5, "wears_glasses": False, "screener": "bench-screener"})), batch)
         classify_event(BmiScreening.model_validate_json(json.dumps(common | {
             "event_id": _day_event_id(day_round, 2 * n + 1),
             "schema": {"family": "bmi-screening", "version": 1},
-            "height_cm": 140.0 + n % 25, "weight_kg": 32.0 + n % 20, "screener": "bench-screener"})), batch)
+            "height_cm": 140.0 + turn % 25, "weight_kg": 32.0 + turn % 20, "screener": "bench-screener"})), batch)
     return batch
 
 
@@ -518,21 +538,28 @@ def _seed(settings: Settings, students: int, directory: Path, result: dict[str, 
                              "seconds": round(time.perf_counter() - began, 2)}
 
 
+def screening_day_refresh(settings: Settings) -> dict[str, Any]:
+    """One more screening day (1 % of the events) through the archive writer, then the incremental
+    refresh that takes it in: its figures, the day's events and the observation rows written."""
+    batch = _screening_day(settings, 0.01)
+    began = time.perf_counter()
+    write_once(settings.pg_dsn("app"), batch)
+    written = time.perf_counter() - began
+    rows_before = _observation_rows_written(settings)
+    began = time.perf_counter()
+    incremental = refresh_incremental(settings)
+    return _refresh_figures(incremental, time.perf_counter() - began) | {
+        "new_events": len(batch.vision) + len(batch.growth), "write_seconds": round(written, 2),
+        "mode": incremental.mode, "rollup_years": incremental.rollup_years, "live_years": incremental.live_years,
+        "observation_rows_written": _observation_rows_written(settings) - rows_before}
+
+
 def _measure(settings: Settings, result: dict[str, Any]) -> None:
     began = time.perf_counter()
     full = refresh_rollups(settings)
     result["full_refresh"] = _refresh_figures(full, time.perf_counter() - began)
 
-    batch = _screening_day(settings, 0.01)
-    day_events = len(batch.vision) + len(batch.growth)
-    began = time.perf_counter()
-    write_once(settings.pg_dsn("app"), batch)
-    written = time.perf_counter() - began
-    began = time.perf_counter()
-    incremental = refresh_incremental(settings)
-    result["incremental_refresh"] = _refresh_figures(incremental, time.perf_counter() - began) | {
-        "new_events": day_events, "write_seconds": round(written, 2), "mode": incremental.mode,
-        "rollup_years": incremental.rollup_years, "live_years": incremental.live_years}
+    result["incremental_refresh"] = screening_day_refresh(settings)
 
     refreshes: list[tuple[RefreshResult, float]] = []
     began = time.perf_counter()
