@@ -539,44 +539,62 @@ class FineCell:
     numerator: int
 
 
-def categories_of(cell: FineCell) -> dict[str, str]:
-    """The category this fine cell falls in, for every breakdown."""
-    return {
-        "all": "all",
-        "sex": cell.sex,
-        "stage": stage_of_grade(cell.grade),
-        "urban_rural": cell.urban_rural,
-        "left_behind": "yes" if cell.left_behind else "no",
-        "disability": "yes" if cell.disability else "no",
-        "grade": str(cell.grade),
-    }
-
-
 def aggregate(cells: Iterable[FineCell]) -> dict[CellKey, tuple[int, int]]:
     """(denominator, numerator) of every published cell: each level, area and breakdown.
 
-    The fine cells are first summed per school (and its county) and category, then each of those
-    sums is added to its school, county and province cell: a school has a few dozen fine cells per
-    category, so the three levels cost one pass over far fewer sums.
+    Column by column: each breakdown's category of every fine cell is a small integer code, and
+    each level's cells are the sums (`numpy.bincount`) over area code x category code. A cell is
+    published when at least one fine cell with students falls in it. At a million students a year
+    has some 400,000 fine cells per metric: the former loop over cells and breakdowns took about a
+    third of the indicators' time.
     """
-    by_school: dict[tuple[str, str, str, str], list[int]] = {}
-    for cell in cells:
-        if cell.denominator <= 0:
-            continue
-        for breakdown, category in categories_of(cell).items():
-            key = (cell.county_id, cell.school_id, breakdown, category)
-            counts = by_school.get(key)
-            if counts is None:
-                by_school[key] = [cell.denominator, cell.numerator]
-            else:
-                counts[0] += cell.denominator
-                counts[1] += cell.numerator
+    kept = [cell for cell in cells if cell.denominator > 0]
+    if not kept:
+        return {}
+    size = len(kept)
+    denominators = np.fromiter((cell.denominator for cell in kept), dtype=np.int64, count=size)
+    numerators = np.fromiter((cell.numerator for cell in kept), dtype=np.int64, count=size)
+    grades = np.fromiter((cell.grade for cell in kept), dtype=np.int64, count=size)
+    if grades.min() < 1 or grades.max() > 9:
+        bad = int(grades[(grades < 1) | (grades > 9)][0])
+        raise ValueError(f"grade {bad} outside compulsory education (1-9)")
+    school_names, school_codes = np.unique(np.array([cell.school_id for cell in kept], dtype=object),
+                                           return_inverse=True)
+    county_of = {cell.school_id: cell.county_id for cell in kept}
+    county_names, county_of_code = np.unique(np.array([county_of[s] for s in school_names], dtype=object),
+                                             return_inverse=True)
+    county_codes = county_of_code[school_codes]
+
+    def coded(values: list[str]) -> tuple[list[str], np.ndarray]:
+        names, codes = np.unique(np.array(values, dtype=object), return_inverse=True)
+        return [str(name) for name in names], codes
+
+    yes_no = ["no", "yes"]
+    breakdowns: list[tuple[str, list[str], np.ndarray]] = [
+        ("all", ["all"], np.zeros(size, dtype=np.int64)),
+        ("sex", *coded([cell.sex for cell in kept])),
+        ("stage", ["primary", "junior"], (grades >= 7).astype(np.int64)),
+        ("urban_rural", *coded([cell.urban_rural for cell in kept])),
+        ("left_behind", yes_no, np.fromiter((cell.left_behind for cell in kept), dtype=np.int64, count=size)),
+        ("disability", yes_no, np.fromiter((cell.disability for cell in kept), dtype=np.int64, count=size)),
+        ("grade", [str(g) for g in range(1, 10)], grades - 1),
+    ]
+    levels: list[tuple[str, list[str], np.ndarray]] = [
+        (PROVINCE, [PROVINCE], np.zeros(size, dtype=np.int64)),
+        ("county", [str(name) for name in county_names], county_codes),
+        ("school", [str(name) for name in school_names], school_codes),
+    ]
     totals: dict[CellKey, tuple[int, int]] = {}
-    for (county, school, breakdown, category), (n, k) in by_school.items():
-        for key in ((PROVINCE, PROVINCE, breakdown, category), ("county", county, breakdown, category),
-                    ("school", school, breakdown, category)):
-            before = totals.get(key)
-            totals[key] = (n, k) if before is None else (before[0] + n, before[1] + k)
+    for level, areas, area_codes in levels:
+        for breakdown, categories, category_codes in breakdowns:
+            width = len(categories)
+            keys = area_codes * width + category_codes
+            n = np.bincount(keys, weights=denominators, minlength=len(areas) * width)
+            k = np.bincount(keys, weights=numerators, minlength=len(areas) * width)
+            present = np.flatnonzero(n)
+            for key, n_sum, k_sum in zip(present.tolist(), n[present].tolist(), k[present].tolist(), strict=True):
+                area, category = divmod(key, width)
+                totals[level, areas[area], breakdown, categories[category]] = (int(n_sum), int(k_sum))
     return totals
 
 

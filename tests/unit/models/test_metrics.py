@@ -203,6 +203,45 @@ def test_aggregate_adds_up_across_levels_and_breakdowns() -> None:
     assert sum(table["county", c, "all", "all"][0] for c in ("c0", "c1")) == total
 
 
+def _aggregate_cell_by_cell(cells: list[FineCell]) -> dict[CellKey, tuple[int, int]]:
+    """The published cells' counts the plain way: every fine cell added to each of its cells."""
+    totals: dict[CellKey, tuple[int, int]] = {}
+    for cell in cells:
+        if cell.denominator <= 0:
+            continue
+        categories = {"all": "all", "sex": cell.sex, "stage": "primary" if cell.grade <= 6 else "junior",
+                      "urban_rural": cell.urban_rural, "left_behind": "yes" if cell.left_behind else "no",
+                      "disability": "yes" if cell.disability else "no", "grade": str(cell.grade)}
+        for breakdown, category in categories.items():
+            for key in (("province", "province", breakdown, category), ("county", cell.county_id, breakdown, category),
+                        ("school", cell.school_id, breakdown, category)):
+                n, k = totals.get(key, (0, 0))
+                totals[key] = (n + cell.denominator, k + cell.numerator)
+    return totals
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_aggregate_by_columns_equals_adding_each_fine_cell(seed: int) -> None:
+    # Random provinces, with empty fine cells (denominator 0: no published cell of their own) and
+    # schools whose only cells are empty.
+    rng = np.random.default_rng(seed)
+    cells = _province(seed, schools=int(rng.integers(1, 30)), counties=int(rng.integers(1, 5)))
+    cells += [FineCell(school_id="empty", county_id="c9", urban_rural="rural", sex="female", grade=3,
+                       left_behind=False, disability=True, denominator=0, numerator=0)]
+    table = aggregate(cells)
+    assert table == _aggregate_cell_by_cell(cells)
+    assert all(type(n) is int and type(k) is int for n, k in table.values())
+    assert not any(key[1] in {"empty", "c9"} for key in table)
+    assert aggregate([]) == {}
+
+
+def test_aggregate_refuses_a_grade_outside_compulsory_education() -> None:
+    cell = FineCell(school_id="s", county_id="c", urban_rural="urban", sex="male", grade=10,
+                    left_behind=False, disability=False, denominator=3, numerator=1)
+    with pytest.raises(ValueError, match="grade 10 outside"):
+        aggregate([cell])
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_indicator_table_hides_small_cells_and_every_relation_holds(seed: int) -> None:
     cells = _province(seed)
