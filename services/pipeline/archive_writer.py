@@ -486,6 +486,18 @@ _MARK_ONWARDS = {
 }
 
 
+# The (daily, school, day) of each vision and growth screening: the data-quality dailies recount
+# those days of those schools where they are tables (migration 0115).
+_DAILIES = {VISION.family: "vision", GROWTH.family: "growth"}
+_MARK_DAYS = ("INSERT INTO metrics.dirty_days (daily, school_id, day)"
+              " SELECT %s, * FROM unnest(%s::text[], %s::date[])")
+
+
+def dirty_days(events: Sequence[Any]) -> list[tuple[str, date]]:
+    """The (school, day) pairs of a batch of screenings, each once."""
+    return sorted({(event.school_id, event.measured_on) for event in events})
+
+
 def dirty_marks(family: str, events: Sequence[Any]) -> tuple[list[tuple[str, int]], list[tuple[str, UUID]]]:
     """The (student, school year) pairs a batch of dated events changes, and the (student, event id) pairs
     it corrects."""
@@ -613,8 +625,13 @@ class ArchiveWriter:
             await connection.execute(_MARK_ONWARDS[table.family])
             return
         listed, target, day = dated
-        pairs, corrected = dirty_marks(table.family, [item.event for item in getattr(batch, listed)])
+        events = [item.event for item in getattr(batch, listed)]
+        pairs, corrected = dirty_marks(table.family, events)
         await connection.execute(_MARK_STUDENTS, ([student for student, _ in pairs], [year for _, year in pairs]))
+        daily = _DAILIES.get(table.family)
+        if daily is not None:
+            days = dirty_days(events)
+            await connection.execute(_MARK_DAYS, (daily, [school for school, _ in days], [when for _, when in days]))
         if corrected:
             await connection.execute(_mark_corrected(target, day), (
                 [student for student, _ in corrected], [event_id for _, event_id in corrected]))

@@ -244,6 +244,7 @@ def _refresh_live(settings: Settings, *, wait: bool, full: bool) -> RefreshResul
             conn.execute("SELECT metrics.recompute_rollups(NULL)")
             conn.execute("INSERT INTO metrics.rollups_intact DEFAULT VALUES ON CONFLICT DO NOTHING")
             rollup_years: list[int] | None = None
+            whole: list[int] = []
             years = _live_years(conn)
             conn.execute("DELETE FROM metrics.live_indicators")
         else:
@@ -259,8 +260,11 @@ def _refresh_live(settings: Settings, *, wait: bool, full: bool) -> RefreshResul
             years = sorted(touched & now)
             conn.execute("DELETE FROM metrics.live_indicators WHERE school_year = ANY(%s)",
                          (sorted(touched & (now | before)),))
-        if full or rollup_years:
+        if full or whole:
             conn.execute("SELECT metrics.refresh_dailies()")
+        else:
+            # The days the writer marked, of the schools it marked them for (0115).
+            conn.execute("SELECT metrics.refresh_marked_dailies()")
         rollup_seconds = time.perf_counter() - began
         began = time.perf_counter()
         _write_definitions(conn)

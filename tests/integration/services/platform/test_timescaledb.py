@@ -145,7 +145,7 @@ def test_school_scoping_holds_on_both_backends(isolated: Settings, backend: str)
 
 
 def test_daily_rollups_match_the_archive_after_a_refresh(isolated: Settings, backend: str) -> None:
-    """The data-quality dailies (continuous aggregates on TimescaleDB, materialized views otherwise)
+    """The data-quality dailies (continuous aggregates on TimescaleDB, tables otherwise: 0115)
     equal a direct count of the archive once refreshed, also after rows arrive for days already
     materialized; on TimescaleDB the refresh is the policy's job, run explicitly."""
     settings = isolated

@@ -32,6 +32,9 @@ pytestmark = pytest.mark.integration
 YEARS = (2022, 2023, 2024, 2025)
 ROLLUPS = ("student_years", "observations", "indicator_cells", "fitness_observations", "fitness_cells",
            "digit_preference")
+# The data-quality dailies where they are tables, updated per school by the refresh (0115); on
+# TimescaleDB they are continuous aggregates, refreshed by their own policy, not by this refresh.
+DAILIES = ("growth_daily", "vision_daily")
 LIVE = ("SELECT school_year, metric_id, metric_version, level, area_id, area_name, county_id, breakdown, category,"
         " denominator, numerator, rate, ci_low, ci_high, previous_rate, change, change_ci_low, change_ci_high,"
         " suppressed FROM metrics.live_indicators")
@@ -41,8 +44,9 @@ LATER = "2026-11-30T02:00:00+00:00"  # after every school year's last day
 
 def _state(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        tables = conn.execute("SELECT metrics.dailies_are_tables()").fetchone() == (True,)
         found = {name: sorted(conn.execute(f"SELECT * FROM metrics.{name}").fetchall(), key=repr)
-                 for name in ROLLUPS}
+                 for name in ROLLUPS + (DAILIES if tables else ())}
         found["live_indicators"] = sorted(conn.execute(LIVE).fetchall(), key=repr)
     return found
 
@@ -263,6 +267,9 @@ def test_a_batch_committed_during_a_refresh_is_taken_by_the_next_one(province: S
         if mark == "student":
             batch.execute("INSERT INTO metrics.dirty_students (student_key, school_year)"
                           " SELECT student_key, 2023 FROM archive.vision_screenings WHERE event_id = %s", new_id)
+            batch.execute("INSERT INTO metrics.dirty_days (daily, school_id, day)"
+                          " SELECT 'vision', school_id, measured_on FROM archive.vision_screenings"
+                          " WHERE event_id = %s", new_id)
         else:
             batch.execute("INSERT INTO metrics.dirty_years (school_year) VALUES (2023)")
         during = refresh_incremental(settings)
@@ -456,4 +463,42 @@ def test_only_the_observation_rows_that_change_are_rewritten(province: Settings)
             if key[0] == 2025 and key[1] not in ("myopia", "visual_impairment", "screening_coverage")}
     assert {"overweight_wst586", "depression_positive"} <= {metric for _, metric in kept}
     assert {key: after.get(key) for key in kept} == kept, "rows that did not change were written again"
+    _assert_equals_full_refresh(settings)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # TimescaleDB: continuous aggregates
+def test_the_incremental_refresh_recounts_only_the_marked_days_of_the_dailies(province: Settings) -> None:
+    """Migration 0115, where the dailies are tables: a batch's screenings mark their (school, day); the
+    incremental refresh recounts those days of those schools and leaves every other day's row as it
+    was. The batch holds a correction dated on another day: both rows stay counted (the dailies count
+    what was received), and its own day is recounted too."""
+    settings = province
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        assert conn.execute("SELECT metrics.dailies_are_tables()").fetchone() == (True,)
+        original = conn.execute(
+            "SELECT event_id, student_key, school_id, sex, age_months FROM archive.vision_screenings"
+            " WHERE measured_on BETWEEN '2025-09-01' AND '2026-08-31' ORDER BY event_id LIMIT 1").fetchone()
+        assert original is not None
+        versions = "SELECT day, school_id, screener, ctid::text || '/' || xmin::text FROM metrics.{}"
+        before = {name: {tuple(row[:3]): row[3] for row in conn.execute(versions.format(name)).fetchall()}
+                  for name in ("vision_daily", "growth_daily")}
+    event_id, student, school, sex, age = original
+    write_classified(settings, [
+        factories.vision(96_000, school, student_key=student, sex=sex, occurred_at=LATER, age_months=age,
+                         measured_on="2026-03-03", screener="doctor-late"),
+        factories.vision(96_001, school, student_key=student, sex=sex, occurred_at=LATER, age_months=age,
+                         measured_on="2026-03-04", supersedes=str(event_id), screener="doctor-late")])
+    refresh_incremental(settings)
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        after = {name: {tuple(row[:3]): row[3] for row in conn.execute(versions.format(name)).fetchall()}
+                 for name in ("vision_daily", "growth_daily")}
+        assert conn.execute("SELECT count(*) FROM metrics.dirty_days").fetchone() == (0,)
+        new_rows = conn.execute(
+            "SELECT day, measurements FROM metrics.vision_daily WHERE school_id = %s AND screener = 'doctor-late'"
+            " ORDER BY day", (school,)).fetchall()
+    assert new_rows == [(date(2026, 3, 3), 1), (date(2026, 3, 4), 1)]
+    assert after["growth_daily"] == before["growth_daily"], "no growth screening arrived: nothing rewritten"
+    untouched = {key: version for key, version in before["vision_daily"].items()
+                 if not (key[1] == school and key[0] in (date(2026, 3, 3), date(2026, 3, 4)))}
+    assert {key: after["vision_daily"].get(key) for key in untouched} == untouched
     _assert_equals_full_refresh(settings)
