@@ -22,7 +22,7 @@ from models.synthetic import ProvinceSpec
 from services.devtools.seed import import_directory, import_fitness
 from services.devtools.synthetic_files import write_province
 from services.platform.settings import Settings
-from services.reporting.metrics import refresh_incremental, refresh_rollups, try_refresh_rollups
+from services.reporting.metrics import WHOLE_YEAR_SHARE, refresh_incremental, refresh_rollups, try_refresh_rollups
 from tests import factories
 from tests.integration.archive_writes import write_classified
 from tests.integration.conftest import wait_for
@@ -501,4 +501,44 @@ def test_the_incremental_refresh_recounts_only_the_marked_days_of_the_dailies(pr
     untouched = {key: version for key, version in before["vision_daily"].items()
                  if not (key[1] == school and key[0] in (date(2026, 3, 3), date(2026, 3, 4)))}
     assert {key: after["vision_daily"].get(key) for key in untouched} == untouched
+    _assert_equals_full_refresh(settings)
+
+
+def test_a_year_marked_mostly_is_recomputed_whole(province: Settings) -> None:
+    """When the marks name more than WHOLE_YEAR_SHARE of a school year's student-years (a bulk import
+    of that year), the refresh recomputes that year whole instead of student by student (0114 reads
+    each pair through its indexes: slower than the year's scan for most of a year); a year with a
+    few marks stays in the student mode. Either way the result is the full refresh's."""
+    settings = province
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        pupils = conn.execute(
+            "SELECT y.student_key, y.school_id, st.sex, st.birth_date FROM metrics.student_years y"
+            " JOIN archive.students st USING (student_key) WHERE y.school_year = 2024 ORDER BY 1").fetchall()
+        lone = conn.execute(
+            "SELECT y.student_key, y.school_id, st.sex, st.birth_date FROM metrics.student_years y"
+            " JOIN archive.students st USING (student_key) WHERE y.school_year = 2025 ORDER BY 1 LIMIT 1").fetchone()
+    assert pupils and lone
+    day, other_day = date(2025, 3, 3), date(2026, 3, 3)
+    marked = pupils[:int(len(pupils) * WHOLE_YEAR_SHARE) + 1]
+    events: list[Any] = [
+        factories.vision(97_000 + n, school, student_key=student, sex=sex, occurred_at=LATER,
+                         measured_on=day.isoformat(), age_months=_age_months(birth, day), ucva_right=4.4)
+        for n, (student, school, sex, birth) in enumerate(marked)]
+    student, school, sex, birth = lone
+    events.append(factories.vision(98_000, school, student_key=student, sex=sex, occurred_at=LATER,
+                                   measured_on=other_day.isoformat(), age_months=_age_months(birth, other_day)))
+    write_classified(settings, events)
+    untouched_2024 = _rollup_versions(settings, 2024)
+    untouched_2025 = _rollup_versions(settings, 2025)
+    result = refresh_incremental(settings)
+    assert result.rollup_years == [2024, 2025]
+    after_2024, after_2025 = _rollup_versions(settings, 2024), _rollup_versions(settings, 2025)
+    # 2024 whole: every student-year written again, the unmarked ones too.
+    rewritten = [key for key, versions in untouched_2024["student_years"].items()
+                 if after_2024["student_years"].get(key) != versions]
+    assert len(rewritten) == len(untouched_2024["student_years"])
+    # 2025 by student: only the lone pupil's student-year.
+    changed = [key for key, versions in untouched_2025["student_years"].items()
+               if after_2025["student_years"].get(key) != versions]
+    assert changed == [student]
     _assert_equals_full_refresh(settings)
