@@ -487,10 +487,11 @@ _MARK_ONWARDS = {
 
 
 # The (daily, school, day) of each vision and growth screening: the data-quality dailies recount
-# those days of those schools where they are tables (migration 0115).
+# those days of those schools where they are tables (migration 0115). Where they are continuous
+# aggregates (TimescaleDB) nothing reads the marks: the condition, a one-time filter, writes none.
 _DAILIES = {VISION.family: "vision", GROWTH.family: "growth"}
 _MARK_DAYS = ("INSERT INTO metrics.dirty_days (daily, school_id, day)"
-              " SELECT %s, * FROM unnest(%s::text[], %s::date[])")
+              " SELECT %s, * FROM unnest(%s::text[], %s::date[]) WHERE metrics.dailies_are_tables()")
 
 
 def dirty_days(events: Sequence[Any]) -> list[tuple[str, date]]:

@@ -504,6 +504,38 @@ def test_the_incremental_refresh_recounts_only_the_marked_days_of_the_dailies(pr
     _assert_equals_full_refresh(settings)
 
 
+def test_the_writer_marks_days_only_where_the_dailies_are_tables(province: Settings) -> None:
+    """The day marks (0115) serve only dailies that are tables: on plain PostgreSQL a screening's
+    batch marks its (school, day); on TimescaleDB, where the dailies are continuous aggregates kept
+    by TimescaleDB's own invalidation log, the writer writes no mark at all."""
+    settings = province
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        timescale = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
+                                 ).fetchone() == (True,)
+        assert conn.execute("SELECT metrics.dailies_are_tables()").fetchone() == (not timescale,)
+        pupil = conn.execute(
+            "SELECT y.student_key, y.school_id, st.sex FROM metrics.student_years y"
+            " JOIN archive.students st USING (student_key) WHERE y.school_year = 2025 ORDER BY 1 LIMIT 1").fetchone()
+        assert pupil is not None
+        conn.execute("DELETE FROM metrics.dirty_days")
+    student, school, sex = pupil
+    write_classified(settings, [
+        factories.vision(97_000, school, student_key=student, sex=sex, occurred_at=LATER, measured_on="2026-03-05"),
+        factories.bmi(97_001, school, student_key=student, sex=sex, occurred_at=LATER, measured_on="2026-03-06")])
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        marks = conn.execute("SELECT daily, school_id, day FROM metrics.dirty_days ORDER BY 1").fetchall()
+    expected = [] if timescale else [("growth", school, date(2026, 3, 6)), ("vision", school, date(2026, 3, 5))]
+    assert marks == expected
+    refresh_incremental(settings)
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        counted = conn.execute(
+            "SELECT (SELECT sum(measurements) FROM metrics.vision_daily WHERE school_id = %s AND day = '2026-03-05'),"
+            " (SELECT sum(measurements) FROM metrics.growth_daily WHERE school_id = %s AND day = '2026-03-06')",
+            (school, school)).fetchone()
+    assert counted is not None and counted[0] and counted[1], "the new screenings are not in the dailies"
+    _assert_equals_full_refresh(settings)
+
+
 def test_a_year_marked_mostly_is_recomputed_whole(province: Settings) -> None:
     """When the marks name more than WHOLE_YEAR_SHARE of a school year's student-years (a bulk import
     of that year), the refresh recomputes that year whole instead of student by student (0114 reads
