@@ -44,10 +44,12 @@ def function_text(migration: str, signature: str) -> str:
 _0109 = "0109_incremental_by_student.sql"
 _0112 = "0112_changed_observations_only.sql"
 _0114 = "0114_student_mode_probes_by_student.sql"
+_0116 = "0116_full_refresh_builds_the_observation_index_once.sql"
 #: The functions that make each version's student mode, in the order they are created. 0112's
 #: write_changed_rows(regclass, integer[]) is an overload of 0114's and stays beside it.
 VERSIONS = {
-    "0114": [function_text(_0114, "metrics.recompute_rollups(p_years"),
+    # 0116's recompute_rollups: 0114's, whose full mode builds the observations' index once.
+    "0114": [function_text(_0116, "metrics.recompute_rollups(p_years"),
              function_text(_0114, "metrics.recompute_marked_students(")],
     "0113": [function_text(_0112, "metrics.write_changed_rows(p_target regclass, p_years"),
              function_text(_0112, "metrics.recompute_rollups(p_years"),
