@@ -365,13 +365,14 @@ def _recording_refreshes(record: list[tuple[RefreshResult, float]]) -> Iterator[
         yield
 
 
-def _observation_rows_written(settings: Settings) -> int:
-    """Rows inserted and deleted so far in the two observation tables (the statistics collector's
-    counts; a refresh's connection reports them when it closes, so they are read after a pause)."""
+def _rollup_rows_written(settings: Settings) -> int:
+    """Rows inserted and deleted so far in the student-years (each with its results, 0117) and the
+    fitness observation rows (the statistics collector's counts; a refresh's connection reports them
+    when it closes, so they are read after a pause)."""
     time.sleep(1.5)
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         row = conn.execute("SELECT coalesce(sum(n_tup_ins + n_tup_del), 0) FROM pg_stat_user_tables"
-                           " WHERE schemaname = 'metrics' AND relname IN ('observations', 'fitness_observations')"
+                           " WHERE schemaname = 'metrics' AND relname IN ('student_years', 'fitness_observations')"
                            ).fetchone()
     return int(row[0]) if row else 0
 
@@ -397,15 +398,26 @@ def _day_event_id(day_round: int, n: int) -> str:
 
 
 def _screening_day(settings: Settings, share: float) -> ProcessedMessages:
-    """Vision and growth screenings of one day of the newest school year for `share` of the events so far."""
+    """Vision and growth screenings of one day of the newest school year for `share` of the events so far.
+
+    A day screens the next pupils of the year, school by school, after those of the day before (from
+    the first again once all were screened): as screening days go, a pupil is screened once in a
+    while, not every day. (Until 0117 every day screened the same pupils, whose screenings then
+    piled up on a kept database: 13 a year each after some twenty days at 1M, each read again by
+    every incremental refresh.)
+    """
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         day_round = _screening_round(conn)
         row = conn.execute("SELECT count(*) FROM archive.event_ids").fetchone()
         wanted = max(1, round((int(row[0]) if row else 0) * share / 2))
         pupils = conn.execute(
-            "SELECT y.student_key, y.school_id, st.sex, st.birth_date FROM metrics.student_years y"
-            " JOIN archive.students st USING (student_key) WHERE y.school_year = %s"
-            " ORDER BY y.school_id, y.student_key LIMIT %s", (SCHOOL_YEARS[-1], wanted)).fetchall()
+            "SELECT student_key, school_id, sex, birth_date FROM ("
+            " SELECT y.student_key, y.school_id, st.sex, st.birth_date, count(*) OVER () AS pupils,"
+            " row_number() OVER (ORDER BY y.school_id, y.student_key) - 1 AS n"
+            " FROM metrics.student_years y JOIN archive.students st USING (student_key)"
+            " WHERE y.school_year = %(year)s) p"
+            " WHERE (n - %(first)s %% pupils + pupils) %% pupils < %(wanted)s ORDER BY n",
+            {"year": SCHOOL_YEARS[-1], "first": day_round * wanted, "wanted": wanted}).fetchall()
     day = date(SCHOOL_YEARS[-1] + 1, 3, 10) + timedelta(days=day_round)
     sent = f"{day.isoformat()}T10:00:00+00:00"
     batch = ProcessedMessages()
@@ -540,18 +552,18 @@ def _seed(settings: Settings, students: int, directory: Path, result: dict[str, 
 
 def screening_day_refresh(settings: Settings) -> dict[str, Any]:
     """One more screening day (1 % of the events) through the archive writer, then the incremental
-    refresh that takes it in: its figures, the day's events and the observation rows written."""
+    refresh that takes it in: its figures, the day's events and the rollup rows written."""
     batch = _screening_day(settings, 0.01)
     began = time.perf_counter()
     write_once(settings.pg_dsn("app"), batch)
     written = time.perf_counter() - began
-    rows_before = _observation_rows_written(settings)
+    rows_before = _rollup_rows_written(settings)
     began = time.perf_counter()
     incremental = refresh_incremental(settings)
     return _refresh_figures(incremental, time.perf_counter() - began) | {
         "new_events": len(batch.vision) + len(batch.growth), "write_seconds": round(written, 2),
         "mode": incremental.mode, "rollup_years": incremental.rollup_years, "live_years": incremental.live_years,
-        "observation_rows_written": _observation_rows_written(settings) - rows_before}
+        "rollup_rows_written": _rollup_rows_written(settings) - rows_before}
 
 
 def _measure(settings: Settings, result: dict[str, Any]) -> None:

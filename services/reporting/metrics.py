@@ -180,7 +180,6 @@ def _dirty_years(conn: psycopg.Connection) -> set[int]:
         row = conn.execute(
             "SELECT greatest((SELECT max(metrics.school_year(effective_on)) FROM archive.student_history),"
             " (SELECT max(school_year) FROM metrics.student_years),"
-            " (SELECT max(school_year) FROM metrics.observations),"
             " (SELECT max(school_year) FROM metrics.fitness_observations))").fetchone()
         last = max([*onwards, *exact, int(row[0]) if row and row[0] is not None else min(onwards)])
         exact.update(range(min(onwards), last + 1))

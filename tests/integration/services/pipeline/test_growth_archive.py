@@ -7,7 +7,7 @@ the archive writer; the rows, the prevalence observations and the data-quality r
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ from services.pipeline.archive_writer import write_once
 from services.platform.settings import Settings
 from services.students.archive_reader import print_student
 from tests import factories
+from tests.integration.rollups import OBSERVATIONS
 
 pytestmark = pytest.mark.integration
 
@@ -53,9 +54,23 @@ def _write(settings: Settings, events: dict[str, Any]) -> None:
     write_once(settings.pg_dsn("app"), batch)
 
 
+def _enrol(settings: Settings, numbers: set[int]) -> None:
+    """Health records enrolling the students in grade 5 before the school year's census day (the
+    rollups count the student-years of the census only)."""
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        conn.execute("INSERT INTO archive.schools VALUES ('S001', '测试学校', 'C01', '测试县', 'urban', 'primary',"
+                     " false, 300, 1) ON CONFLICT DO NOTHING")
+    batch = ProcessedMessages()
+    for n in numbers:
+        classify_event(factories.record(n, occurred_at=datetime(2025, 9, 1, 1, 0, tzinfo=UTC)), batch)
+    assert not batch.rejected
+    write_once(settings.pg_dsn("app"), batch)
+
+
 def test_partial_oedema_and_flagged_screenings_are_stored_and_counted_where_they_belong(isolated: Settings) -> None:
     events = screenings()
     _write(isolated, events)
+    _enrol(isolated, set(range(1, 7)))
     with psycopg.connect(isolated.pg_dsn("admin")) as conn:
         rows = {row[0]: row for row in conn.execute(
             "SELECT event_id, height_cm, weight_kg, bmi, bmi_rounded, bmi_for_age_z, height_for_age_z,"
@@ -84,7 +99,7 @@ def test_partial_oedema_and_flagged_screenings_are_stored_and_counted_where_they
 
         conn.execute("SELECT metrics.refresh_rollups()")
         observed = {(key, metric): positive for key, metric, positive in conn.execute(
-            "SELECT student_key, metric_id, positive FROM metrics.observations"
+            f"SELECT student_key, metric_id, positive FROM ({OBSERVATIONS}) o"
             " WHERE metric_id IN ('overweight_wst586', 'obesity_wst586', 'obesity_who', 'wasting')").fetchall()}
         # Flagged, height-only and weight-only screenings are in no prevalence; oedema counts in
         # WHO's as severe thinness (below -3 SD), and in no WS/T one ...

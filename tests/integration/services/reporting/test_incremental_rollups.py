@@ -26,11 +26,12 @@ from services.reporting.metrics import WHOLE_YEAR_SHARE, refresh_incremental, re
 from tests import factories
 from tests.integration.archive_writes import write_classified
 from tests.integration.conftest import wait_for
+from tests.integration.rollups import OBSERVATIONS
 
 pytestmark = pytest.mark.integration
 
 YEARS = (2022, 2023, 2024, 2025)
-ROLLUPS = ("student_years", "observations", "indicator_cells", "fitness_observations", "fitness_cells",
+ROLLUPS = ("student_years", "indicator_cells", "fitness_observations", "fitness_cells",
            "digit_preference")
 # The data-quality dailies where they are tables, updated per school by the refresh (0115); on
 # TimescaleDB they are continuous aggregates, refreshed by their own policy, not by this refresh.
@@ -321,14 +322,14 @@ def test_screening_coverage_by_joins_equals_the_former_exists_probes(province: S
     columnstore = columnstore_closed_school_years(settings)
     assert columnstore is None or columnstore.chunks_in_columnstore > 0
     uncovered = """
-        SELECT o.student_key, y.school_id, st.sex, st.birth_date FROM metrics.observations o
-        JOIN metrics.student_years y USING (school_year, student_key) JOIN archive.students st USING (student_key)
-        WHERE o.metric_id = 'screening_coverage' AND NOT o.positive AND o.school_year = %(year)s
-          AND NOT EXISTS (SELECT 1 FROM archive.{missing} m WHERE m.student_key = o.student_key
+        SELECT y.student_key, y.school_id, st.sex, st.birth_date FROM metrics.student_years y
+        JOIN archive.students st USING (student_key)
+        WHERE NOT y.screening_coverage AND y.school_year = %(year)s
+          AND NOT EXISTS (SELECT 1 FROM archive.{missing} m WHERE m.student_key = y.student_key
                           AND metrics.school_year(m.measured_on) = %(year)s)
-          AND EXISTS (SELECT 1 FROM archive.{present} p WHERE p.student_key = o.student_key
+          AND EXISTS (SELECT 1 FROM archive.{present} p WHERE p.student_key = y.student_key
                       AND metrics.school_year(p.measured_on) = %(year)s)
-        ORDER BY o.student_key LIMIT 1"""
+        ORDER BY y.student_key LIMIT 1"""
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         # Boundaries: a pupil of 2025 without a vision screening gets one on 1 September 2025 (the
         # first day of 2025), a pupil of 2024 without a growth screening gets one on 31 August 2025
@@ -353,8 +354,7 @@ def test_screening_coverage_by_joins_equals_the_former_exists_probes(province: S
         with psycopg.connect(settings.pg_dsn("admin")) as conn:
             former = sorted(conn.execute(FORMER_COVERAGE).fetchall())
             now = sorted(conn.execute(
-                "SELECT school_year, student_key, positive FROM metrics.observations"
-                " WHERE metric_id = 'screening_coverage'").fetchall())
+                "SELECT school_year, student_key, screening_coverage FROM metrics.student_years").fetchall())
         assert now == former
         assert {positive for _, _, positive in now} == {True, False}
         covered = {(year, key) for year, key, positive in now if positive}
@@ -423,25 +423,24 @@ def test_random_batches_by_student_equal_the_full_refresh(province: Settings, se
         _assert_equals_full_refresh(settings)
 
 
-def _observation_versions(settings: Settings, student: str) -> dict[tuple[int, str], str]:
+def _results(settings: Settings, student: str) -> dict[tuple[int, str], bool]:
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
-        return {(int(year), str(metric)): str(version) for year, metric, version in conn.execute(
-            "SELECT school_year, metric_id, ctid::text || '/' || xmin::text FROM metrics.observations"
-            " WHERE student_key = %s AND school_year IN (2024, 2025)", (student,)).fetchall()}
+        return {(int(year), str(metric)): bool(positive) for year, _, metric, positive in conn.execute(
+            f"SELECT * FROM ({OBSERVATIONS}) o WHERE student_key = %s AND school_year IN (2024, 2025)",
+            (student,)).fetchall()}
 
 
-def test_only_the_observation_rows_that_change_are_rewritten(province: Settings) -> None:
-    """Migration 0112: the incremental refresh deletes a marked student's observation rows whose
-    metric vanished or changed and inserts the new ones; the others keep their row version. One
-    student's 2025 vision screenings are all corrected into school year 2024: 2025's vision rows go,
-    the student's 2025 growth and survey rows stay as they were, and the result is the full refresh's."""
+def test_a_correction_changes_only_the_results_it_touches(province: Settings) -> None:
+    """One student's 2025 vision screenings are all corrected into school year 2024: the student's
+    2025 row loses its vision results and its coverage and keeps its growth and survey results, and
+    the result is the full refresh's (0117: one row per student-year, its results in columns)."""
     settings = province
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         found = conn.execute(
-            "SELECT student_key FROM metrics.observations WHERE school_year = 2025 GROUP BY 1"
-            " HAVING bool_or(metric_id = 'myopia') AND bool_or(metric_id = 'overweight_wst586')"
-            " AND bool_or(metric_id = 'depression_positive') ORDER BY 1 LIMIT 1").fetchone()
-        assert found, "no 2025 student with vision, growth and survey rows"
+            "SELECT student_key FROM metrics.student_years WHERE school_year = 2025 AND myopia IS NOT NULL"
+            " AND overweight_wst586 IS NOT NULL AND depression_positive IS NOT NULL AND screening_coverage"
+            " ORDER BY 1 LIMIT 1").fetchone()
+        assert found, "no 2025 student with vision, growth and survey results"
         student = str(found[0])
         screenings = conn.execute(
             "SELECT v.event_id, v.school_id, v.sex, v.age_months FROM archive.vision_screenings v"
@@ -449,7 +448,7 @@ def test_only_the_observation_rows_that_change_are_rewritten(province: Settings)
             " AND NOT EXISTS (SELECT 1 FROM archive.vision_screenings c WHERE c.supersedes = v.event_id)",
             (student,)).fetchall()
     assert screenings
-    before = _observation_versions(settings, student)
+    before = _results(settings, student)
     write_classified(settings, [
         factories.vision(95_000 + n, school, student_key=student, sex=sex, occurred_at=LATER, age_months=age,
                          measured_on="2025-02-14", supersedes=str(event_id), ucva_right=4.1, ucva_left=4.2,
@@ -457,12 +456,13 @@ def test_only_the_observation_rows_that_change_are_rewritten(province: Settings)
         for n, (event_id, school, sex, age) in enumerate(screenings)])
     result = refresh_incremental(settings)
     assert result.mode == "incremental" and 2025 in (result.rollup_years or [])
-    after = _observation_versions(settings, student)
+    after = _results(settings, student)
     assert not {metric for year, metric in after if year == 2025} & {"myopia", "visual_impairment"}
-    kept = {key: version for key, version in before.items()
+    assert after[2025, "screening_coverage"] is False
+    kept = {key: positive for key, positive in before.items()
             if key[0] == 2025 and key[1] not in ("myopia", "visual_impairment", "screening_coverage")}
     assert {"overweight_wst586", "depression_positive"} <= {metric for _, metric in kept}
-    assert {key: after.get(key) for key in kept} == kept, "rows that did not change were written again"
+    assert {key: after.get(key) for key in kept} == kept
     _assert_equals_full_refresh(settings)
 
 
