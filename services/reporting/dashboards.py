@@ -211,10 +211,10 @@ DATA_QUALITY = DashboardSpec(
                            "problem_share")),
         PanelSpec(title="Digit preference: last digits 0 and 5 ($year; about 0.2 when unbiased)", kind="table",
                   unit="percentunit",
-                  sql="SELECT school_id, screener, quantity, sum(measurements) AS measurements,"
-                      " sum(measurements) FILTER (WHERE last_digit IN (0, 5))::float / sum(measurements)"
-                      " AS share_0_or_5 FROM reporting.digit_preference WHERE school_year = $year"
-                      " GROUP BY 1, 2, 3 ORDER BY share_0_or_5 DESC LIMIT 200",
+                  # Kept per school, screener and quantity by the refresh (0118): the first 200 through an index.
+                  sql="SELECT school_id, screener, quantity, measurements, share_0_or_5"
+                      " FROM reporting.digit_preference_shares WHERE school_year = $year"
+                      " ORDER BY share_0_or_5 DESC LIMIT 200",
                   columns=("school_id", "screener", "quantity", "measurements", "share_0_or_5")),
         PanelSpec(title="Last digit of heights and weights, $year", kind="bargauge", unit="percentunit",
                   sql="SELECT quantity || ' .' || last_digit AS digit,"

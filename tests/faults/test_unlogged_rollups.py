@@ -26,7 +26,8 @@ from tests.integration.archive_writes import write_classified
 pytestmark = pytest.mark.faults
 
 ROLLUPS = ("student_years", "indicator_cells", "fitness_observations", "fitness_cells",
-           "digit_preference")
+           "digit_preference",
+           "digit_preference_shares")
 
 
 def _rollups(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:

@@ -32,7 +32,8 @@ pytestmark = pytest.mark.integration
 
 YEARS = (2022, 2023, 2024, 2025)
 ROLLUPS = ("student_years", "indicator_cells", "fitness_observations", "fitness_cells",
-           "digit_preference")
+           "digit_preference",
+           "digit_preference_shares")
 # The data-quality dailies where they are tables, updated per school by the refresh (0115); on
 # TimescaleDB they are continuous aggregates, refreshed by their own policy, not by this refresh.
 DAILIES = ("growth_daily", "vision_daily")
@@ -421,6 +422,50 @@ def test_random_batches_by_student_equal_the_full_refresh(province: Settings, se
         result = refresh_incremental(settings)
         assert result.mode == "incremental" and result.rollup_years
         _assert_equals_full_refresh(settings)
+
+
+Shares = dict[tuple[Any, ...], tuple[int, float]]
+
+
+def _digit_shares(settings: Settings) -> tuple[Shares, Shares]:
+    """The kept shares (0118), and the same computed here from the digit counts."""
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        kept = {tuple(row[:4]): (int(row[4]), float(row[5])) for row in conn.execute(
+            "SELECT school_year, school_id, screener, quantity, measurements, share_0_or_5"
+            " FROM metrics.digit_preference_shares").fetchall()}
+        counts = conn.execute("SELECT school_year, school_id, screener, quantity, last_digit, measurements"
+                              " FROM metrics.digit_preference").fetchall()
+    totals: dict[tuple[Any, ...], list[int]] = {}
+    for year, school, screener, quantity, digit, measurements in counts:
+        total = totals.setdefault((year, school, screener, quantity), [0, 0])
+        total[0] += measurements
+        total[1] += measurements if digit in (0, 5) else 0
+    return kept, {key: (n, zero_or_five / n) for key, (n, zero_or_five) in totals.items()}
+
+
+def test_the_digit_preference_shares_follow_the_counts(province: Settings) -> None:
+    """0118: each school's, screener's and quantity's share of 0s and 5s follows the digit counts
+    through the full refresh and the student mode (a day of growth screenings, all ending in .0)."""
+    settings = province
+    kept, computed = _digit_shares(settings)
+    assert kept and kept == computed
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        pupils = conn.execute(
+            "SELECT y.student_key, y.school_id, st.sex, st.birth_date FROM metrics.student_years y"
+            " JOIN archive.students st USING (student_key) WHERE y.school_year = 2025"
+            " ORDER BY y.school_id, y.student_key LIMIT 40").fetchall()
+    day = date(2026, 3, 2)
+    write_classified(settings, [
+        factories.bmi(96_000 + n, school, student_key=student, sex=sex, measured_on=day.isoformat(),
+                      occurred_at=SENT, age_months=_age_months(birth, day), height_cm=140.0, weight_kg=35.0,
+                      screener="round-number-screener")
+        for n, (student, school, sex, birth) in enumerate(pupils)])
+    assert refresh_incremental(settings).mode == "incremental"
+    kept, computed = _digit_shares(settings)
+    assert kept == computed
+    rounded = {key: share for key, (_, share) in kept.items() if key[2] == "round-number-screener"}
+    assert rounded and set(rounded.values()) == {1.0}
+    _assert_equals_full_refresh(settings)
 
 
 def _results(settings: Settings, student: str) -> dict[tuple[int, str], bool]:
