@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 
+import psycopg
 import pytest
 
 from models.pipeline import ProcessedMessages, classify_event
-from services.pipeline.archive_writer import ArchiveWriter, Conflict, DeadLetter
+from services.pipeline.archive_writer import ArchiveWriter, Conflict, DeadLetter, array_literal
 from services.platform.settings import Settings
 from tests import factories
 from tests.integration.conftest import count
@@ -116,3 +117,21 @@ def test_the_registry_is_the_only_key_of_the_measurement_tables(isolated: Settin
                      f" WHERE conrelid = 'archive.{table}'::regclass AND contype IN ('p', 'u')") == 0, table
         assert count(settings, "SELECT count(*) FROM pg_indexes"
                      f" WHERE schemaname = 'archive' AND tablename = '{table}'") >= 2, table
+
+
+def test_the_marks_arrays_read_back_as_sent_whatever_the_text(isolated: Settings) -> None:
+    """The writer sends its marks as array literals (`array_literal`); PostgreSQL must read back
+    exactly the elements sent: quotes, backslashes, commas, braces, spaces, "NULL", empty strings."""
+    hostile = ['plain', '', 'NULL', 'null', ' padded ', 'a,b', '{x}', 'say "hi"', 'back\\slash', '\\"', '"',
+               '\\', '学校 S001', 'tab\there', 'line\nbreak', 'é' * 70]
+    days = [date(2025, 9, 1), date(2026, 2, 28), date(2024, 2, 29)]
+    with psycopg.connect(isolated.pg_dsn("app")) as conn:
+        assert conn.execute("SELECT %s::text::text[]", (array_literal(hostile),)).fetchone() == (hostile,)
+        assert conn.execute("SELECT %s::text::text[]", (array_literal([]),)).fetchone() == ([],)
+        assert conn.execute("SELECT %s::text::date[]", (array_literal(days),)).fetchone() == (days,)
+        years = [2025, -1, 0]
+        assert conn.execute("SELECT %s::text::integer[]", (array_literal(years),)).fetchone() == (years,)
+        # As the writer uses them: one row per element, in step.
+        rows = conn.execute("SELECT * FROM unnest(%s::text::text[], %s::text::integer[])",
+                            (array_literal(hostile), array_literal(range(len(hostile))))).fetchall()
+        assert rows == [(text, n) for n, text in enumerate(hostile)]
