@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -126,3 +127,80 @@ def test_the_lookup_reads_the_same_rows_as_the_plain_read_by_student(isolated: S
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         after = conn.execute("SELECT count(*) FROM audit.psych_reads").fetchone()
     assert audited is not None and after == (audited[0] + 1,)
+
+
+_COLUMNSTORE_CHUNKS = """
+SELECT i.hypertable_name, c.id, c.compressed_chunk_id, i.range_start, i.range_end,
+       metrics.school_year((i.range_start AT TIME ZONE 'UTC')::date) AS school_year
+FROM timescaledb_information.chunks i
+JOIN _timescaledb_catalog.chunk c ON c.schema_name = i.chunk_schema AND c.table_name = i.chunk_name
+WHERE i.hypertable_schema = 'archive' AND i.is_compressed AND i.hypertable_name <> 'fitness_results'
+ORDER BY 1, i.range_start
+"""
+
+
+def _every_fortnight(first: int, last: int) -> list[Any]:
+    """Students `first`..`last` screened and surveyed every 14 days from September to June of each
+    closed school year: each table has a run of adjacent 28-day chunks per closed year."""
+    opened = _opened()
+    events: list[Any] = []
+    for back in (3, 2, 1):
+        start = date(opened.year - back, 9, 3)
+        for step in range(22):
+            day = start + timedelta(days=14 * step)
+            at = f"{day}T09:00:00+08:00"
+            for n in range(first, last + 1):
+                school = SCHOOLS[n % len(SCHOOLS)]
+                events.append(factories.bmi(n, school, measured_on=day.isoformat(), height_cm=120.0 + step / 10,
+                                            occurred_at=at, event_id=str(uuid.uuid4())))
+                events.append(factories.vision(n, school, measured_on=day.isoformat(), occurred_at=at,
+                                               event_id=str(uuid.uuid4())))
+                events.append(factories.survey(n, school, answered_on=day.isoformat(), occurred_at=at,
+                                               event_id=str(uuid.uuid4())))
+    return events
+
+
+def test_each_closed_school_years_chunks_are_merged_and_the_lookup_reads_the_same_rows(
+        isolated: Settings, backend: str) -> None:
+    """Migration 0119: the columnstore job merges each closed school year's adjacent chunks into one
+    (fewer relations for a fresh connection to plan over); the merged chunks stay in the
+    columnstore, are listed, and the lookup's answers do not change, nor after a late write into one."""
+    settings = isolated
+    events = [*_events(), *_every_fortnight(0, 2)]
+    write_classified(settings, [*events, *(factories.record(n, SCHOOLS[n % len(SCHOOLS)]) for n in range(STUDENTS))])
+    plain_before, _, _ = _both_reads(settings)
+    columnstore_closed_school_years(settings)
+    plain, narrowed, used = _both_reads(settings)
+    assert plain == plain_before and narrowed == plain
+    assert sum(len(rows) for rows in plain.values()) == len(events)
+    if backend != "timescaledb":
+        assert used == 0
+        return
+    assert used == STUDENTS
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        chunks = conn.execute(_COLUMNSTORE_CHUNKS).fetchall()
+        listed = dict(conn.execute("SELECT chunk_id, compressed_chunk_id FROM archive.columnstore_chunks").fetchall())
+        boundaries = dict(conn.execute("SELECT table_name::text, boundary FROM archive.columnstore_boundaries()"))
+    # Without merging, a fortnightly year fills about ten 28-day chunks per table; merged, no two
+    # adjacent chunks of one school year are left (a chunk across 1 September stays on its own).
+    per_table = {table: [c for c in chunks if c[0] == table] for table in
+                 ("growth_screenings", "vision_screenings", "survey_results")}
+    for table, rows in per_table.items():
+        assert 3 <= len(rows) <= 7, (table, len(rows))
+        for before, after in pairwise(rows):
+            assert not (before[5] == after[5] and before[4] == after[3]), (table, before, after)
+    # Every chunk in the columnstore is listed with the compressed chunk it has now; the narrowed read is on.
+    assert {c[1]: c[2] for c in chunks}.items() <= listed.items()
+    assert all(boundaries[f"archive.{table}"] is not None for table in per_table)
+
+    # A late write into a merged chunk: the answers stay the same, before and after the job runs again.
+    mover = 1
+    day = date(_opened().year - 2, 12, 1)
+    late = factories.bmi(mover, "SZ99", measured_on=day.isoformat(), occurred_at=f"{day}T15:00:00+08:00",
+                         event_id=str(uuid.uuid4()), height_cm=150.0)
+    write_classified(settings, [late])
+    for _ in range(2):
+        plain, narrowed, _ = _both_reads(settings)
+        assert narrowed == plain
+        assert any(row["event_id"] == late.event_id for row in narrowed[factories.key(mover)])
+        columnstore_closed_school_years(settings)
