@@ -179,8 +179,10 @@ def test_each_closed_school_years_chunks_are_merged_and_the_lookup_reads_the_sam
     assert used == STUDENTS
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         chunks = conn.execute(_COLUMNSTORE_CHUNKS).fetchall()
-        listed = dict(conn.execute("SELECT chunk_id, compressed_chunk_id FROM archive.columnstore_chunks").fetchall())
-        boundaries = dict(conn.execute("SELECT table_name::text, boundary FROM archive.columnstore_boundaries()"))
+        listed: dict[int, int] = dict(
+            conn.execute("SELECT chunk_id, compressed_chunk_id FROM archive.columnstore_chunks").fetchall())
+        boundaries: dict[str, date | None] = dict(
+            conn.execute("SELECT table_name::text, boundary FROM archive.columnstore_boundaries()").fetchall())
     # Without merging, a fortnightly year fills about ten 28-day chunks per table; merged, no two
     # adjacent chunks of one school year are left (a chunk across 1 September stays on its own).
     per_table = {table: [c for c in chunks if c[0] == table] for table in
