@@ -153,3 +153,47 @@ def _scans(node: dict[str, Any], relation: str) -> Any:
         yield node
     for child in node.get("Plans", []):
         yield from _scans(child, relation)
+
+
+def test_the_marked_students_functions_give_the_views_rows_of_those_students(
+        isolated: Settings, backend: str) -> None:
+    """Migration 0121: the incremental refresh's fitness rows come from functions that read the
+    marked students' tests alone; they give exactly the views' rows of those students (every school
+    year of theirs, graduation scores with the stage's earlier years), and the student mode of
+    metrics.fitness_observation_rows gives the whole mode's rows of the marked pairs."""
+    settings = isolated
+    write_classified(settings, _random_tests(121))
+    columnstore_closed_school_years(settings)
+    marked = [factories.key(f"fv{n}") for n in range(0, STUDENTS, 3)]
+    pairs = [(key, year) for i, key in enumerate(marked) for year in (2023, 2024, 2025) if (i + year) % 3]
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        years = [json.loads(row) for row in _rows(conn, "SELECT * FROM archive.fitness_year")]
+        graduations = [json.loads(row) for row in _rows(conn, "SELECT * FROM archive.fitness_graduation")]
+        # The refresh creates it before any mode runs (0112); the whole mode reads none of it.
+        conn.execute("CREATE TEMP TABLE dirty_pairs (student_key text NOT NULL, school_year integer NOT NULL,"
+                     " PRIMARY KEY (school_year, student_key))")
+        whole = conn.execute("SELECT school_year, student_key, metric_id, positive"
+                             " FROM metrics.fitness_observation_rows(true, false, NULL)").fetchall()
+        assert whole, "the random tests give fitness rows"
+        with conn.cursor().copy("COPY dirty_pairs (student_key, school_year) FROM STDIN") as copy:
+            for pair in pairs:
+                copy.write_row(pair)
+        conn.execute("ANALYZE dirty_pairs")
+
+        def of_marked(rows: list[dict[str, Any]]) -> list[str]:
+            return sorted(json.dumps(row, sort_keys=True) for row in rows if row["student_key"] in marked)
+
+        def as_json(query: str) -> list[str]:
+            return sorted(json.dumps(json.loads(row), sort_keys=True) for row in _rows(conn, query))
+
+        assert as_json("SELECT * FROM archive.fitness_year_of_marked()") == of_marked(years)
+        assert as_json("SELECT * FROM archive.fitness_graduation_of_marked()") == of_marked(graduations)
+
+        marked_pairs = set(pairs)
+        for chosen_years in ([2025], [2023, 2024, 2025]):
+            by_student = conn.execute(
+                "SELECT school_year, student_key, metric_id, positive"
+                " FROM metrics.fitness_observation_rows(false, true, %s)", (chosen_years,)).fetchall()
+            expected = [row for row in whole if (row[1], row[0]) in marked_pairs and row[0] in chosen_years]
+            assert expected, "some marked pairs have fitness rows"
+            assert sorted(by_student) == sorted(expected)
