@@ -274,21 +274,23 @@ def _reports(settings: Settings, year: int) -> dict[str, Any]:
     return found
 
 
-def _pause_columnstore_job(settings: Settings) -> None:
+def _has_timescaledb(conn: psycopg.Connection[Any]) -> bool:
+    return conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is not None
+
+
+def _pause_columnstore_job(conn: psycopg.Connection[Any]) -> None:
     """The scheduled columnstore job takes today's school year as the current one, so it would close
     the benchmark's open year (2025) too: paused in the benchmark's database, which plays 2025."""
-    with psycopg.connect(settings.pg_dsn("admin"), autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is not None:
-            conn.execute("SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs"
-                         " WHERE proc_schema = 'archive' AND proc_name = 'columnstore_closed_school_years'")
+    conn.execute("SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs"
+                 " WHERE proc_schema = 'archive' AND proc_name = 'columnstore_closed_school_years'")
 
 
 def _columnstore_closed_years(settings: Settings, opened: date) -> dict[str, Any] | None:
     """What `archive.columnstore_closed_school_years` does, with the school year that `opened` began as current."""
-    _pause_columnstore_job(settings)
     with psycopg.connect(settings.pg_dsn("admin"), autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is None:
+        if not _has_timescaledb(conn):
             return None
+        _pause_columnstore_job(conn)
         chunks = [str(r[0]) for r in conn.execute(
             "SELECT show_chunks(p.table_name, older_than => %s::date) FROM archive.time_partitioned p"
             " JOIN pg_class c ON c.oid = p.table_name JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -315,7 +317,7 @@ def _bytes_by_school_year_state(settings: Settings) -> dict[str, Any]:
     """
     found: dict[str, Any] = {}
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
-        timescale = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is not None
+        timescale = _has_timescaledb(conn)
         closed = {"bytes": 0, "events": 0, "bytes_before_columnstore": 0}
         opened = {"bytes": 0, "events": 0}
         plain = {"bytes": 0, "events": 0}
@@ -459,7 +461,7 @@ def _bytes_per_event(settings: Settings) -> dict[str, Any]:
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         hypertables = {str(r[0]) for r in conn.execute(
             "SELECT format('%I.%I', hypertable_schema, hypertable_name) FROM timescaledb_information.hypertables"
-        ).fetchall()} if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() else set()
+        ).fetchall()} if _has_timescaledb(conn) else set()
         sizes: dict[str, int] = {}
         for table in ARCHIVE_TABLES:
             if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone() == (None,):
@@ -583,7 +585,9 @@ def screening_day_refresh(settings: Settings) -> dict[str, Any]:
 
 
 def _measure(settings: Settings, result: dict[str, Any]) -> None:
-    _pause_columnstore_job(settings)  # a kept seed's database, from before the job was paused
+    with psycopg.connect(settings.pg_dsn("admin"), autocommit=True) as conn:
+        if _has_timescaledb(conn):
+            _pause_columnstore_job(conn)  # a kept seed's database, from before the job was paused
     began = time.perf_counter()
     full = refresh_rollups(settings)
     result["full_refresh"] = _refresh_figures(full, time.perf_counter() - began)
