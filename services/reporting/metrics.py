@@ -236,6 +236,12 @@ def _refresh_live(settings: Settings, *, wait: bool, full: bool) -> RefreshResul
     since the last refresh (their names, counties and staffing are in every year) it is a full one;
     so it is when a database crash emptied the unlogged rollup tables (0111).
     """
+    with psycopg.connect(settings.pg_dsn("app"), autocommit=True) as conn:
+        # Statistics for the chunks the day's rows opened (0123): without them the per-pair probes
+        # scan the whole chunk's date index for every pair.
+        row = conn.execute("SELECT archive.analyze_new_chunks()").fetchone()
+        if row and row[0]:
+            log.info("analysed %d new archive chunk(s) before the refresh", len(row[0]))
     with psycopg.connect(settings.pg_dsn("app")) as conn:
         # One refresh at a time (CLI, publication, every worker's timer).
         locked = conn.execute(_LIVE_LOCK.format("pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"))

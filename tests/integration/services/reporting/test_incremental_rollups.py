@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import threading
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -618,4 +618,66 @@ def test_a_year_marked_mostly_is_recomputed_whole(province: Settings) -> None:
     changed = [key for key, versions in untouched_2025["student_years"].items()
                if after_2025["student_years"].get(key) != versions]
     assert changed == [student]
+    _assert_equals_full_refresh(settings)
+
+
+def _analyze_counts(settings: Settings, relations: list[str]) -> dict[str, int]:
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        found = {str(r[0]): int(r[1]) for r in conn.execute(
+            "SELECT relid::regclass::text, analyze_count FROM pg_stat_user_tables"
+            " WHERE relid::regclass::text = ANY(%s)", (relations,)).fetchall()}
+    return {name: found.get(name, 0) for name in relations}
+
+
+@pytest.mark.parametrize("backend", ["timescaledb"], indirect=True)  # chunks: TimescaleDB's
+def test_a_refresh_first_analyses_the_chunks_a_screening_day_opened(province: Settings) -> None:
+    """A screening day whose rows are the first of their 28 days opens new chunks, which PostgreSQL
+    has never analysed; without statistics the incremental refresh's per-pair probes read each such
+    chunk's whole date index once per pair (7.5 minutes and more at 1M students). The refresh
+    analyses them first (0123), and only chunks that never had statistics."""
+    settings = province
+    refresh_incremental(settings)
+    tables = ("vision_screenings", "growth_screenings")
+    chunks = ("SELECT format('%%I.%%I', k.chunk_schema, k.chunk_name), c.reltuples"
+              " FROM timescaledb_information.chunks k"
+              " JOIN pg_class c ON c.oid = format('%%I.%%I', k.chunk_schema, k.chunk_name)::regclass"
+              " WHERE k.hypertable_schema = 'archive' AND k.hypertable_name = ANY(%(tables)s)")
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        before: dict[str, float] = dict(conn.execute(chunks, {"tables": list(tables)}).fetchall())
+        assert before and all(tuples >= 0 for tuples in before.values()), before
+        # A day of school year 2025 in none of their chunks (the seeded screenings are not in summer).
+        day = next(d for d in (date(2026, 8, 31) - timedelta(days=n) for n in range(365))
+                   if conn.execute("SELECT NOT EXISTS (SELECT 1 FROM timescaledb_information.chunks"
+                                   " WHERE hypertable_schema = 'archive' AND hypertable_name = ANY(%s)"
+                                   " AND %s::timestamptz >= range_start AND %s::timestamptz < range_end)",
+                                   (list(tables), d, d)).fetchone() == (True,))
+        pupils = conn.execute(
+            "SELECT y.student_key, y.school_id, st.sex, st.birth_date FROM metrics.student_years y"
+            " JOIN archive.students st USING (student_key) WHERE y.school_year = 2025 ORDER BY 1 LIMIT 30").fetchall()
+    assert len(pupils) == 30 and date(2025, 9, 1) <= day
+    # 30 rows a chunk: under autovacuum's threshold (50), so nothing else analyses them meanwhile.
+    events: list[Any] = []
+    for n, (student, school, sex, birth) in enumerate(pupils):
+        common = {"student_key": student, "sex": sex, "measured_on": day.isoformat(), "occurred_at": LATER,
+                  "age_months": _age_months(birth, day)}
+        events.append(factories.vision(99_000 + n, school, **common))
+        events.append(factories.bmi(99_000 + n, school, **common))
+    write_classified(settings, events)
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        opened = {name: tuples for name, tuples in conn.execute(chunks, {"tables": list(tables)}).fetchall()
+                  if name not in before}
+    assert len(opened) == 2 and all(tuples < 0 for tuples in opened.values()), opened
+    counted = _analyze_counts(settings, [*before, *opened])
+
+    result = refresh_incremental(settings)
+    assert result.rollup_years == [2025]
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        after: dict[str, float] = dict(conn.execute(chunks, {"tables": list(tables)}).fetchall())
+        again = conn.execute("SELECT archive.analyze_new_chunks()").fetchone()
+    assert {name: after[name] for name in opened} == {name: 30.0 for name in opened}
+    analysed = _analyze_counts(settings, list(after))
+    # ANALYZE (not autovacuum's) ran once on each opened chunk, and on no chunk that had statistics.
+    assert {name: analysed[name] - counted[name] for name in after} == {
+        name: int(name in opened) for name in after}
+    assert again == ([],)
     _assert_equals_full_refresh(settings)
