@@ -681,3 +681,50 @@ def test_a_refresh_first_analyses_the_chunks_a_screening_day_opened(province: Se
         name: int(name in opened) for name in after}
     assert again == ([],)
     _assert_equals_full_refresh(settings)
+
+
+@pytest.mark.parametrize("backend", ["timescaledb"], indirect=True)  # chunks and columnstore: TimescaleDB's
+def test_the_student_modes_probes_skip_the_other_years_columnstore_chunks(province: Settings) -> None:
+    """The incremental refresh's per-student probes read only the chunks of the marked school years
+    (0122): a screening day of 2025 must not make them scan the columnstore chunks of the years
+    before (at 1M students that cost 260 ms per marked student). Counted by PostgreSQL's own
+    per-transaction table statistics, in the transaction that runs the student mode."""
+    settings = province
+    closed_before = "2025-09-01"
+    with psycopg.connect(settings.pg_dsn("admin"), autocommit=True) as conn:
+        for (chunk,) in conn.execute(
+                "SELECT format('%%I.%%I', chunk_schema, chunk_name) FROM timescaledb_information.chunks"
+                " WHERE hypertable_schema = 'archive' AND range_end <= %s::timestamptz", (closed_before,)).fetchall():
+            conn.execute("CALL convert_to_columnstore(%s::regclass)", (chunk,))
+        closed = [str(r[0]) for r in conn.execute(
+            "SELECT format('%I.%I', k.chunk_schema, k.chunk_name) FROM timescaledb_information.chunks k"
+            " WHERE k.hypertable_schema = 'archive' AND k.is_compressed"
+            " UNION ALL SELECT format('%I.%I', c.schema_name, c.table_name)"
+            " FROM _timescaledb_catalog.chunk c JOIN _timescaledb_catalog.chunk u ON u.compressed_chunk_id = c.id"
+            " JOIN _timescaledb_catalog.hypertable h ON h.id = u.hypertable_id WHERE h.schema_name = 'archive'"
+        ).fetchall()]
+        pupil = conn.execute(
+            "SELECT y.student_key, y.school_id, st.sex, st.birth_date FROM metrics.student_years y"
+            " JOIN archive.students st USING (student_key) WHERE y.school_year = 2025 ORDER BY 1 LIMIT 1").fetchone()
+    assert pupil is not None and len(closed) > 10
+    student, school, sex, birth = pupil
+    day = date(2026, 3, 10)
+    write_classified(settings, [
+        factories.vision(99_500, school, student_key=student, sex=sex, measured_on=day.isoformat(), occurred_at=LATER,
+                         age_months=_age_months(birth, day), ucva_right=4.4),
+        factories.bmi(99_500, school, student_key=student, sex=sex, measured_on=day.isoformat(), occurred_at=LATER,
+                      age_months=_age_months(birth, day))])
+    scans = ("SELECT s.relid::regclass::text, s.seq_scan + coalesce(s.idx_scan, 0) FROM pg_stat_xact_user_tables s"
+             " WHERE s.relid = ANY(%s::regclass[]) AND s.seq_scan + coalesce(s.idx_scan, 0) > 0")
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        current = [str(r[0]) for r in conn.execute(
+            "SELECT format('%%I.%%I', k.chunk_schema, k.chunk_name) FROM timescaledb_information.chunks k"
+            " WHERE k.hypertable_schema = 'archive' AND k.hypertable_name = 'vision_screenings'"
+            " AND %s::timestamptz >= k.range_start AND %s::timestamptz < k.range_end", (day, day)).fetchall()]
+    with psycopg.connect(settings.pg_dsn("app")) as conn:
+        years = conn.execute("SELECT metrics.recompute_marked_students('{}'::integer[])").fetchone()
+        assert years == ([2025],)
+        read_current = conn.execute(scans, (current,)).fetchall()
+        read_closed = conn.execute(scans, (closed,)).fetchall()
+    assert read_current, "the student mode did not read the day's chunk (no probe ran)"
+    assert read_closed == [], "the student mode scanned columnstore chunks of closed school years"
