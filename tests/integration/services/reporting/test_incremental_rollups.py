@@ -621,6 +621,14 @@ def test_a_year_marked_mostly_is_recomputed_whole(province: Settings) -> None:
     _assert_equals_full_refresh(settings)
 
 
+def _chunks_holding(conn: psycopg.Connection[Any], tables: list[str], day: date) -> list[str]:
+    """The chunks of the archive hypertables `tables` whose range holds `day`."""
+    return [str(r[0]) for r in conn.execute(
+        "SELECT format('%%I.%%I', chunk_schema, chunk_name) FROM timescaledb_information.chunks"
+        " WHERE hypertable_schema = 'archive' AND hypertable_name = ANY(%s)"
+        " AND %s::timestamptz >= range_start AND %s::timestamptz < range_end", (tables, day, day)).fetchall()]
+
+
 def _analyze_counts(settings: Settings, relations: list[str]) -> dict[str, int]:
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
         found = {str(r[0]): int(r[1]) for r in conn.execute(
@@ -636,7 +644,6 @@ def test_a_refresh_first_analyses_the_chunks_a_screening_day_opened(province: Se
     chunk's whole date index once per pair (7.5 minutes and more at 1M students). The refresh
     analyses them first (0123), and only chunks that never had statistics."""
     settings = province
-    refresh_incremental(settings)
     tables = ("vision_screenings", "growth_screenings")
     chunks = ("SELECT format('%%I.%%I', k.chunk_schema, k.chunk_name), c.reltuples"
               " FROM timescaledb_information.chunks k"
@@ -647,10 +654,7 @@ def test_a_refresh_first_analyses_the_chunks_a_screening_day_opened(province: Se
         assert before and all(tuples >= 0 for tuples in before.values()), before
         # A day of school year 2025 in none of their chunks (the seeded screenings are not in summer).
         day = next(d for d in (date(2026, 8, 31) - timedelta(days=n) for n in range(365))
-                   if conn.execute("SELECT NOT EXISTS (SELECT 1 FROM timescaledb_information.chunks"
-                                   " WHERE hypertable_schema = 'archive' AND hypertable_name = ANY(%s)"
-                                   " AND %s::timestamptz >= range_start AND %s::timestamptz < range_end)",
-                                   (list(tables), d, d)).fetchone() == (True,))
+                   if not _chunks_holding(conn, list(tables), d))
         pupils = conn.execute(
             "SELECT y.student_key, y.school_id, st.sex, st.birth_date FROM metrics.student_years y"
             " JOIN archive.students st USING (student_key) WHERE y.school_year = 2025 ORDER BY 1 LIMIT 30").fetchall()
@@ -717,10 +721,7 @@ def test_the_student_modes_probes_skip_the_other_years_columnstore_chunks(provin
     scans = ("SELECT s.relid::regclass::text, s.seq_scan + coalesce(s.idx_scan, 0) FROM pg_stat_xact_user_tables s"
              " WHERE s.relid = ANY(%s::regclass[]) AND s.seq_scan + coalesce(s.idx_scan, 0) > 0")
     with psycopg.connect(settings.pg_dsn("admin")) as conn:
-        current = [str(r[0]) for r in conn.execute(
-            "SELECT format('%%I.%%I', k.chunk_schema, k.chunk_name) FROM timescaledb_information.chunks k"
-            " WHERE k.hypertable_schema = 'archive' AND k.hypertable_name = 'vision_screenings'"
-            " AND %s::timestamptz >= k.range_start AND %s::timestamptz < k.range_end", (day, day)).fetchall()]
+        current = _chunks_holding(conn, ["vision_screenings"], day)
     with psycopg.connect(settings.pg_dsn("app")) as conn:
         years = conn.execute("SELECT metrics.recompute_marked_students('{}'::integer[])").fetchone()
         assert years == ([2025],)
