@@ -17,9 +17,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from models.synthetic import ProvinceSpec
 from services.devtools.seed import import_directory, import_fitness
+from services.devtools.stack import Postgres
 from services.devtools.synthetic_files import write_province
 from services.platform.settings import Settings
 from services.reporting.metrics import WHOLE_YEAR_SHARE, refresh_incremental, refresh_rollups, try_refresh_rollups
@@ -411,12 +413,28 @@ def _random_events(settings: Settings, rng: random.Random, first: int, count: in
     return events
 
 
+# schoolhealth.pair_probe_rows (0124) forcing either reading of the busiest marked school year.
+READINGS = {"probes": "0", "scan": "1e12"}
+
+
+def _read_busiest_year_by(settings: Settings, reading: str) -> None:
+    """The student mode reads the busiest marked school year's pairs by `reading` from now on (0124):
+    a probe per pair, or one scan of the year (the other years' pairs are probed either way). A
+    setting of the database, as an operator would tune it (the superuser's: a custom setting)."""
+    with psycopg.connect(Postgres(settings)._superuser_dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER DATABASE {} SET schoolhealth.pair_probe_rows = {}").format(
+            sql.Identifier(settings.pg_database), sql.Literal(READINGS[reading])))
+
+
+@pytest.mark.parametrize("reading", sorted(READINGS))
 @pytest.mark.parametrize("seed", [7, 2026])
-def test_random_batches_by_student_equal_the_full_refresh(province: Settings, seed: int) -> None:
+def test_random_batches_by_student_equal_the_full_refresh(province: Settings, seed: int, reading: str) -> None:
     """Screenings, surveys, corrections across school years, transfers, leaves and fitness tests of
-    students drawn at random, in batches: after each, the incremental refresh equals a full one."""
+    students drawn at random, in batches: after each, the incremental refresh equals a full one,
+    whether the busiest marked year's pairs are probed one by one or read by one scan (0124)."""
     rng = random.Random(seed)
     settings = province
+    _read_busiest_year_by(settings, reading)
     for round_ in range(3):
         write_classified(settings, _random_events(settings, rng, 200_000 + 100 * round_, 30))
         result = refresh_incremental(settings)
@@ -687,13 +705,16 @@ def test_a_refresh_first_analyses_the_chunks_a_screening_day_opened(province: Se
     _assert_equals_full_refresh(settings)
 
 
+@pytest.mark.parametrize("reading", sorted(READINGS))
 @pytest.mark.parametrize("backend", ["timescaledb"], indirect=True)  # chunks and columnstore: TimescaleDB's
-def test_the_student_modes_probes_skip_the_other_years_columnstore_chunks(province: Settings) -> None:
+def test_the_student_modes_probes_skip_the_other_years_columnstore_chunks(province: Settings, reading: str) -> None:
     """The incremental refresh's per-student probes read only the chunks of the marked school years
-    (0122): a screening day of 2025 must not make them scan the columnstore chunks of the years
-    before (at 1M students that cost 260 ms per marked student). Counted by PostgreSQL's own
-    per-transaction table statistics, in the transaction that runs the student mode."""
+    (0122), and so does its scan of the busiest marked year (0124): a screening day of 2025 must not
+    make them scan the columnstore chunks of the years before (at 1M students that cost 260 ms per
+    marked student). Counted by PostgreSQL's own per-transaction table statistics, in the
+    transaction that runs the student mode."""
     settings = province
+    _read_busiest_year_by(settings, reading)
     closed_before = "2025-09-01"
     with psycopg.connect(settings.pg_dsn("admin"), autocommit=True) as conn:
         for (chunk,) in conn.execute(
@@ -729,3 +750,38 @@ def test_the_student_modes_probes_skip_the_other_years_columnstore_chunks(provin
         read_closed = conn.execute(scans, (closed,)).fetchall()
     assert read_current, "the student mode did not read the day's chunk (no probe ran)"
     assert read_closed == [], "the student mode scanned columnstore chunks of closed school years"
+
+
+def _scanned_year(settings: Settings, pairs: list[tuple[str, int]]) -> int | None:
+    """metrics.scanned_school_year() (0124) for these marked pairs, as the refresh's owner."""
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        conn.execute("CREATE TEMP TABLE dirty_pairs (student_key text NOT NULL, school_year integer NOT NULL,"
+                     " PRIMARY KEY (school_year, student_key)) ON COMMIT DROP")
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO dirty_pairs VALUES (%s, %s)", pairs)
+        conn.execute("ANALYZE dirty_pairs")
+        row = conn.execute("SELECT metrics.scanned_school_year()").fetchone()
+    return None if row is None else row[0]
+
+
+def test_a_screening_day_reads_its_year_once_and_a_few_marks_are_probed(province: Settings) -> None:
+    """The refresh reads the busiest marked school year once where probing each of its pairs would
+    cost more (0124: pairs x probes per pair x 9 rows against the year's vision screenings), and
+    keeps the probes for a few marks; schoolhealth.pair_probe_rows = 0 turns the scans off."""
+    settings = province
+    with psycopg.connect(settings.pg_dsn("admin")) as conn:
+        students = {year: [str(r[0]) for r in conn.execute(
+            "SELECT student_key FROM metrics.student_years WHERE school_year = %s ORDER BY 1", (year,)).fetchall()]
+            for year in (2024, 2025)}
+        screenings = conn.execute("SELECT count(*) FROM archive.vision_screenings"
+                                  " WHERE measured_on BETWEEN '2025-09-01' AND '2026-08-31'").fetchone()
+    assert screenings and len(students[2025]) > 300
+    # A few marks (the API's events between two timer rounds): 3 x 13 chunks at most x 9 < a year's screenings.
+    assert screenings[0] > 3 * 13 * 9
+    few = [(student, 2025) for student in students[2025][:3]]
+    assert _scanned_year(settings, few) is None
+    # A screening day marking every pupil of 2025, and a correction of 2024: 2025 is read once.
+    day = [(student, 2025) for student in students[2025]] + [(students[2024][0], 2024)]
+    assert _scanned_year(settings, day) == 2025
+    _read_busiest_year_by(settings, "probes")
+    assert _scanned_year(settings, day) is None
