@@ -238,9 +238,9 @@ BEGIN
     END IF;
     EXECUTE format('EXPLAIN (FORMAT JSON) SELECT 1 FROM archive.vision_screenings WHERE measured_on BETWEEN %L AND %L',
                    make_date(busiest, 9, 1), make_date(busiest + 1, 8, 31)) INTO plan;
-    -- A hypertable's plan appends its chunks (each a probe per pair); a table's is one scan.
-    probes := greatest(1, CASE WHEN plan -> 0 -> 'Plan' ->> 'Node Type' IN ('Append', 'Custom Scan')
-                               THEN jsonb_array_length(coalesce(plan -> 0 -> 'Plan' -> 'Plans', '[]')) END);
+    -- The relations the plan reads: a hypertable's chunks of the year (each a probe per pair), or
+    -- the table (one probe).
+    probes := greatest(1, jsonb_array_length(jsonb_path_query_array(plan, 'strict $.**."Relation Name"')));
     IF pairs * probes * probe_rows > (plan -> 0 -> 'Plan' ->> 'Plan Rows')::numeric THEN
         RETURN busiest;
     END IF;
