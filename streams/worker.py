@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import gc
@@ -36,6 +37,17 @@ def _fixed_mmap_threshold(size: int = 128 * 1024) -> None:
         log.debug("mallopt unavailable; default allocator thresholds")
 
 
+def use_event_loop(choice: str) -> None:
+    """Make every event loop the worker creates from here on (faust's, and its consumer thread's)
+    an `uvloop` one, or leave asyncio's default for `asyncio`."""
+    if choice == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # what faust's `--loop uvloop` does
+    elif choice != "asyncio":
+        raise ValueError(f"event loop must be uvloop or asyncio, not {choice!r}")
+
+
 def run_worker(settings: Settings, *, loglevel: str = "warning",
                archive_writer: Callable[[str], ArchiveWriter] = ArchiveWriter) -> None:
     """Run one worker process until SIGTERM/SIGINT (a consumer-group member; start one per core).
@@ -50,6 +62,7 @@ def run_worker(settings: Settings, *, loglevel: str = "warning",
     from streams.app import create_app
     from streams.scoring import register_scoring
 
+    use_event_loop(settings.worker_event_loop)
     migrate_with_retry(settings)
     if not settings.kafka_sasl:
         # With SASL the worker's principal may not create topics: `schoolhealth topics create`,

@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     worker_batch_events: int = Field(default=20_000, ge=1)
     worker_batch_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
     worker_batch_seconds: float = Field(default=0.2, gt=0)
+    # The worker's asyncio event loop: uvloop (faust's documented option) took 8 % of the workers'
+    # CPU per event off and gave 4.7 % more events/s end to end (`bench pipeline`, five runs a side,
+    # bench/README.md, 4 December); `asyncio` is the standard library's, where uvloop cannot run.
+    worker_event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # How often the worker's leader scores current students with the active screening models.
     scoring_interval_seconds: float = Field(default=300.0, gt=0)
     # How often a stream worker refreshes the metric rollups and live indicators (0: only by command).
